@@ -1,0 +1,128 @@
+import { redactHref } from './redact';
+
+export interface ErrorDetails {
+  /** The image reference concerned; credentials are removed before it is stored. */
+  href?: string;
+  cause?: unknown;
+  [key: string]: unknown;
+}
+
+/** The serialisable form of an error, as the CLI's --json and the distributed mode carry it. */
+export interface SerializedError {
+  name: string;
+  code: string;
+  message: string;
+  retryable: boolean;
+  details: Record<string, unknown>;
+}
+
+/**
+ * Base of every error imagecache throws on purpose. `code` is stable and public;
+ * `retryable` says whether the same request may succeed later.
+ */
+export class ImageCacheError extends Error {
+  static readonly code: string = 'IMAGECACHE_ERROR';
+  readonly code: string;
+  readonly retryable: boolean = false;
+  readonly href?: string;
+  readonly details: Record<string, unknown>;
+
+  constructor(message: string, details: ErrorDetails = {}) {
+    const { cause, href, ...rest } = details;
+    const safeHref = href === undefined ? undefined : redactHref(href);
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = new.target.name;
+    this.code = (new.target as unknown as { code: string }).code;
+    this.href = safeHref;
+    this.details = safeHref === undefined ? rest : { href: safeHref, ...rest };
+  }
+
+  toJSON(): SerializedError {
+    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable, details: this.details };
+  }
+}
+
+/** The href is malformed, of an unknown scheme, or not a valid image id. */
+export class InvalidHref extends ImageCacheError {
+  static override readonly code: string = 'INVALID_HREF';
+}
+/** A file:// reference breaks the rules of spec.md §7 (blocklist, allowed roots, regular file). */
+export class ImageRefValidationFailed extends InvalidHref {
+  static override readonly code: string = 'IMAGE_REF_VALIDATION_FAILED';
+}
+/** The destination path is unusable (relative, no parent folder, a folder itself). */
+export class InvalidDestination extends ImageCacheError {
+  static override readonly code: string = 'INVALID_DESTINATION';
+}
+/** Caller passed options that contradict each other or the cache's configuration. */
+export class UsageError extends ImageCacheError {
+  static override readonly code: string = 'USAGE_ERROR';
+}
+export class ImageNotFound extends ImageCacheError {
+  static override readonly code: string = 'IMAGE_NOT_FOUND';
+}
+export class ImageAuthRequired extends ImageCacheError {
+  static override readonly code: string = 'IMAGE_AUTH_REQUIRED';
+}
+/** A transient failure (network, 5xx, 429, timeouts): the same request may succeed later. */
+export class ImageDownloadFailed extends ImageCacheError {
+  static override readonly code: string = 'IMAGE_DOWNLOAD_FAILED';
+  override readonly retryable: boolean;
+  constructor(message: string, details: ErrorDetails & { retryable?: boolean } = {}) {
+    const { retryable, ...rest } = details;
+    super(message, rest);
+    this.retryable = retryable ?? true;
+  }
+}
+export class ImageChecksumError extends ImageCacheError {
+  static override readonly code: string = 'IMAGE_CHECKSUM_ERROR';
+}
+/** The checksum given is unusable: unknown algorithm, wrong length, empty, md5 disallowed. */
+export class ImageChecksumAlgorithmFailure extends ImageCacheError {
+  static override readonly code: string = 'IMAGE_CHECKSUM_ALGORITHM_FAILURE';
+}
+export class InvalidImage extends ImageCacheError {
+  static override readonly code: string = 'INVALID_IMAGE';
+}
+export class UnsafeImage extends InvalidImage {
+  static override readonly code: string = 'UNSAFE_IMAGE';
+}
+export class ImageFormatNotPermitted extends InvalidImage {
+  static override readonly code: string = 'IMAGE_FORMAT_NOT_PERMITTED';
+}
+export class ImageFormatMismatch extends InvalidImage {
+  static override readonly code: string = 'IMAGE_FORMAT_MISMATCH';
+}
+export class ImageConvertFailed extends ImageCacheError {
+  static override readonly code: string = 'IMAGE_CONVERT_FAILED';
+}
+export class InsufficientDiskSpace extends ImageCacheError {
+  static override readonly code: string = 'INSUFFICIENT_DISK_SPACE';
+  readonly path: string;
+  readonly required: number;
+  readonly free: number;
+  constructor(path: string, required: number, free: number, details: ErrorDetails = {}) {
+    const mib = (n: number) => `${Math.floor(n / 1048576)} MiB`;
+    super(`insufficient disk space at ${path}: ${mib(required)} required, ${mib(free)} free`, {
+      path,
+      required,
+      free,
+      ...details,
+    });
+    this.path = path;
+    this.required = required;
+    this.free = free;
+  }
+}
+/** A cache folder that can't be created, read or written. */
+export class CacheFolderUnusable extends ImageCacheError {
+  static override readonly code: string = 'CACHE_FOLDER_UNUSABLE';
+}
+export class ConfigError extends ImageCacheError {
+  static override readonly code: string = 'CONFIG_ERROR';
+}
+/** The operation was cancelled through its AbortSignal. */
+export class OperationAborted extends ImageCacheError {
+  static override readonly code: string = 'ABORTED';
+  override readonly retryable = true;
+}

@@ -1,0 +1,55 @@
+import * as E from './errors';
+
+type ErrorClass = typeof E.ImageCacheError;
+
+/** Every public error class by its code: the one place codes are listed. */
+export const ERROR_CLASSES: readonly ErrorClass[] = [
+  E.ImageCacheError,
+  E.InvalidHref,
+  E.ImageRefValidationFailed,
+  E.InvalidDestination,
+  E.UsageError,
+  E.ImageNotFound,
+  E.ImageAuthRequired,
+  E.ImageDownloadFailed,
+  E.ImageChecksumError,
+  E.ImageChecksumAlgorithmFailure,
+  E.InvalidImage,
+  E.UnsafeImage,
+  E.ImageFormatNotPermitted,
+  E.ImageFormatMismatch,
+  E.ImageConvertFailed,
+  E.InsufficientDiskSpace,
+  E.CacheFolderUnusable,
+  E.ConfigError,
+  E.OperationAborted,
+];
+
+const byCode = new Map<string, ErrorClass>(ERROR_CLASSES.map((c) => [c.code, c]));
+
+export function errorClassFor(code: string): ErrorClass | undefined {
+  return byCode.get(code);
+}
+
+/** Rebuilds a typed error from its serialised form (the distributed mode's way back to the caller). */
+export function deserializeError(s: E.SerializedError): E.ImageCacheError {
+  const cls = byCode.get(s.code) ?? E.ImageCacheError;
+  const details = { ...s.details };
+  let err: E.ImageCacheError;
+  if (cls === E.InsufficientDiskSpace) {
+    err = new E.InsufficientDiskSpace(String(details.path), Number(details.required), Number(details.free));
+  } else if (cls === E.ImageDownloadFailed) {
+    err = new E.ImageDownloadFailed(s.message, { ...details, retryable: s.retryable });
+  } else {
+    err = new cls(s.message, details);
+  }
+  err.message = s.message;
+  return err;
+}
+
+/** Wraps anything thrown into an ImageCacheError (unknown errors become the base class). */
+export function toImageCacheError(err: unknown, href?: string): E.ImageCacheError {
+  if (err instanceof E.ImageCacheError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new E.ImageCacheError(message, { href, cause: err });
+}

@@ -1,0 +1,54 @@
+import type { Readable } from 'node:stream';
+
+/** Credentials for one request or one cache; never logged. */
+export type ImageAuth =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string };
+
+/** What `show()` tells about an image before it is downloaded. */
+export interface ImageInfo {
+  /** Bytes of the image as downloaded (Content-Length), when known. */
+  size?: number;
+  /** When the image last changed upstream (Last-Modified); undefined when unknown. */
+  updatedAt?: Date;
+  /** The source forbids caching (`Cache-Control: no-store`, or a file:// source). */
+  noCache: boolean;
+  /** The content behind this href can never change (image-service ids, OCI digests). */
+  immutable: boolean;
+  /** The source's own idea of the format (image service `disk_format`), if any. */
+  diskFormat?: string;
+  /** A validator for resuming with Range + If-Range (an ETag, or the Last-Modified text). */
+  validator?: string;
+  /** The image's file name as the source names it (last path segment), for checksum files. */
+  fileName: string;
+}
+
+export interface OpenOptions {
+  signal?: AbortSignal;
+  /** Resume from this byte offset (Range), validated with `validator` through If-Range. */
+  offset?: number;
+  validator?: string;
+}
+
+/** An open download: a byte stream and what the response said about it. */
+export interface ImageBody {
+  stream: Readable;
+  /** Where `stream` starts in the image: `offset` when the resume was honoured, else 0. */
+  start: number;
+  /** Total bytes of the image, when known; the reader must enforce it. */
+  totalSize?: number;
+  info: ImageInfo;
+}
+
+/** An image reference resolved to something that can be asked about and downloaded. */
+export interface ImageSource {
+  readonly kind: 'http' | 'file';
+  /** The href exactly as given (may hold credentials: never log it). */
+  readonly href: string;
+  /** The href with credentials removed, for messages and logs. */
+  readonly safeHref: string;
+  /** Image-service id when the href names one; undefined for URL-named images. */
+  readonly imageId?: string;
+  show(opts?: { signal?: AbortSignal }): Promise<ImageInfo>;
+  open(opts?: OpenOptions): Promise<ImageBody>;
+}
