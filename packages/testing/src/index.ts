@@ -1,0 +1,3 @@
+export { startImageServer } from './image-server';
+export type { ImageServer, Route, LoggedRequest } from './image-server';
+export { tmpDir, randomFile, mountTmpfs } from './files';
