@@ -1,0 +1,57 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CacheFolderUnusable } from '@imagecache/errors';
+
+/** Private subfolders of a master folder; they are folders, so clean-up never takes them for masters. */
+export const WORK_DIR = '.imagecache-work';
+export const LOCK_DIR = '.imagecache-locks';
+export const META_DIR = '.imagecache-meta';
+
+/** The paths of one master folder. */
+export class CacheFolder {
+  readonly workDir: string;
+  readonly lockDir: string;
+  readonly metaDir: string;
+  private ready?: Promise<void>;
+
+  constructor(readonly masterDir: string) {
+    this.workDir = path.join(masterDir, WORK_DIR);
+    this.lockDir = path.join(masterDir, LOCK_DIR);
+    this.metaDir = path.join(masterDir, META_DIR);
+  }
+
+  masterPath(name: string): string {
+    return path.join(this.masterDir, name);
+  }
+
+  metaPath(name: string): string {
+    return path.join(this.metaDir, name + '.json');
+  }
+
+  /** Creates the folders once and proves the master folder writable. */
+  ensure(): Promise<void> {
+    this.ready ??= this.create().catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  private async create(): Promise<void> {
+    try {
+      for (const dir of [this.masterDir, this.workDir, this.lockDir, this.metaDir]) {
+        await fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
+      }
+      await fs.promises.chmod(this.workDir, 0o700);
+      const probe = path.join(this.workDir, `.probe-${process.pid}`);
+      await fs.promises.writeFile(probe, '');
+      await fs.promises.unlink(probe);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new CacheFolderUnusable(`cache folder ${this.masterDir} is not usable: ${e.code ?? e.message}`, {
+        masterDir: this.masterDir,
+        cause: err,
+      });
+    }
+  }
+}

@@ -1,0 +1,176 @@
+import * as fs from 'node:fs';
+import { allocSharedBuffer, StreamHasher, type ChecksumAlgo } from '@imagecache/checksum';
+import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
+import type { ImageSource } from '@imagecache/sources';
+import type { Logger } from './logger';
+
+/** Socket chunks are gathered into blocks this big before one write and one hash update each. */
+const BLOCK_SIZE = 4 << 20;
+/** Blocks in flight at once: bounds memory (16 MiB) whatever the image size. */
+const POOL_SIZE = 4;
+
+export interface DownloadOptions {
+  algo: ChecksumAlgo;
+  signal?: AbortSignal;
+  /** Attempts after the first when the failure is transient; each resumes with Range where possible. */
+  retries: number;
+  retryDelayMs: number;
+  onProgress?: (bytes: number, totalBytes: number | undefined) => void;
+  logger: Logger;
+}
+
+export interface Downloaded {
+  /** Bytes in the file. */
+  size: number;
+  /** Hex digest of those bytes in `algo`. */
+  digest: string;
+  /** Bytes that crossed the network (more than `size` when an attempt had to start over). */
+  bytesDownloaded: number;
+  attempts: number;
+}
+
+/**
+ * Streams an image into `file`, hashing it on the way off the main thread: socket reads, file writes
+ * (libuv pool) and hashing (worker thread) overlap, and each byte is read once.
+ */
+export async function downloadTo(source: ImageSource, file: string, opts: DownloadOptions): Promise<Downloaded> {
+  const fh = await fs.promises.open(file, 'w', 0o644);
+  let hasher = new StreamHasher(opts.algo);
+  let size = 0;
+  let bytesDownloaded = 0;
+  let validator: string | undefined;
+  let attempt = 0;
+  try {
+    for (;;) {
+      attempt++;
+      try {
+        const body = await source.open({ signal: opts.signal, offset: size, validator });
+        validator ??= body.info.validator;
+        if (body.start !== size) {
+          // The server ignored the Range (or the image changed): start over.
+          hasher.destroy();
+          hasher = new StreamHasher(opts.algo);
+          await fh.truncate(0);
+          size = 0;
+        }
+        const total = body.totalSize;
+        const pipe = new BlockPipe(fh, hasher, size);
+        try {
+          for await (const chunk of body.stream as AsyncIterable<Buffer>) {
+            bytesDownloaded += chunk.length;
+            await pipe.push(chunk);
+            if (total !== undefined && pipe.position > total) {
+              throw new ImageDownloadFailed(`${source.safeHref}: more bytes than the announced ${total}`, {
+                href: source.href,
+                retryable: false,
+              });
+            }
+            opts.onProgress?.(pipe.position, total);
+          }
+        } finally {
+          size = await pipe.drain();
+        }
+        if (total !== undefined && size !== total) {
+          throw new ImageDownloadFailed(`${source.safeHref}: got ${size} of ${total} bytes`, { href: source.href });
+        }
+        return { size, digest: await hasher.digest(), bytesDownloaded, attempts: attempt };
+      } catch (err) {
+        if (isLocalFsError(err)) throw err; // disk full, I/O error: the caller maps them
+        const e = asError(err, source, opts.signal);
+        if (!e.retryable || e instanceof OperationAborted || attempt > opts.retries) throw e;
+        opts.logger.warn(
+          { href: source.safeHref, attempt, resumeAt: size, reason: e.message },
+          'download interrupted, resuming',
+        );
+        await delay(opts.retryDelayMs * attempt, opts.signal);
+      }
+    }
+  } catch (err) {
+    hasher.destroy();
+    throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
+function asError(err: unknown, source: ImageSource, signal?: AbortSignal): ImageCacheError {
+  if (signal?.aborted) return new OperationAborted(`download of ${source.safeHref} cancelled`, { href: source.href });
+  if (err instanceof ImageCacheError) return err;
+  const e = err as NodeJS.ErrnoException;
+  return new ImageDownloadFailed(`${source.safeHref}: ${e.message}`, { href: source.href, cause: err });
+}
+
+/** An error of our own file (write, truncate), as opposed to one of the source. */
+function isLocalFsError(err: unknown): boolean {
+  const syscall = (err as NodeJS.ErrnoException | undefined)?.syscall;
+  return syscall === 'write' || syscall === 'ftruncate' || syscall === 'open' || syscall === 'close';
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+}
+
+/** Gathers chunks into shared-memory blocks; each full block is written and hashed concurrently. */
+class BlockPipe {
+  private allocated = 1;
+  private readonly pending: Promise<Buffer>[] = [];
+  private block: Buffer;
+  private fill = 0;
+  private failure?: unknown;
+
+  constructor(
+    private readonly fh: fs.promises.FileHandle,
+    private readonly hasher: StreamHasher,
+    /** File offset of the next byte. */
+    public position: number,
+  ) {
+    this.block = allocSharedBuffer(BLOCK_SIZE);
+  }
+
+  async push(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = chunk.copy(this.block, this.fill, off);
+      off += n;
+      this.fill += n;
+      this.position += n;
+      if (this.fill === BLOCK_SIZE) await this.flush();
+    }
+  }
+
+  /** Writes what is left, waits for every block, and returns the file offset reached. */
+  async drain(): Promise<number> {
+    if (this.failure === undefined && this.fill > 0) await this.flush();
+    await Promise.allSettled(this.pending);
+    if (this.failure !== undefined) throw this.failure;
+    return this.position;
+  }
+
+  private async flush(): Promise<void> {
+    const block = this.block;
+    const len = this.fill;
+    const at = this.position - len;
+    const job = Promise.all([
+      this.fh.write(block, 0, len, at),
+      this.hasher.update(block.subarray(0, len)),
+    ]).then(
+      () => block,
+      (err) => {
+        this.failure ??= err;
+        return block;
+      },
+    );
+    this.pending.push(job);
+    this.fill = 0;
+    if (this.allocated < POOL_SIZE) {
+      this.allocated++;
+      this.block = allocSharedBuffer(BLOCK_SIZE);
+    } else {
+      this.block = await this.pending.shift()!;
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+}

@@ -1,0 +1,420 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  fetchChecksumFile,
+  parseChecksum,
+  verifyDigest,
+  type ExpectedChecksum,
+  type ParsedChecksum,
+} from '@imagecache/checksum';
+import {
+  ImageCacheError,
+  InsufficientDiskSpace,
+  InvalidDestination,
+  OperationAborted,
+  UsageError,
+} from '@imagecache/errors';
+import { resolveSource, type ImageAuth, type ImageInfo, type ImageSource, type SourceOptions } from '@imagecache/sources';
+import { CacheFolder } from './cache-folder';
+import { cleanUpFolder, type CleanUpResult } from './clean-up';
+import { freeSpace } from './disk-space';
+import { downloadTo } from './download';
+import { isDestFresh, isMasterFresh } from './freshness';
+import { silentLogger, type Logger } from './logger';
+import { masterName } from './master-name';
+import { FolderLocks } from './master-locks';
+import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
+import { placeFile } from './place-file';
+import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
+import type { Semaphore } from './semaphore';
+import { WorkArea } from './work-area';
+
+export interface FetchOptions {
+  /** Overrides the cache's forceRaw for this image (changes the master name). */
+  forceRaw?: boolean;
+  expectedFormat?: string;
+  /** `algo:value`, a bare hex value, or an http(s) URL of a checksum file. */
+  expectedChecksum?: string;
+  expectedChecksumAlgo?: string;
+  /** Credentials for this image only; never logged. */
+  auth?: ImageAuth;
+  signal?: AbortSignal;
+  onProgress?: (progress: FetchProgress) => void;
+}
+
+/** Everything one fetch works with, resolved once. */
+interface FetchContext {
+  source: ImageSource;
+  info: ImageInfo;
+  name: string;
+  masterPath: string;
+  destPath: string;
+  checksum: ParsedChecksum;
+  opts: FetchOptions;
+  durations: FetchResult['durations'];
+  started: number;
+}
+
+const CLEANUP_LOCK = '.cleanup';
+
+/**
+ * One master folder: fetches images through it, hard-linked (or copied) to their destinations, and evicts
+ * masters by TTL and size. Safe to share between processes on one host (file locks).
+ */
+export class ImageCache {
+  readonly name: string;
+  readonly masterDir: string;
+  readonly cacheSize: number;
+  readonly cacheTtl: number;
+  readonly forceRaw: boolean;
+  readonly validate: boolean;
+  readonly priority: number;
+  readonly folder: CacheFolder;
+  private readonly locks: FolderLocks;
+  private readonly work: WorkArea;
+  private readonly logger: Logger;
+  private readonly limiter: Semaphore;
+  private readonly sourceOptions: SourceOptions;
+  private started?: Promise<void>;
+
+  constructor(private readonly options: ImageCacheOptions) {
+    if (!path.isAbsolute(options.masterDir)) {
+      throw new UsageError(`masterDir must be an absolute path, got ${options.masterDir}`);
+    }
+    this.name = options.name ?? 'default';
+    this.masterDir = path.resolve(options.masterDir);
+    this.cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
+    this.cacheTtl = options.cacheTtl ?? DEFAULT_CACHE_TTL;
+    this.forceRaw = options.forceRaw ?? true;
+    this.validate = options.validate ?? true;
+    this.priority = options.priority ?? 50;
+    this.logger = options.logger ?? silentLogger;
+    this.limiter = options.limiter ?? defaultLimiter();
+    this.sourceOptions = options.sources ?? {};
+    this.folder = new CacheFolder(this.masterDir);
+    this.locks = new FolderLocks(this.folder.lockDir, this.logger);
+    this.work = new WorkArea(this.folder, this.logger);
+  }
+
+  /** Creates the folder if needed and sweeps work left by crashed processes; done once, on first use. */
+  start(): Promise<void> {
+    this.started ??= this.folder
+      .ensure()
+      .then(() => this.work.sweep())
+      .then(() => undefined)
+      .catch((err) => {
+        this.started = undefined;
+        throw err;
+      });
+    return this.started;
+  }
+
+  /** Makes `href` appear at `dest` (spec.md §2). */
+  async fetchImage(href: string, dest: string, opts: FetchOptions = {}): Promise<FetchResult> {
+    const started = performance.now();
+    const durations: FetchResult['durations'] = { total: 0 };
+    const forceRaw = opts.forceRaw ?? this.forceRaw;
+    if (opts.expectedFormat !== undefined && !this.validate) {
+      throw new UsageError(`cache ${this.name} does not inspect images: expectedFormat can't be checked`);
+    }
+    const destPath = await this.checkDestination(dest);
+    const checksum = parseChecksum(
+      { checksum: opts.expectedChecksum, algo: opts.expectedChecksumAlgo },
+      { allowMd5: !this.options.disallowMd5 },
+    );
+    const source = await resolveSource(href, { ...this.sourceOptions, auth: opts.auth ?? this.sourceOptions.auth });
+    await this.start();
+    const name = masterName(href, source.imageId, forceRaw);
+    opts.onProgress?.({ stage: 'resolve' });
+    const info = await timed(durations, 'resolve', () => source.show({ signal: opts.signal }));
+    const ctx: FetchContext = {
+      source,
+      info,
+      name,
+      masterPath: this.folder.masterPath(name),
+      destPath,
+      checksum,
+      opts,
+      durations,
+      started,
+    };
+
+    if (!info.noCache) {
+      const hit = await this.tryHit(ctx);
+      if (hit) return hit;
+    }
+    opts.onProgress?.({ stage: 'wait' });
+    const waitStart = performance.now();
+    const result = await this.locks.withLock(
+      name,
+      (lost) => {
+        durations.wait = performance.now() - waitStart;
+        return this.miss(ctx, lost);
+      },
+      opts.signal,
+    );
+    if (!result.cacheHit && !info.noCache) {
+      opts.onProgress?.({ stage: 'evict' });
+      await timed(durations, 'evict', () =>
+        this.cleanUp().catch((err) => this.logger.warn({ err, cache: this.name }, 'clean-up after fetch failed')),
+      );
+    }
+    durations.total = performance.now() - started;
+    return result;
+  }
+
+  /** Evicts masters by TTL, then by size, or until `amount` bytes are freed (spec.md §8). */
+  async cleanUp(amount?: number): Promise<CleanUpResult> {
+    await this.start();
+    return this.locks.withLock(CLEANUP_LOCK, async () => {
+      await this.work.sweep();
+      const result = await cleanUpFolder({
+        masterDir: this.masterDir,
+        metaDir: this.folder.metaDir,
+        cacheSize: this.cacheSize,
+        ttlSeconds: this.cacheTtl,
+        amount,
+        busy: await this.locks.heldNames(),
+        now: Date.now(),
+        logger: this.logger,
+      });
+      if (result.removed.length > 0) {
+        this.logger.info({ cache: this.name, removed: result.removed.length, freed: result.freed }, 'evicted masters');
+      }
+      return result;
+    });
+  }
+
+  /** The masters in the folder, with what is known of each. */
+  async list(): Promise<MasterEntry[]> {
+    await this.start();
+    const entries = await fs.promises.readdir(this.masterDir, { withFileTypes: true });
+    const out: MasterEntry[] = [];
+    for (const e of entries) {
+      if (!e.isFile()) continue;
+      const st = await fs.promises.lstat(path.join(this.masterDir, e.name)).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      const meta = await this.readMeta(e.name);
+      out.push({
+        name: e.name,
+        path: path.join(this.masterDir, e.name),
+        size: st.size,
+        links: st.nlink,
+        lastUsed: new Date(Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs)),
+        href: meta?.href,
+        format: meta?.format,
+        checksum: meta?.checksum,
+      });
+    }
+    return out.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
+  }
+
+  /** Bytes available on the master folder's filesystem. */
+  async freeSpace(): Promise<number> {
+    await this.start();
+    return freeSpace(this.masterDir);
+  }
+
+  private async checkDestination(dest: string): Promise<string> {
+    if (typeof dest !== 'string' || dest.length === 0 || !path.isAbsolute(dest)) {
+      throw new InvalidDestination(`destination must be an absolute path, got ${JSON.stringify(dest)}`);
+    }
+    const destPath = path.resolve(dest);
+    const parent = path.dirname(destPath);
+    if (parent === this.masterDir || parent.startsWith(this.masterDir + path.sep)) {
+      throw new InvalidDestination(`destination ${destPath} is inside the master folder ${this.masterDir}`);
+    }
+    let st = await fs.promises.stat(parent).catch(() => undefined);
+    if (!st && this.options.createDestDirs) {
+      await fs.promises.mkdir(parent, { recursive: true });
+      st = await fs.promises.stat(parent);
+    }
+    if (!st?.isDirectory()) {
+      throw new InvalidDestination(`destination folder ${parent} does not exist`, { dest: destPath });
+    }
+    const existing = await fs.promises.lstat(destPath).catch(() => undefined);
+    if (existing?.isDirectory()) throw new InvalidDestination(`destination ${destPath} is a folder`);
+    return destPath;
+  }
+
+  /** The hit path (spec.md §2.5–2.7): no lock; a master that vanishes before the link sends us to the miss path. */
+  private async tryHit(ctx: FetchContext): Promise<FetchResult | undefined> {
+    const master = await fs.promises.stat(ctx.masterPath).catch(() => undefined);
+    if (!master?.isFile() || !isMasterFresh(ctx.info, master)) return undefined;
+    const meta = await this.readMeta(ctx.name);
+    if (meta && !this.sameChecksum(ctx.checksum, meta)) return undefined;
+    const dest = await fs.promises.lstat(ctx.destPath).catch(() => undefined);
+    let placedBy: FetchResult['placedBy'] = 'already';
+    if (!dest || !isDestFresh(dest, master)) {
+      ctx.opts.onProgress?.({ stage: 'link' });
+      try {
+        placedBy = await timed(ctx.durations, 'link', () => placeFile(ctx.masterPath, ctx.destPath));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(ctx.masterPath)) return undefined;
+        throw await this.wrap(err, ctx);
+      }
+    }
+    ctx.durations.total = performance.now() - ctx.started;
+    return {
+      cacheHit: true,
+      masterPath: ctx.masterPath,
+      destPath: ctx.destPath,
+      placedBy,
+      format: meta?.format,
+      virtualSize: meta?.virtualSize,
+      size: master.size,
+      converted: meta?.converted ?? false,
+      checksum: meta?.checksum,
+      bytesDownloaded: 0,
+      durations: ctx.durations,
+    };
+  }
+
+  /** The miss path, under the master's lock: download, verify, publish, link (spec.md §2.8). */
+  private async miss(ctx: FetchContext, lost: AbortSignal): Promise<FetchResult> {
+    const { source, info, opts, durations } = ctx;
+    if (!info.noCache) {
+      const hit = await this.tryHit(ctx); // another process may have published it while we waited
+      if (hit) return hit;
+      await this.removeMaster(ctx.name);
+    }
+    const signal = opts.signal ? AbortSignal.any([opts.signal, lost]) : lost;
+    const release = await this.limiter.acquire(signal);
+    const workDir = await this.work.create(ctx.name);
+    const file = path.join(workDir, 'image');
+    try {
+      const expected = await this.expectedChecksum(ctx, signal);
+      opts.onProgress?.({ stage: 'download', bytes: 0, totalBytes: info.size });
+      const dl = await timed(durations, 'download', () =>
+        downloadTo(source, file, {
+          algo: expected?.algo ?? 'sha256',
+          signal,
+          retries: this.options.downloadRetries ?? 3,
+          retryDelayMs: this.options.retryDelayMs ?? 1000,
+          onProgress: (bytes, totalBytes) => opts.onProgress?.({ stage: 'download', bytes, totalBytes }),
+          logger: this.logger,
+        }),
+      );
+      opts.onProgress?.({ stage: 'verify' });
+      if (expected) verifyDigest(expected, dl.digest, ctx.source.href);
+      const checksum = { algo: expected?.algo ?? ('sha256' as const), value: dl.digest };
+      const meta: MasterMeta = {
+        href: source.safeHref,
+        checksum,
+        size: dl.size,
+        converted: false,
+        fetchedAt: new Date().toISOString(),
+      };
+
+      opts.onProgress?.({ stage: 'publish' });
+      if (!info.noCache) await timed(durations, 'publish', () => this.publish(ctx.name, file, meta, workDir));
+      opts.onProgress?.({ stage: 'link' });
+      const placedBy = await timed(durations, 'link', () => placeFile(file, ctx.destPath));
+      durations.total = performance.now() - ctx.started;
+      this.logger.info(
+        { cache: this.name, href: source.safeHref, master: ctx.name, bytes: dl.size, attempts: dl.attempts },
+        'fetched image',
+      );
+      return {
+        cacheHit: false,
+        masterPath: info.noCache ? undefined : ctx.masterPath,
+        destPath: ctx.destPath,
+        placedBy,
+        format: meta.format,
+        virtualSize: meta.virtualSize,
+        size: dl.size,
+        converted: meta.converted,
+        checksum,
+        bytesDownloaded: dl.bytesDownloaded,
+        durations,
+      };
+    } catch (err) {
+      throw await this.wrap(err, ctx, signal);
+    } finally {
+      await this.work.remove(workDir);
+      release();
+    }
+  }
+
+  /** Links the finished file to the master name: the work file keeps the link count above 1 meanwhile. */
+  private async publish(name: string, file: string, meta: MasterMeta, workDir: string): Promise<void> {
+    const metaTmp = path.join(workDir, 'meta.json');
+    await fs.promises.writeFile(metaTmp, JSON.stringify(meta));
+    await fs.promises.rename(metaTmp, this.folder.metaPath(name));
+    const master = this.folder.masterPath(name);
+    try {
+      await fs.promises.link(file, master);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const tmp = path.join(workDir, 'master');
+      await fs.promises.link(file, tmp);
+      await fs.promises.rename(tmp, master);
+    }
+  }
+
+  private async removeMaster(name: string): Promise<void> {
+    const master = this.folder.masterPath(name);
+    if (!fs.existsSync(master)) return;
+    this.logger.info({ cache: this.name, master: name }, 'master is stale: fetching it again');
+    await fs.promises.rm(master, { force: true });
+    await fs.promises.rm(this.folder.metaPath(name), { force: true });
+  }
+
+  private async expectedChecksum(ctx: FetchContext, signal: AbortSignal): Promise<ExpectedChecksum | undefined> {
+    const c = ctx.checksum;
+    if (c.kind === 'value') return c.expected;
+    if (c.kind === 'url') return fetchChecksumFile(c.url, ctx.info.fileName, { signal, algo: c.algo });
+    return undefined;
+  }
+
+  /** A caller's checksum that disagrees with the recorded one makes the master stale. */
+  private sameChecksum(c: ParsedChecksum, meta: MasterMeta): boolean {
+    if (c.kind !== 'value' || c.expected.algo !== meta.checksum.algo) return true;
+    return c.expected.value === meta.checksum.value;
+  }
+
+  private async readMeta(name: string): Promise<MasterMeta | undefined> {
+    try {
+      return JSON.parse(await fs.promises.readFile(this.folder.metaPath(name), 'utf8')) as MasterMeta;
+    } catch {
+      return undefined; // a master adopted from Ironic has none
+    }
+  }
+
+  private async wrap(err: unknown, ctx: FetchContext, signal?: AbortSignal): Promise<ImageCacheError> {
+    if (err instanceof ImageCacheError) return err;
+    if (signal?.aborted || ctx.opts.signal?.aborted) {
+      return new OperationAborted(`fetch of ${ctx.source.safeHref} cancelled`, { href: ctx.source.href });
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT') {
+      const free = await freeSpace(this.masterDir).catch(() => 0);
+      return new InsufficientDiskSpace(this.masterDir, ctx.info.size ?? 0, free, { href: ctx.source.href, cause: err });
+    }
+    return new ImageCacheError(`fetch of ${ctx.source.safeHref} to ${ctx.destPath} failed: ${e.message}`, {
+      href: ctx.source.href,
+      cause: err,
+    });
+  }
+}
+
+export interface MasterEntry {
+  name: string;
+  path: string;
+  size: number;
+  links: number;
+  lastUsed: Date;
+  href?: string;
+  format?: string;
+  checksum?: { algo: string; value: string };
+}
+
+async function timed<T>(durations: FetchResult['durations'], stage: FetchStage, fn: () => Promise<T>): Promise<T> {
+  const t = performance.now();
+  try {
+    return await fn();
+  } finally {
+    durations[stage] = (durations[stage] ?? 0) + (performance.now() - t);
+  }
+}

@@ -1,0 +1,14 @@
+export { ImageCache } from './image-cache';
+export type { FetchOptions, MasterEntry } from './image-cache';
+export { CacheRegistry } from './cache-registry';
+export type { ImageRequest, SpaceReport } from './cache-registry';
+export type { CleanUpResult, RemovedMaster } from './clean-up';
+export type { ImageCacheOptions } from './options';
+export { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, DEFAULT_DOWNLOAD_CONCURRENCY, defaultLimiter } from './options';
+export type { FetchResult, FetchProgress, FetchStage, MasterMeta } from './result';
+export { masterName, CONVERTED_SUFFIX } from './master-name';
+export { Semaphore } from './semaphore';
+export { startSweeper } from './sweeper';
+export { freeSpace } from './disk-space';
+export type { Logger } from './logger';
+export { silentLogger } from './logger';

@@ -1,0 +1,109 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as lockfile from 'proper-lockfile';
+import { OperationAborted } from '@imagecache/errors';
+import type { Logger } from './logger';
+
+const LOCK_SUFFIX = '.lock';
+/** A holder that stopped refreshing its lock for this long is taken as dead (its process crashed). */
+export const LOCK_STALE_MS = 20_000;
+const UPDATE_MS = 5_000;
+const POLL_MIN_MS = 25;
+const POLL_MAX_MS = 500;
+
+/**
+ * Named locks on a master folder that hold across processes (a lock folder per name, refreshed while held,
+ * taken over once stale) and serialise callers inside one process without polling.
+ */
+export class FolderLocks {
+  private readonly local = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly lockDir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Runs `fn` while holding lock `name`; `fn` gets a signal that fires if the lock is lost. */
+  async withLock<T>(name: string, fn: (lost: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const previous = this.local.get(name) ?? Promise.resolve();
+    let releaseLocal!: () => void;
+    const mine = new Promise<void>((resolve) => (releaseLocal = resolve));
+    const tail = previous.then(() => mine);
+    this.local.set(name, tail);
+    try {
+      await abortable(previous, signal);
+      const lost = new AbortController();
+      const release = await this.acquire(name, lost, signal);
+      try {
+        return await fn(lost.signal);
+      } finally {
+        await release().catch((err) => this.logger.warn({ err, lock: name }, 'lock release failed'));
+      }
+    } finally {
+      releaseLocal();
+      if (this.local.get(name) === tail) this.local.delete(name);
+    }
+  }
+
+  /** Names whose lock folder exists right now (held by some process), read in one directory listing. */
+  async heldNames(): Promise<Set<string>> {
+    const entries = await fs.promises.readdir(this.lockDir).catch(() => [] as string[]);
+    return new Set(entries.filter((e) => e.endsWith(LOCK_SUFFIX)).map((e) => e.slice(0, -LOCK_SUFFIX.length)));
+  }
+
+  private async acquire(name: string, lost: AbortController, signal?: AbortSignal): Promise<() => Promise<void>> {
+    const lockfilePath = path.join(this.lockDir, name + LOCK_SUFFIX);
+    let wait = POLL_MIN_MS;
+    for (;;) {
+      if (signal?.aborted) throw new OperationAborted('cancelled while waiting for a lock', { lock: name });
+      try {
+        return await lockfile.lock(path.join(this.lockDir, name), {
+          realpath: false,
+          lockfilePath,
+          stale: LOCK_STALE_MS,
+          update: UPDATE_MS,
+          retries: 0,
+          onCompromised: (err) => {
+            this.logger.warn({ err, lock: name }, 'lock compromised: stopping the work it protected');
+            lost.abort(err);
+          },
+        });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+      }
+      await sleep(wait, signal);
+      wait = Math.min(wait * 2, POLL_MAX_MS);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) throw new OperationAborted('cancelled');
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new OperationAborted('cancelled while waiting for a lock'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,47 @@
+import type { SourceOptions } from '@imagecache/sources';
+import type { Logger } from './logger';
+import { Semaphore } from './semaphore';
+
+const GiB = 1024 ** 3;
+
+/** Options of one cache (one master folder). Defaults are spec.md §10's. */
+export interface ImageCacheOptions {
+  /** Absolute folder that holds the masters; created when missing. */
+  masterDir: string;
+  /** A name for logs, metrics and the registry. Default `default`. */
+  name?: string;
+  /** Bytes the masters may take before the oldest unused go. Default 20 GiB. */
+  cacheSize?: number;
+  /** Seconds after its last use a master is evicted. Default 7 days. */
+  cacheTtl?: number;
+  /** Convert to raw (masters get `.converted`). Default true. */
+  forceRaw?: boolean;
+  /** Inspect every image's format. Default true; false for kernel/ramdisk/ISO caches. */
+  validate?: boolean;
+  /** Higher is cleaned first when space is needed across caches. Default 50. */
+  priority?: number;
+  /** How hrefs are resolved and fetched (file:// roots, http timeouts, TLS, auth). */
+  sources?: SourceOptions;
+  /** Refuse md5 checksums. Default false. */
+  disallowMd5?: boolean;
+  /** Attempts after the first for a transient download failure, each resuming with Range. Default 3. */
+  downloadRetries?: number;
+  /** First back-off between download attempts, ms (grows linearly). Default 1000. */
+  retryDelayMs?: number;
+  /** Shared by every cache of a process: at most this many downloads at once. Default 20 per process. */
+  limiter?: Semaphore;
+  /** Create a missing destination parent folder instead of refusing it. Default false. */
+  createDestDirs?: boolean;
+  logger?: Logger;
+}
+
+export const DEFAULT_CACHE_SIZE = 20 * GiB;
+export const DEFAULT_CACHE_TTL = 7 * 24 * 3600;
+export const DEFAULT_DOWNLOAD_CONCURRENCY = 20;
+
+let processLimiter: Semaphore | undefined;
+/** The process-wide download limiter (spec.md §3: downloadConcurrency per host). */
+export function defaultLimiter(): Semaphore {
+  processLimiter ??= new Semaphore(DEFAULT_DOWNLOAD_CONCURRENCY);
+  return processLimiter;
+}

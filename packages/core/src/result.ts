@@ -1,0 +1,43 @@
+import type { ChecksumAlgo } from '@imagecache/checksum';
+import type { PlaceMethod } from './place-file';
+
+export type FetchStage = 'resolve' | 'wait' | 'download' | 'verify' | 'inspect' | 'convert' | 'publish' | 'link' | 'evict';
+
+export interface FetchProgress {
+  stage: FetchStage;
+  bytes?: number;
+  totalBytes?: number;
+}
+
+/** What fetchImage returns (spec.md §2.10). */
+export interface FetchResult {
+  /** No download was needed. */
+  cacheHit: boolean;
+  /** The master now behind `destPath`; undefined for sources that are never cached. */
+  masterPath?: string;
+  destPath: string;
+  /** How the destination was made: a hard link, or a copy (another filesystem). */
+  placedBy: PlaceMethod | 'already';
+  /** Detected format, when known (inspection comes with the formats package). */
+  format?: string;
+  virtualSize?: number;
+  /** Bytes of the image at the destination. */
+  size: number;
+  converted: boolean;
+  /** Digest of the bytes as downloaded; on a hit, the one recorded at download time if any. */
+  checksum?: { algo: ChecksumAlgo; value: string };
+  bytesDownloaded: number;
+  /** Milliseconds spent per stage, and in all. */
+  durations: Partial<Record<FetchStage, number>> & { total: number };
+}
+
+/** What the engine remembers of a master beside it, so a hit can answer like a miss. */
+export interface MasterMeta {
+  href: string;
+  checksum: { algo: ChecksumAlgo; value: string };
+  size: number;
+  format?: string;
+  virtualSize?: number;
+  converted: boolean;
+  fetchedAt: string;
+}

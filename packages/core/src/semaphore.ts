@@ -1,0 +1,35 @@
+/** A counting semaphore: at most `size` holders at once, waiters served in order. */
+export class Semaphore {
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(readonly size: number) {}
+
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (this.active >= this.size) {
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const i = this.waiters.indexOf(wake);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(signal?.reason);
+        };
+        this.waiters.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    } else {
+      this.active++;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiters.shift();
+      if (next) next();
+      else this.active--;
+    };
+  }
+}
