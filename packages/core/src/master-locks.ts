@@ -6,8 +6,8 @@ import type { Logger } from './logger';
 
 const LOCK_SUFFIX = '.lock';
 /** A holder that stopped refreshing its lock for this long is taken as dead (its process crashed). */
-export const LOCK_STALE_MS = 20_000;
-const UPDATE_MS = 5_000;
+export const LOCK_STALE_MS = 10_000;
+const UPDATE_MS = 2_500;
 const POLL_MIN_MS = 25;
 const POLL_MAX_MS = 500;
 

@@ -1,6 +1,7 @@
 import * as E from './errors';
 
-type ErrorClass = typeof E.ImageCacheError;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ErrorClass = { readonly code: string; new (...args: any[]): E.ImageCacheError };
 
 /** Every public error class by its code: the one place codes are listed. */
 export const ERROR_CLASSES: readonly ErrorClass[] = [
@@ -36,9 +37,9 @@ export function deserializeError(s: E.SerializedError): E.ImageCacheError {
   const cls = byCode.get(s.code) ?? E.ImageCacheError;
   const details = { ...s.details };
   let err: E.ImageCacheError;
-  if (cls === E.InsufficientDiskSpace) {
+  if (cls === (E.InsufficientDiskSpace as ErrorClass)) {
     err = new E.InsufficientDiskSpace(String(details.path), Number(details.required), Number(details.free));
-  } else if (cls === E.ImageDownloadFailed) {
+  } else if (cls === (E.ImageDownloadFailed as ErrorClass)) {
     err = new E.ImageDownloadFailed(s.message, { ...details, retryable: s.retryable });
   } else {
     err = new cls(s.message, details);

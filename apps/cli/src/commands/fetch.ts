@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import { formatSize } from '@imagecache/config';
+import type { FetchResult } from '@imagecache/core';
+import { createProgress } from '../progress';
+import { hostConfigFrom, type CacheSelection } from '../options';
+import type { CommandContext } from '../program';
+
+interface FetchFlags extends CacheSelection {
+  expectedFormat?: string;
+  checksum?: string;
+  checksumAlgo?: string;
+  quiet?: boolean;
+}
+
+export function registerFetch(program: Command, ctx: CommandContext): void {
+  program
+    .command('fetch')
+    .description('make HREF appear at DEST through the master cache (hard link, or copy across filesystems)')
+    .argument('<href>', 'http(s):// URL or file:// path of the image')
+    .argument('<dest>', 'absolute destination path')
+    .option('--master-dir <dir>', 'master folder (default $IMAGECACHE_MASTER_DIR or /var/lib/imagecache/master_images)')
+    .option('--cache-size <size>', 'cache size, bytes or units such as 20GiB (default 20GiB)')
+    .option('--ttl <seconds>', 'seconds (or 7d, 12h) an unused master is kept (default 7d)')
+    .option('--force-raw', 'convert to raw (the master gets .converted); the default')
+    .option('--no-force-raw', 'keep the image in its format')
+    .option('--expected-format <fmt>', 'refuse an image of another format')
+    .option('--checksum <value>', 'algo:value, a bare md5/sha256/sha512 value, or a URL of a checksum file')
+    .option('--checksum-algo <algo>', 'algorithm of a bare --checksum value')
+    .option('--config <file>', 'host configuration (JSON or YAML)')
+    .option('--cache <name>', 'cache of the configuration to use (default: the first)')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (href: string, dest: string, flags: FetchFlags) => {
+      const config = hostConfigFrom(flags);
+      const host = ctx.openHost(config);
+      const cache = host.cache(flags.cache);
+      const progress = createProgress({ quiet: Boolean(flags.quiet), label: 'fetch' });
+      try {
+        const result = await cache.fetchImage(href, dest, {
+          forceRaw: flags.forceRaw,
+          expectedFormat: flags.expectedFormat,
+          expectedChecksum: flags.checksum,
+          expectedChecksumAlgo: flags.checksumAlgo,
+          signal: ctx.signal,
+          onProgress: (p) => progress.update(p),
+        });
+        progress.stop();
+        ctx.output.result(result, () => describe(result));
+      } finally {
+        progress.stop();
+      }
+    });
+}
+
+function describe(r: FetchResult): string {
+  const how = r.cacheHit ? 'cache hit' : `downloaded ${formatSize(r.bytesDownloaded)}`;
+  const placed = r.placedBy === 'already' ? 'already in place' : `placed by ${r.placedBy}`;
+  const sum = r.checksum ? ` ${r.checksum.algo}:${r.checksum.value}` : '';
+  return `${r.destPath}: ${how}, ${placed}, ${formatSize(r.size)}${sum} (${Math.round(r.durations.total)} ms)`;
+}

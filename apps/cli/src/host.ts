@@ -1,0 +1,64 @@
+import { UsageError } from '@imagecache/errors';
+import type { CacheConfig, HostConfig } from '@imagecache/config';
+import { CacheRegistry, ImageCache, Semaphore, type Logger } from '@imagecache/core';
+import type { SourceOptions } from '@imagecache/sources';
+
+/** The caches of one host, built from its configuration. */
+export interface Host {
+  config: HostConfig;
+  registry: CacheRegistry;
+  cache(name?: string): ImageCache;
+}
+
+export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): SourceOptions {
+  const h = config.http;
+  return {
+    fileRoots: config.file.allowedRoots,
+    http: {
+      inactivityTimeoutMs: h.inactivityTimeout * 1000 || undefined,
+      connectTimeoutMs: h.connectTimeout * 1000 || undefined,
+      verifyTls: h.verifyTls,
+      caFile: h.caFile,
+      minTlsVersion: h.minTlsVersion,
+      auth: cache?.auth ?? h.auth,
+    },
+  };
+}
+
+export function openHost(config: HostConfig, logger: Logger): Host {
+  const limiter = new Semaphore(config.downloadConcurrency);
+  const registry = new CacheRegistry(sourceOptionsFor(config), logger);
+  for (const c of config.caches) {
+    registry.register(
+      new ImageCache({
+        name: c.name,
+        masterDir: c.masterDir,
+        cacheSize: c.cacheSize,
+        cacheTtl: c.cacheTtl,
+        priority: c.priority,
+        forceRaw: c.forceRaw,
+        validate: c.validate,
+        sources: sourceOptionsFor(config, c),
+        disallowMd5: !config.allowMd5,
+        createDestDirs: config.createDestDirs,
+        limiter,
+        logger,
+      }),
+    );
+  }
+  return {
+    config,
+    registry,
+    cache(name) {
+      const found = name === undefined ? registry.get(config.caches[0]!.name) : registry.get(name);
+      if (!found) {
+        const known = config.caches.map((c) => c.name).join(', ');
+        throw new UsageError(`no cache named ${name}; this configuration has: ${known}`);
+      }
+      return found;
+    },
+  };
+}
+
+
+
