@@ -31,6 +31,7 @@ export class CacheRegistry {
   register(cache: ImageCache): this {
     if (this.entries.some((c) => c.name === cache.name)) throw new Error(`cache ${cache.name} is already registered`);
     this.entries.push(cache);
+    cache.useRegistry(this);
     return this;
   }
 

@@ -14,7 +14,9 @@ import {
   InvalidDestination,
   OperationAborted,
   UsageError,
+  withHref,
 } from '@imagecache/errors';
+import { DEFAULT_PERMITTED_FORMATS } from '@imagecache/formats';
 import { resolveSource, type ImageAuth, type ImageInfo, type ImageSource, type SourceOptions } from '@imagecache/sources';
 import { CacheFolder } from './cache-folder';
 import { cleanUpFolder, type CleanUpResult } from './clean-up';
@@ -26,8 +28,10 @@ import { masterName } from './master-name';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
 import { placeFile } from './place-file';
+import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
 import type { Semaphore } from './semaphore';
+import type { CacheRegistry } from './cache-registry';
 import { WorkArea } from './work-area';
 
 export interface FetchOptions {
@@ -77,6 +81,7 @@ export class ImageCache {
   private readonly limiter: Semaphore;
   private readonly sourceOptions: SourceOptions;
   private started?: Promise<void>;
+  private registry?: CacheRegistry;
 
   constructor(private readonly options: ImageCacheOptions) {
     if (!path.isAbsolute(options.masterDir)) {
@@ -95,6 +100,14 @@ export class ImageCache {
     this.folder = new CacheFolder(this.masterDir);
     this.locks = new FolderLocks(this.folder.lockDir, this.logger);
     this.work = new WorkArea(this.folder, this.logger);
+  }
+
+  /**
+   * The registry whose caches are cleaned when a conversion needs room (CacheRegistry.register sets it).
+   * Without one, only this cache is cleaned.
+   */
+  useRegistry(registry: CacheRegistry): void {
+    this.registry = registry;
   }
 
   /** Creates the folder if needed and sweeps work left by crashed processes; done once, on first use. */
@@ -142,7 +155,10 @@ export class ImageCache {
 
     if (!info.noCache) {
       const hit = await this.tryHit(ctx);
-      if (hit) return hit;
+      if (hit) {
+        source.close?.();
+        return hit;
+      }
     }
     opts.onProgress?.({ stage: 'wait' });
     const waitStart = performance.now();
@@ -286,6 +302,7 @@ export class ImageCache {
     try {
       const expected = await this.expectedChecksum(ctx, signal);
       opts.onProgress?.({ stage: 'download', bytes: 0, totalBytes: info.size });
+      const stageStart: Partial<Record<FetchStage, number>> = {};
       const dl = await timed(durations, 'download', () =>
         downloadTo(source, file, {
           algo: expected?.algo ?? 'sha256',
@@ -299,21 +316,43 @@ export class ImageCache {
       opts.onProgress?.({ stage: 'verify' });
       if (expected) verifyDigest(expected, dl.digest, ctx.source.href);
       const checksum = { algo: expected?.algo ?? ('sha256' as const), value: dl.digest };
+      const forceRaw = opts.forceRaw ?? this.forceRaw;
+      const prepared = await prepareImage(file, {
+        validate: this.validate,
+        forceRaw,
+        zstd: this.options.zstd ?? true,
+        permitted: this.options.permittedFormats ?? DEFAULT_PERMITTED_FORMATS,
+        expectedFormat: opts.expectedFormat ?? info.diskFormat,
+        growthFactor: this.options.growthFactor ?? 2,
+        memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
+        makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
+        signal,
+        href: source.href,
+        onProgress: (p) => {
+          const t = performance.now();
+          if (p.stage === 'inspect' || p.stage === 'convert' || p.stage === 'decompress') stageStart[p.stage] = t;
+          opts.onProgress?.(p);
+        },
+      });
+      for (const [stage, t] of Object.entries(stageStart)) durations[stage as FetchStage] = performance.now() - t;
+      const size = prepared.file === file ? dl.size : (await fs.promises.stat(prepared.file)).size;
       const meta: MasterMeta = {
         href: source.safeHref,
         checksum,
-        size: dl.size,
-        converted: false,
+        size,
+        format: prepared.format,
+        virtualSize: prepared.virtualSize,
+        converted: prepared.converted,
         fetchedAt: new Date().toISOString(),
       };
 
       opts.onProgress?.({ stage: 'publish' });
-      if (!info.noCache) await timed(durations, 'publish', () => this.publish(ctx.name, file, meta, workDir));
+      if (!info.noCache) await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, workDir));
       opts.onProgress?.({ stage: 'link' });
-      const placedBy = await timed(durations, 'link', () => placeFile(file, ctx.destPath));
+      const placedBy = await timed(durations, 'link', () => placeFile(prepared.file, ctx.destPath));
       durations.total = performance.now() - ctx.started;
       this.logger.info(
-        { cache: this.name, href: source.safeHref, master: ctx.name, bytes: dl.size, attempts: dl.attempts },
+        { cache: this.name, href: source.safeHref, master: ctx.name, bytes: dl.size, format: meta.format, converted: meta.converted },
         'fetched image',
       );
       return {
@@ -323,7 +362,7 @@ export class ImageCache {
         placedBy,
         format: meta.format,
         virtualSize: meta.virtualSize,
-        size: dl.size,
+        size,
         converted: meta.converted,
         checksum,
         bytesDownloaded: dl.bytesDownloaded,
@@ -351,6 +390,19 @@ export class ImageCache {
       await fs.promises.link(file, tmp);
       await fs.promises.rename(tmp, master);
     }
+  }
+
+  /** Room for a conversion: the registry's caches on that filesystem by priority, or this cache alone. */
+  private async makeRoom(dir: string, bytes: number): Promise<void> {
+    if (this.registry) {
+      await this.registry.makeRoom(dir, bytes);
+      return;
+    }
+    let free = await freeSpace(dir);
+    if (bytes < free) return;
+    await this.cleanUp(bytes - free);
+    free = await freeSpace(dir);
+    if (bytes >= free) throw new InsufficientDiskSpace(dir, bytes, free);
   }
 
   private async removeMaster(name: string): Promise<void> {
@@ -383,7 +435,7 @@ export class ImageCache {
   }
 
   private async wrap(err: unknown, ctx: FetchContext, signal?: AbortSignal): Promise<ImageCacheError> {
-    if (err instanceof ImageCacheError) return err;
+    if (err instanceof ImageCacheError) return withHref(err, ctx.source.href);
     if (signal?.aborted || ctx.opts.signal?.aborted) {
       return new OperationAborted(`fetch of ${ctx.source.safeHref} cancelled`, { href: ctx.source.href });
     }

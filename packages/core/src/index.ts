@@ -12,3 +12,5 @@ export { startSweeper } from './sweeper';
 export { freeSpace } from './disk-space';
 export type { Logger } from './logger';
 export { silentLogger } from './logger';
+export { prepareImage } from './prepare-image';
+export type { PrepareOptions, PreparedImage } from './prepare-image';

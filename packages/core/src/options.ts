@@ -30,6 +30,14 @@ export interface ImageCacheOptions {
   retryDelayMs?: number;
   /** Shared by every cache of a process: at most this many downloads at once. Default 20 per process. */
   limiter?: Semaphore;
+  /** Formats accepted (raw implies gpt). Default raw, gpt, qcow2, iso. */
+  permittedFormats?: readonly string[];
+  /** Decompress downloads that start with the zstd magic, after the checksum. Default true. */
+  zstd?: boolean;
+  /** Room asked before a conversion when the virtual size can't be had: file size × this. Default 2.0. */
+  growthFactor?: number;
+  /** Address-space cap of qemu-img, bytes; 0 = none. Default 2 GiB. */
+  qemuImgMemoryCap?: number;
   /** Create a missing destination parent folder instead of refusing it. Default false. */
   createDestDirs?: boolean;
   logger?: Logger;

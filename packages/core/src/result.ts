@@ -1,7 +1,17 @@
 import type { ChecksumAlgo } from '@imagecache/checksum';
 import type { PlaceMethod } from './place-file';
 
-export type FetchStage = 'resolve' | 'wait' | 'download' | 'verify' | 'inspect' | 'convert' | 'publish' | 'link' | 'evict';
+export type FetchStage =
+  | 'resolve'
+  | 'wait'
+  | 'download'
+  | 'verify'
+  | 'decompress'
+  | 'inspect'
+  | 'convert'
+  | 'publish'
+  | 'link'
+  | 'evict';
 
 export interface FetchProgress {
   stage: FetchStage;
@@ -18,7 +28,7 @@ export interface FetchResult {
   destPath: string;
   /** How the destination was made: a hard link, or a copy (another filesystem). */
   placedBy: PlaceMethod | 'already';
-  /** Detected format, when known (inspection comes with the formats package). */
+  /** Detected format (undefined for caches that don't inspect, and for masters adopted from Ironic). */
   format?: string;
   virtualSize?: number;
   /** Bytes of the image at the destination. */

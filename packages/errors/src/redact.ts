@@ -3,7 +3,7 @@ const SECRET_PARAM = /(token|sig|signature|secret|password|passwd|pass|key|crede
 
 /** Returns `href` with `user:pass@` and secret-looking query values replaced by `***`. */
 export function redactHref(href: string): string {
-  let out = href.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1***@');
+  let out = href.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
   const q = out.indexOf('?');
   if (q >= 0) {
     const [base, rest] = [out.slice(0, q), out.slice(q + 1)];

@@ -1,4 +1,5 @@
 import * as E from './errors';
+import { redactHref } from './redact';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type ErrorClass = { readonly code: string; new (...args: any[]): E.ImageCacheError };
@@ -53,4 +54,14 @@ export function toImageCacheError(err: unknown, href?: string): E.ImageCacheErro
   if (err instanceof E.ImageCacheError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new E.ImageCacheError(message, { href, cause: err });
+}
+
+/** The same error, of the same class, naming `href` (credentials removed) if it named none. */
+export function withHref(err: E.ImageCacheError, href: string): E.ImageCacheError {
+  if (err.href !== undefined) return err;
+  const safe = redactHref(href);
+  const s = err.toJSON();
+  const copy = deserializeError({ ...s, message: `${safe}: ${s.message}`, details: { ...s.details, href: safe } });
+  if (err.cause !== undefined) Object.defineProperty(copy, 'cause', { value: err.cause });
+  return copy;
 }

@@ -38,3 +38,9 @@ describe('errors', () => {
     expect(redactHref('oci://user@reg/x')).toBe('oci://***@reg/x');
   });
 });
+
+describe('redactHref with an @ in the password', () => {
+  it('hides all of the userinfo', () => {
+    expect(redactHref('http://u:p@ss@h/x')).toBe('http://***@h/x');
+  });
+});

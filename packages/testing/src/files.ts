@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,7 +19,6 @@ export function randomFile(file: string, size: number): Buffer {
 /** Mounts a tmpfs of `sizeMiB` at a new folder; returns undefined (with the reason) where mount is refused. */
 export function mountTmpfs(sizeMiB: number): { dir: string; unmount(): void } | { skip: string } {
   const dir = tmpDir('imagecache-tmpfs-');
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir], { encoding: 'utf8' });
   if (r.status !== 0) return { skip: `mount tmpfs refused: ${r.stderr || r.error?.message}` };
   return {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 
 /** How the server answers one path. Every field is optional; the default is 200 with the body. */
 export interface Route {
@@ -121,7 +122,7 @@ function serve(req: http.IncomingMessage, res: http.ServerResponse, route: Route
   }
   const stream = route.file
     ? fs.createReadStream(route.file, { start, end, highWaterMark: 1 << 20 })
-    : require('node:stream').Readable.from([Buffer.from(route.body ?? '').subarray(start, end + 1)]);
+    : Readable.from([Buffer.from(route.body ?? '').subarray(start, end + 1)]);
   const cut = route.truncateAt ?? route.stallAt;
   if (cut === undefined) {
     stream.pipe(res);

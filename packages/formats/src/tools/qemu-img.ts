@@ -1,0 +1,56 @@
+import * as fs from 'node:fs';
+import { ImageConvertFailed } from '@imagecache/errors';
+import { qemuFormatName } from '../policy';
+import type { ImageFormat } from '../types';
+import { runTool } from './run-tool';
+
+export interface ConvertOptions {
+  /** The format the inspector detected: qemu-img is never asked to guess. */
+  sourceFormat: ImageFormat;
+  /** Address-space cap of the qemu-img process, bytes; 0 = none. Default 2 GiB. */
+  memoryCap?: number;
+  /** Attempts when qemu-img runs out of memory or threads. Default 3. */
+  attempts?: number;
+  signal?: AbortSignal;
+  /** The qemu-img binary. Default `qemu-img` on the PATH. */
+  qemuImg?: string;
+  /** For messages only (redacted). */
+  href?: string;
+}
+
+const TRANSIENT = /Cannot allocate memory|Resource temporarily unavailable/;
+
+/**
+ * `qemu-img convert -f <detected> -O raw` into `dest` (sparse), under an address-space limit, with
+ * MALLOC_ARENA_MAX=3 as Ironic runs it. `dest` is removed on every failure.
+ */
+export async function convertToRaw(src: string, dest: string, opts: ConvertOptions): Promise<void> {
+  const cap = opts.memoryCap ?? 2 * 1024 ** 3;
+  const qemuImg = opts.qemuImg ?? 'qemu-img';
+  const convert = [qemuImg, 'convert', '-q', '-f', qemuFormatName(opts.sourceFormat), '-O', 'raw', src, dest];
+  const [cmd, args] = cap > 0 ? ['prlimit', [`--as=${cap}`, '--', ...convert]] : [qemuImg, convert.slice(1)];
+  const attempts = Math.max(1, opts.attempts ?? 3);
+  let last = '';
+  try {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const run = await runTool(cmd, args, { signal: opts.signal, env: { MALLOC_ARENA_MAX: '3' } });
+      if (run.code === 0) return;
+      last = run.stderr || `exit ${run.code ?? run.signal}`;
+      if (!TRANSIENT.test(last)) break;
+      await fs.promises.rm(dest, { force: true });
+    }
+  } catch (err) {
+    await fs.promises.rm(dest, { force: true });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ImageConvertFailed(`${cmd} is not installed (Debian package qemu-utils)`, {
+        href: opts.href,
+      });
+    }
+    throw err;
+  }
+  await fs.promises.rm(dest, { force: true });
+  throw new ImageConvertFailed(`qemu-img could not convert the ${opts.sourceFormat} image to raw: ${last}`, {
+    href: opts.href,
+    sourceFormat: opts.sourceFormat,
+  });
+}
