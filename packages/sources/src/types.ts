@@ -2,8 +2,7 @@ import type { Readable } from 'node:stream';
 
 /** Credentials for one request or one cache; never logged. */
 export type ImageAuth =
-  | { type: 'basic'; username: string; password: string }
-  | { type: 'bearer'; token: string };
+  { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
 
 /** What `show()` tells about an image before it is downloaded. */
 export interface ImageInfo {
@@ -51,4 +50,9 @@ export interface ImageSource {
   readonly imageId?: string;
   show(opts?: { signal?: AbortSignal }): Promise<ImageInfo>;
   open(opts?: OpenOptions): Promise<ImageBody>;
+  /**
+   * Releases what `show()` may hold for a following `open()` (an http GET made because HEAD was refused).
+   * Optional to call: such a response is dropped by itself after a few seconds.
+   */
+  close?(): void;
 }

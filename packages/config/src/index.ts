@@ -1,0 +1,41 @@
+export { parseSize, parseDuration, formatSize, formatDuration } from './units';
+export {
+  DEFAULTS,
+  IMAGE_FORMATS,
+  LOG_LEVELS,
+  TLS_VERSIONS,
+  PRIORITY_PRESETS,
+  type ImageFormat,
+  type LogLevel,
+  type TlsVersion,
+  type PriorityPreset,
+} from './defaults';
+export {
+  HostConfigSchema,
+  CacheSchema,
+  HttpSchema,
+  AuthSchema,
+  FileSchema,
+  QemuImgSchema,
+  RedisSchema,
+  envName,
+  type HostConfig,
+  type HostConfigInput,
+  type CacheConfig,
+  type CacheConfigInput,
+  type HttpConfig,
+  type HttpAuth,
+  type RedisConfig,
+  type RedisNode,
+} from './schema';
+export { parseHostConfig, type ConfigIssue, type ValidationContext } from './validate';
+export { ENV_VARIABLES, type EnvVariable } from './env';
+export {
+  loadConfig,
+  configForSingleCache,
+  readConfigFile,
+  type LoadConfigOptions,
+  type SingleCacheOptions,
+  type HostConfigOverrides,
+  type ConfigFile,
+} from './load';

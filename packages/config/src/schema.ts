@@ -1,0 +1,374 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import {
+  DEFAULTS,
+  IMAGE_FORMATS,
+  LOG_LEVELS,
+  PRIORITY_PRESETS,
+  TLS_VERSIONS,
+  type ImageFormat,
+  type LogLevel,
+  type TlsVersion,
+} from './defaults';
+import { trySize, tryDuration } from './units';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Field types
+
+/** A size: bytes (number or digits) or a number with a unit (`500MiB`, `20GiB`, `100M`). Output: bytes. */
+function sizeField() {
+  return z
+    .custom<string | number>(() => true)
+    .transform((v, ctx) => {
+      const r = trySize(v);
+      if (r.ok) return r.value;
+      ctx.addIssue({ code: 'custom', message: r.message });
+      return z.NEVER;
+    });
+}
+
+/** A duration: seconds (number or digits) or units (`30s`, `15m`, `1h`, `7d`). Output: seconds. */
+function durationField() {
+  return z
+    .custom<string | number>(() => true)
+    .transform((v, ctx) => {
+      const r = tryDuration(v);
+      if (r.ok) return r.value;
+      ctx.addIssue({ code: 'custom', message: r.message });
+      return z.NEVER;
+    });
+}
+
+/** Removes trailing slashes and `.`/`..` segments, so equal folders compare equal. */
+export function normalizeDir(dir: string): string {
+  const n = path.normalize(dir);
+  return n.length > 1 ? n.replace(/\/+$/, '') : n;
+}
+
+/** An absolute path, normalized. */
+function absolutePath() {
+  return z
+    .string()
+    .min(1)
+    .superRefine((p, ctx) => {
+      if (!path.isAbsolute(p))
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(p)} is not an absolute path` });
+      else if (p.includes('\0'))
+        ctx.addIssue({ code: 'custom', message: 'must not contain a NUL character' });
+    })
+    .transform(normalizeDir);
+}
+
+const formatList = z
+  .array(z.enum(IMAGE_FORMATS))
+  .min(1)
+  .transform((l) => [...new Set(l)]);
+
+/** Cache names end up in queue names and in environment variable names (`IMAGECACHE_CACHE_<NAME>_SIZE`). */
+const CACHE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+const PRIORITY_HINT = `must be an integer or one of ${Object.entries(PRIORITY_PRESETS)
+  .map(([k, v]) => `${k} (${v})`)
+  .join(', ')}`;
+
+const priorityField = z
+  .custom<number | keyof typeof PRIORITY_PRESETS>(() => true)
+  .transform((v, ctx) => {
+    if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+    if (typeof v === 'string' && Object.hasOwn(PRIORITY_PRESETS, v)) return PRIORITY_PRESETS[v];
+    ctx.addIssue({ code: 'custom', message: PRIORITY_HINT });
+    return z.NEVER;
+  });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Objects
+
+const BasicAuthSchema = z.strictObject({
+  type: z.literal('basic'),
+  username: z.string().min(1),
+  password: z.string(),
+});
+const BearerAuthSchema = z.strictObject({
+  type: z.literal('bearer'),
+  token: z.string().min(1),
+});
+export const AuthSchema = z.discriminatedUnion('type', [BasicAuthSchema, BearerAuthSchema]);
+
+export const CacheSchema = z.strictObject({
+  name: z.string().regex(CACHE_NAME, {
+    error: 'must be 1-64 letters, digits, "-" or "_", starting with a letter or digit',
+  }),
+  masterDir: absolutePath().refine((p) => p !== '/', { error: 'must not be the root folder' }),
+  cacheSize: sizeField().default(DEFAULTS.cacheSize),
+  cacheTtl: durationField().default(DEFAULTS.cacheTtl),
+  priority: priorityField.optional(),
+  forceRaw: z.boolean().default(DEFAULTS.forceRaw),
+  validate: z.boolean().default(DEFAULTS.validate),
+  permittedFormats: formatList.optional(),
+  /** Credentials for this cache's http(s) downloads; a request's own auth wins, this wins over http.auth. */
+  auth: AuthSchema.optional(),
+});
+
+export const HttpSchema = z.strictObject({
+  inactivityTimeout: durationField().default(DEFAULTS.httpInactivityTimeout),
+  connectTimeout: durationField().default(DEFAULTS.httpConnectTimeout),
+  verifyTls: z.boolean().default(DEFAULTS.verifyTls),
+  caFile: absolutePath().optional(),
+  minTlsVersion: z.enum(TLS_VERSIONS).default(DEFAULTS.minTlsVersion),
+  auth: AuthSchema.optional(),
+});
+
+export const FileSchema = z.strictObject({
+  allowedRoots: z.array(absolutePath()).default(() => [...DEFAULTS.fileRoots]),
+});
+
+export const QemuImgSchema = z.strictObject({
+  memoryCap: sizeField().default(DEFAULTS.qemuImgMemoryCap),
+});
+
+const RedisNodeSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(6379),
+});
+
+const REDIS_SHAPES = 'give exactly one of url, sentinels (with name) or cluster';
+
+export const RedisSchema = z
+  .strictObject({
+    url: z.string().optional(),
+    sentinels: z.array(RedisNodeSchema).min(1).optional(),
+    name: z.string().min(1).optional(),
+    cluster: z.array(RedisNodeSchema).min(1).optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    db: z.number().int().min(0).optional(),
+    tls: z.boolean().optional(),
+    prefix: z.string().min(1).default(DEFAULTS.redisPrefix),
+  })
+  .superRefine((r, ctx) => {
+    const shapes = [r.url, r.sentinels, r.cluster].filter((x) => x !== undefined).length;
+    if (shapes !== 1) ctx.addIssue({ code: 'custom', message: REDIS_SHAPES });
+    if (r.url !== undefined) {
+      // Never quote the URL: it may carry a password.
+      let ok = false;
+      try {
+        ok = ['redis:', 'rediss:'].includes(new URL(r.url).protocol);
+      } catch {
+        ok = false;
+      }
+      if (!ok)
+        ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be a redis:// or rediss:// URL' });
+    }
+    if (r.sentinels !== undefined && r.name === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['name'],
+        message: 'is required with sentinels (the master group name)',
+      });
+    if (r.sentinels === undefined && r.name !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['name'], message: 'is only meaningful with sentinels' });
+    if (r.cluster !== undefined && r.db !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['db'], message: 'Redis Cluster has no databases but 0' });
+    if (r.cluster !== undefined && !/\{[^}]+\}/.test(r.prefix))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['prefix'],
+        message: 'must contain a hash tag such as {imagecache} with Redis Cluster',
+      });
+  })
+  .transform((r): RedisConfig => {
+    const common = {
+      prefix: r.prefix,
+      ...(r.username !== undefined && { username: r.username }),
+      ...(r.password !== undefined && { password: r.password }),
+      ...(r.tls !== undefined && { tls: r.tls }),
+    };
+    const db = r.db !== undefined ? { db: r.db } : {};
+    if (r.sentinels)
+      return { mode: 'sentinel', sentinels: r.sentinels, name: r.name ?? '', ...db, ...common };
+    if (r.cluster) return { mode: 'cluster', cluster: r.cluster, ...common };
+    return { mode: 'standalone', url: r.url ?? '', ...db, ...common };
+  });
+
+const HOST = /^[^\s:{}/]+$/;
+
+const RootSchema = z.strictObject({
+  host: z
+    .string()
+    .regex(HOST, { error: 'must be a host name (no spaces, ":", "/", "{" or "}")' })
+    .default(() => os.hostname()),
+  caches: z
+    .array(CacheSchema)
+    .min(1)
+    .superRefine((caches, ctx) => {
+      for (const issue of cacheListIssues(caches)) ctx.addIssue({ code: 'custom', ...issue });
+    }),
+  downloadConcurrency: z.number().int().min(1).default(DEFAULTS.downloadConcurrency),
+  growthFactor: z.number().min(1).default(DEFAULTS.growthFactor),
+  permittedFormats: formatList.default(() => [...DEFAULTS.permittedFormats]),
+  zstd: z.boolean().default(DEFAULTS.zstd),
+  allowMd5: z.boolean().default(DEFAULTS.allowMd5),
+  sweepInterval: durationField().default(DEFAULTS.sweepIntervalSeconds),
+  createDestDirs: z.boolean().default(DEFAULTS.createDestDirs),
+  file: FileSchema.prefault({}),
+  http: HttpSchema.prefault({}),
+  qemuImg: QemuImgSchema.prefault({}),
+  redis: RedisSchema.optional(),
+  logLevel: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
+});
+
+/** The keys each object of the configuration accepts, by kind (for "did you mean" hints). */
+export const KNOWN_KEYS = Object.freeze({
+  root: Object.keys(RootSchema.shape),
+  cache: Object.keys(CacheSchema.shape),
+  http: Object.keys(HttpSchema.shape),
+  auth: [...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape)])],
+  file: Object.keys(FileSchema.shape),
+  qemuImg: Object.keys(QemuImgSchema.shape),
+  redis: ['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix'],
+  redisNode: Object.keys(RedisNodeSchema.shape),
+});
+
+/** Environment-variable form of a cache name: upper-case, `-` → `_`. */
+export function envName(cacheName: string): string {
+  return cacheName.toUpperCase().replace(/-/g, '_');
+}
+
+/**
+ * Duplicate names, env-name clashes and duplicate master folders in a list of caches. Tolerates raw input
+ * (entries that are not objects, or lack fields), so it can report alongside other issues.
+ */
+export function cacheListIssues(
+  caches: readonly unknown[],
+): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  const names = new Map<string, number>();
+  const envNames = new Map<string, number>();
+  const dirs = new Map<string, number>();
+  caches.forEach((c, i) => {
+    if (typeof c !== 'object' || c === null) return;
+    const { name, masterDir } = c as { name?: unknown; masterDir?: unknown };
+    if (typeof name === 'string' && CACHE_NAME.test(name)) {
+      const seen = names.get(name);
+      const seenEnv = envNames.get(envName(name));
+      if (seen !== undefined)
+        out.push({ path: [i, 'name'], message: `${JSON.stringify(name)} is used by caches[${seen}] too` });
+      else if (seenEnv !== undefined)
+        out.push({
+          path: [i, 'name'],
+          message: `${JSON.stringify(name)} clashes with caches[${seenEnv}] in environment variable names (IMAGECACHE_CACHE_${envName(name)}_*)`,
+        });
+      if (seen === undefined) names.set(name, i);
+      if (seenEnv === undefined) envNames.set(envName(name), i);
+    }
+    if (typeof masterDir === 'string' && path.isAbsolute(masterDir)) {
+      const dir = normalizeDir(masterDir);
+      const seen = dirs.get(dir);
+      if (seen !== undefined)
+        out.push({
+          path: [i, 'masterDir'],
+          message: `${JSON.stringify(dir)} is used by caches[${seen}] too`,
+        });
+      else dirs.set(dir, i);
+    }
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Output types
+
+/** One cache (master folder) of a host, all defaults filled. */
+export interface CacheConfig {
+  name: string;
+  /** Absolute, normalized. */
+  masterDir: string;
+  /** Bytes. */
+  cacheSize: number;
+  /** Seconds. */
+  cacheTtl: number;
+  /** Higher is cleaned first by cleanUpCaches. */
+  priority: number;
+  forceRaw: boolean;
+  validate: boolean;
+  /** The cache's own list, else the host's. */
+  permittedFormats: ImageFormat[];
+  /** Credentials for this cache's http(s) downloads (over http.auth); absent when not set. */
+  auth?: HttpAuth;
+}
+
+export type HttpAuth =
+  { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+
+export interface HttpConfig {
+  /** Seconds; 0 = none. */
+  inactivityTimeout: number;
+  /** Seconds; 0 = none. */
+  connectTimeout: number;
+  verifyTls: boolean;
+  caFile?: string;
+  minTlsVersion: TlsVersion;
+  auth?: HttpAuth;
+}
+
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+interface RedisCommon {
+  prefix: string;
+  username?: string;
+  password?: string;
+  tls?: boolean;
+}
+
+export type RedisConfig =
+  | (RedisCommon & { mode: 'standalone'; url: string; db?: number })
+  | (RedisCommon & { mode: 'sentinel'; sentinels: RedisNode[]; name: string; db?: number })
+  | (RedisCommon & { mode: 'cluster'; cluster: RedisNode[] });
+
+/** A host's configuration, parsed: sizes in bytes, durations in seconds, every default filled. */
+export interface HostConfig {
+  host: string;
+  caches: CacheConfig[];
+  downloadConcurrency: number;
+  growthFactor: number;
+  permittedFormats: ImageFormat[];
+  zstd: boolean;
+  allowMd5: boolean;
+  /** Seconds; 0 = no periodic sweep. */
+  sweepInterval: number;
+  createDestDirs: boolean;
+  file: { allowedRoots: string[] };
+  http: HttpConfig;
+  /** memoryCap in bytes; 0 = no cap. */
+  qemuImg: { memoryCap: number };
+  redis?: RedisConfig;
+  logLevel: LogLevel;
+}
+
+/** The zod schema of one host's configuration (input: the file's form; output: `HostConfig`). */
+export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
+  const { redis, http, ...rest } = c;
+  const { caFile, auth, ...httpRest } = http;
+  return {
+    ...rest,
+    caches: c.caches.map((cache) => ({
+      ...cache,
+      priority:
+        cache.priority ??
+        (Object.hasOwn(PRIORITY_PRESETS, cache.name)
+          ? PRIORITY_PRESETS[cache.name as keyof typeof PRIORITY_PRESETS]
+          : DEFAULTS.priority),
+      permittedFormats: [...(cache.permittedFormats ?? c.permittedFormats)],
+    })),
+    http: { ...httpRest, ...(caFile !== undefined && { caFile }), ...(auth !== undefined && { auth }) },
+    ...(redis !== undefined && { redis }),
+  };
+});
+
+/** The configuration as written in a file (sizes and durations as strings or numbers, defaults optional). */
+export type HostConfigInput = z.input<typeof HostConfigSchema>;
+export type CacheConfigInput = z.input<typeof CacheSchema>;

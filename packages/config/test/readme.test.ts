@@ -1,0 +1,66 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  CacheSchema,
+  ENV_VARIABLES,
+  FileSchema,
+  HostConfigSchema,
+  HttpSchema,
+  QemuImgSchema,
+  loadConfig,
+} from '@imagecache/config';
+import { tmpDir } from '@imagecache/testing';
+import { configError } from './helpers';
+
+const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+/** A table row starting with `name` (prettier pads the cells). */
+const row = (name: string) => new RegExp(`^\\| \`${name.replace(/[[\]().*+?^$|\\]/g, '\\$&')}\` +\\|`, 'm');
+
+test('the README documents every key', () => {
+  const keys = [
+    ...Object.keys(HostConfigSchema.in.shape),
+    ...Object.keys(CacheSchema.shape).map((k) => `caches[].${k}`),
+    ...Object.keys(HttpSchema.shape).map((k) => `http.${k}`),
+    ...Object.keys(FileSchema.shape).map((k) => `file.${k}`),
+    ...Object.keys(QemuImgSchema.shape).map((k) => `qemuImg.${k}`),
+    ...['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix'].map(
+      (k) => `redis.${k}`,
+    ),
+  ];
+  for (const key of keys) expect(readme).toMatch(row(key));
+});
+
+test('the README documents every environment variable', () => {
+  for (const { name, description } of ENV_VARIABLES) {
+    expect(readme).toMatch(row(name));
+    expect(description.length).toBeGreaterThan(10);
+  }
+});
+
+test("the README's error example is what a user sees", () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'host.yaml');
+  fs.writeFileSync(
+    file,
+    [
+      'caches:',
+      '  - name: instance',
+      '    masterDir: /m/a',
+      '    cacheSize: abc',
+      '  - name: tftp',
+      '    masterDir: /m/b',
+      '  - name: instance',
+      '    masterDir: /m/c',
+      'verifyTls: false',
+      '',
+    ].join('\n'),
+  );
+  const err = configError(() => loadConfig({ file, env: { IMAGECACHE_DOWNLOAD_CONCURRENCY: 'many' } }));
+  const shown = err.message.replace(file, '/etc/imagecache/host.yaml');
+  const indented = shown
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+  expect(readme).toContain(indented);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -1,0 +1,61 @@
+import * as fs from 'node:fs';
+import { ConfigError } from '@imagecache/errors';
+import { Agent, Client } from 'undici';
+import type { ResolvedHttpOptions } from '../options';
+
+/** The connection settings of one option set: a shared keep-alive Agent and the options for download clients. */
+export interface Dispatchers {
+  /** Shared, keep-alive: HEADs and small answers (warm cache hits cost one reused connection). */
+  readonly agent: Agent;
+  /** A connection of its own for one download, so its end can be checked (see request.ts). */
+  client(origin: string): Client;
+}
+
+const cache = new Map<string, Dispatchers>();
+
+/** One set of dispatchers per distinct option set, created once (the CA file is read once). */
+export function dispatchersFor(opts: ResolvedHttpOptions): Dispatchers {
+  const key = `${opts.inactivityTimeoutMs}|${opts.connectTimeoutMs}|${opts.caFile ?? ''}|${opts.minTlsVersion}|${opts.verifyTls}`;
+  let d = cache.get(key);
+  if (!d) {
+    d = create(opts);
+    cache.set(key, d);
+  }
+  return d;
+}
+
+function create(opts: ResolvedHttpOptions): Dispatchers {
+  let ca: Buffer | undefined;
+  if (opts.caFile !== undefined) {
+    try {
+      ca = fs.readFileSync(opts.caFile);
+    } catch (err) {
+      throw new ConfigError(`cannot read the CA bundle ${opts.caFile}: ${(err as Error).message}`, {
+        caFile: opts.caFile,
+      });
+    }
+  }
+  const connect = {
+    timeout: opts.connectTimeoutMs,
+    rejectUnauthorized: opts.verifyTls,
+    minVersion: opts.minTlsVersion,
+    ...(ca ? { ca } : {}),
+  };
+  const common = {
+    connect,
+    headersTimeout: opts.inactivityTimeoutMs,
+    bodyTimeout: opts.inactivityTimeoutMs,
+  };
+  const agent = new Agent({ ...common, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
+  return {
+    agent,
+    client: (origin) => new Client(origin, { ...common, pipelining: 1 }),
+  };
+}
+
+/** Closes every shared connection (tests, shutdown). Sources resolved afterwards get new ones. */
+export async function closeHttpConnections(): Promise<void> {
+  const all = [...cache.values()];
+  cache.clear();
+  await Promise.all(all.map((d) => d.agent.close().catch(() => undefined)));
+}

@@ -1,0 +1,278 @@
+import { ImageDownloadFailed, redactHref } from '@imagecache/errors';
+import { checkHrefText, invalidHref, safeHrefOf } from '../href';
+import { parseHttpDate } from '../http-date';
+import { resolveHttpOptions, type ResolvedHttpOptions, type SourceOptions } from '../options';
+import type { ImageAuth, ImageBody, ImageInfo, ImageSource, OpenOptions } from '../types';
+import { dispatchersFor, type Dispatchers } from './dispatchers';
+import {
+  contentLength,
+  header,
+  send,
+  type HttpBodyStream,
+  type HttpResponse,
+  type RequestContext,
+} from './request';
+import { isRedirect, statusError } from './status';
+
+/** How long a GET made by show() (HEAD refused) waits for open() before it is dropped. */
+export const KEPT_RESPONSE_MS = 10_000;
+
+const USER_AGENT = 'imagecache/0.1';
+
+/** HEAD answers after which show() asks with a GET instead (some servers, and presigned URLs, refuse HEAD). */
+const HEAD_REFUSED = new Set([403, 405, 501]);
+
+interface KeptResponse {
+  res: HttpResponse & { body: HttpBodyStream };
+  info: ImageInfo;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * An http(s) image. `show()` asks with HEAD (redirects followed), falling back to a GET whose response is kept
+ * for the next `open()`; `open()` streams a GET, resuming with Range + If-Range when given an offset and a
+ * validator. Every failure is a typed error whose message holds no credential.
+ */
+export class HttpSource implements ImageSource {
+  readonly kind = 'http' as const;
+  readonly href: string;
+  readonly safeHref: string;
+  readonly imageId: undefined = undefined;
+  /** The last path segment of the URL, decoded (for checksum files). */
+  readonly fileName: string;
+  private readonly url: URL;
+  private readonly label: string;
+  private readonly authorization?: string;
+  private readonly options: ResolvedHttpOptions;
+  private readonly dispatchers: Dispatchers;
+  private readonly ctx: RequestContext;
+  private kept?: KeptResponse;
+
+  /** Validates `href` (throws InvalidHref) without any I/O. */
+  constructor(href: string, options: SourceOptions = {}) {
+    const url = parseHttpHref(href);
+    this.href = href;
+    this.safeHref = safeHrefOf(href);
+    this.options = resolveHttpOptions(options.http);
+    const userinfo = url.username || url.password ? basicFromUrl(url) : undefined;
+    url.username = '';
+    url.password = '';
+    url.hash = '';
+    this.url = url;
+    this.label = redactHref(url.href);
+    this.fileName = lastSegment(url);
+    const auth = options.auth ?? userinfo ?? this.options.auth;
+    this.authorization = auth ? authorizationHeader(auth) : undefined;
+    this.dispatchers = dispatchersFor(this.options);
+    this.ctx = {
+      safeHref: this.safeHref,
+      inactivityTimeoutMs: this.options.inactivityTimeoutMs,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+    };
+  }
+
+  async show(opts: { signal?: AbortSignal } = {}): Promise<ImageInfo> {
+    this.close();
+    const head = await this.request('HEAD', {}, opts.signal);
+    if (isOk(head.status)) {
+      const info = this.infoFrom(head);
+      // A HEAD without a usable Content-Length (absent, or 0 from servers that don't compute it for HEAD).
+      if (info.size) return info;
+    } else if (!HEAD_REFUSED.has(head.status)) {
+      throw statusError('HEAD', labelOf(head.url), head, this.safeHref);
+    }
+    const res = await this.request('GET', {}, opts.signal);
+    if (!isOk(res.status) || !res.body || res.status === 206) {
+      res.body?.destroy();
+      throw statusError('GET', labelOf(res.url), res, this.safeHref);
+    }
+    const info = this.infoFrom(res);
+    const timer = setTimeout(() => this.close(), KEPT_RESPONSE_MS);
+    timer.unref();
+    this.kept = { res: res as KeptResponse['res'], info, timer };
+    res.body.rebind(undefined);
+    return info;
+  }
+
+  async open(opts: OpenOptions = {}): Promise<ImageBody> {
+    const offset = opts.offset ?? 0;
+    const kept = this.kept;
+    if (kept && offset === 0 && !opts.signal?.aborted) {
+      // The GET show() made: nothing of it has been read yet.
+      this.kept = undefined;
+      clearTimeout(kept.timer);
+      kept.res.body.rebind(opts.signal);
+      return { stream: kept.res.body, start: 0, totalSize: kept.info.size, info: kept.info };
+    }
+    this.close();
+    const validator = opts.validator;
+    const resume = offset > 0 && !!validator && !validator.startsWith('W/');
+    const headers: Record<string, string> = resume
+      ? { range: `bytes=${offset}-`, 'if-range': validator }
+      : {};
+    const res = await this.request('GET', headers, opts.signal);
+    const body = res.body;
+    if (resume && res.status === 206 && body) {
+      const range = parseContentRange(header(res.headers, 'content-range'));
+      if (range && range.start === offset) {
+        const info = this.infoFrom(res, range.total);
+        return { stream: body, start: offset, totalSize: range.total, info };
+      }
+      body.destroy();
+      return this.open({ signal: opts.signal });
+    }
+    if (resume && res.status === 416) return this.open({ signal: opts.signal });
+    if ((res.status === 200 || res.status === 203) && body) {
+      const info = this.infoFrom(res);
+      return { stream: body, start: 0, totalSize: info.size, info };
+    }
+    body?.destroy();
+    if (isOk(res.status)) {
+      throw new ImageDownloadFailed(`GET ${labelOf(res.url)}: unexpected HTTP ${res.status} for an image`, {
+        href: this.safeHref,
+        status: res.status,
+        retryable: false,
+      });
+    }
+    throw statusError('GET', labelOf(res.url), res, this.safeHref);
+  }
+
+  /** Drops a response show() kept for open(), if any. */
+  close(): void {
+    const kept = this.kept;
+    if (!kept) return;
+    this.kept = undefined;
+    clearTimeout(kept.timer);
+    kept.res.body.destroy();
+  }
+
+  private infoFrom(res: HttpResponse, total?: number): ImageInfo {
+    const h = res.headers;
+    const lastModified = header(h, 'last-modified');
+    const etag = header(h, 'etag');
+    const cacheControl = header(h, 'cache-control') ?? '';
+    return {
+      size: res.status === 206 ? total : contentLength(h),
+      updatedAt: parseHttpDate(lastModified),
+      noCache: cacheControl.split(',').some((d) => d.trim().toLowerCase() === 'no-store'),
+      immutable: false,
+      validator: etag && !etag.startsWith('W/') ? etag : lastModified,
+      fileName: this.fileName,
+    };
+  }
+
+  /** One request with redirects followed (at most `maxRedirects`; credentials dropped on another origin). */
+  private async request(
+    method: 'GET' | 'HEAD',
+    extra: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<HttpResponse> {
+    let url = this.url;
+    let authorization = this.authorization;
+    for (let hops = 0; ; hops++) {
+      const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept: '*/*', ...extra };
+      if (authorization) headers.authorization = authorization;
+      const label = labelOf(url);
+      const res = await send({
+        dispatchers: this.dispatchers,
+        url,
+        method,
+        headers,
+        signal,
+        stream: method === 'GET',
+        label,
+        ctx: this.ctx,
+      });
+      const location = header(res.headers, 'location');
+      if (!isRedirect(res.status) || !location) return res;
+      res.body?.destroy();
+      if (hops >= this.options.maxRedirects) {
+        throw new ImageDownloadFailed(
+          `${method} ${labelOf(this.url)}: more than ${this.options.maxRedirects} redirects (last at ${label})`,
+          { href: this.safeHref, retryable: false },
+        );
+      }
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw new ImageDownloadFailed(`${method} ${label}: HTTP ${res.status} to an invalid location`, {
+          href: this.safeHref,
+          retryable: false,
+        });
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new ImageDownloadFailed(
+          `${method} ${label}: HTTP ${res.status} to a ${next.protocol} URL, refused`,
+          {
+            href: this.safeHref,
+            retryable: false,
+          },
+        );
+      }
+      next.username = '';
+      next.password = '';
+      next.hash = '';
+      if (next.origin !== url.origin) authorization = undefined;
+      url = next;
+    }
+  }
+}
+
+function isOk(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+function labelOf(url: URL): string {
+  return redactHref(url.href);
+}
+
+/** Parses and checks an http(s) href; throws InvalidHref. */
+export function parseHttpHref(href: string): URL {
+  checkHrefText(href);
+  if (!/^https?:\/\/[^/]/i.test(href))
+    throw invalidHref(href, 'expected http://host/... or https://host/...');
+  let url: URL;
+  try {
+    url = new URL(href);
+  } catch {
+    throw invalidHref(href, 'not a well-formed URL');
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+    throw invalidHref(href, 'not a well-formed http(s) URL');
+  }
+  return url;
+}
+
+function basicFromUrl(url: URL): ImageAuth {
+  return { type: 'basic', username: decode(url.username), password: decode(url.password) };
+}
+
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+export function authorizationHeader(auth: ImageAuth): string {
+  if (auth.type === 'bearer') return `Bearer ${auth.token}`;
+  return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
+}
+
+function lastSegment(url: URL): string {
+  return decode(url.pathname.split('/').pop() ?? '');
+}
+
+/** `bytes START-END/TOTAL` (TOTAL may be `*`). */
+export function parseContentRange(
+  v: string | undefined,
+): { start: number; end: number; total?: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/i.exec(v?.trim() ?? '');
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) return undefined;
+  return { start, end, total: m[3] === '*' ? undefined : Number(m[3]) };
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything imagecache needs on a fresh Debian machine with Node 20: Debian packages, pnpm,
+# the workspace's dependencies, and a build. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(qemu-utils zstd redis-server openssl curl)
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ "$(pnpm --version 2>/dev/null || true)" != "10.34.9" ]; then
+  echo "setup: installing pnpm 10.34.9" >&2
+  npm install -g pnpm@10.34.9 >/dev/null
+fi
+export TURBO_TELEMETRY_DISABLED=1
+pnpm install --frozen-lockfile --reporter=silent
+pnpm build --output-logs=errors-only
