@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(qemu-utils zstd redis-server openssl curl)
+# qemu-utils, zstd: conversion and decompression; the rest make test fixtures and serve the distributed mode.
+DEBIAN_PACKAGES=(qemu-utils zstd redis-server redis-tools openssl curl genisoimage xorriso gdisk cryptsetup-bin)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,6 +6,7 @@ import { closeHttpConnections } from '@imagecache/sources';
 import { registerClean } from './commands/clean';
 import { registerCleanCaches } from './commands/clean-caches';
 import { registerFetch } from './commands/fetch';
+import { registerInspect } from './commands/inspect';
 import { registerLs } from './commands/ls';
 import { EXIT_CODES } from './exit-codes';
 import { openHost, type Host } from './host';
@@ -15,6 +16,8 @@ import { createOutput, type Output } from './output';
 /** What every command gets from the program. */
 export interface CommandContext {
   output: Output;
+  /** An error code a command that printed its result still wants its exit status to say. */
+  exitCode?: string;
   signal: AbortSignal;
   openHost(config: HostConfig): Host;
 }
@@ -42,7 +45,7 @@ export async function run(argv: string[], signal: AbortSignal): Promise<number> 
     .exitOverride()
     // Errors are reported once, by output.error, in the --json or human form.
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
-  for (const register of [registerFetch, registerClean, registerCleanCaches, registerLs]) register(program, ctx);
+  for (const register of [registerFetch, registerClean, registerCleanCaches, registerInspect, registerLs]) register(program, ctx);
   for (const cmd of program.commands) cmd.option('--json', 'print one JSON object on stdout').option('--log-level <level>', 'log level').exitOverride();
 
   if (argv.length === 0) {
@@ -51,7 +54,7 @@ export async function run(argv: string[], signal: AbortSignal): Promise<number> 
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return ctx.exitCode === undefined ? 0 : (EXIT_CODES[ctx.exitCode] ?? 1);
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return 0; // --help, --version

@@ -1,0 +1,11 @@
+export { inspectFormat } from './inspect';
+export { checkPolicy, formatMatches, isFormatPermitted, permittedFormats, qemuFormatName } from './policy';
+export type { PolicyOptions } from './policy';
+export { DEFAULT_PERMITTED_FORMATS, IMAGE_FORMATS, RAW_FORMATS } from './types';
+export type { Detection, FormatReport, ImageFormat, InspectOptions } from './types';
+export { BLOCK_SIZE, MAX_BYTES_READ } from './reader';
+export { convertToRaw } from './tools/qemu-img';
+export type { ConvertOptions } from './tools/qemu-img';
+export { decompressZstd, isZstd, ZSTD_MAGIC } from './tools/zstd';
+export { runTool } from './tools/run-tool';
+export type { ToolRun } from './tools/run-tool';
