@@ -145,3 +145,29 @@ describe('inspection and conversion', () => {
     expect(workLeft(cache)).toEqual([]);
   });
 });
+
+describe('cancelling a conversion', () => {
+  it('kills qemu-img and removes the work in progress', async () => {
+    const big = path.join(fixtures, 'big.raw');
+    const fd = fs.openSync(big, 'w');
+    for (let i = 0; i < 96; i++) fs.writeSync(fd, randomBytes(MiB));
+    fs.closeSync(fd);
+    // A compressed qcow2 converts slowly enough to be caught in the act.
+    qemuImg('convert', '-c', '-f', 'raw', '-O', 'qcow2', big, path.join(fixtures, 'big.qcow2'));
+    server.route('/big.qcow2', { file: path.join(fixtures, 'big.qcow2'), lastModified: new Date(0) });
+    const { cache, dest } = newCache({ forceRaw: true });
+    const ac = new AbortController();
+    const p = cache.fetchImage(server.url('/big.qcow2'), dest('c'), {
+      signal: ac.signal,
+      onProgress: (s) => s.stage === 'convert' && setTimeout(() => ac.abort(), 50),
+    });
+    const err = await p.catch((e) => e);
+    expect(err.code).toBe('ABORTED');
+    expect(qemuRuns()).toHaveLength(1);
+    const alive = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(cache.masterDir));
+    expect(alive).toEqual([]);
+    expect(workLeft(cache)).toEqual([]);
+    expect(masters(cache)).toEqual([]);
+    expect(fs.existsSync(dest('c'))).toBe(false);
+  });
+});
