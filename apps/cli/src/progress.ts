@@ -27,17 +27,21 @@ function barProgress(label: string): ProgressReporter {
     Presets.shades_classic,
   );
   let started = false;
+  let bytes = 0;
+  let total = 0;
   return {
     update(p) {
-      const total = p.totalBytes ?? 0;
-      const payload = { stage: p.stage.padEnd(8), done: formatSize(p.bytes ?? 0), all: total ? formatSize(total) : '?' };
+      // Stages after the download carry no byte counts: the bar keeps what it showed.
+      bytes = p.bytes ?? bytes;
+      total = p.totalBytes ?? total;
+      const payload = { stage: p.stage.padEnd(10), done: formatSize(bytes), all: total ? formatSize(total) : '?' };
       if (!started) {
-        bar.start(total || 1, p.bytes ?? 0, payload);
+        bar.start(total || 1, bytes, payload);
         started = true;
-      } else {
-        if (total) bar.setTotal(total);
-        bar.update(p.bytes ?? (p.stage === 'download' ? 0 : total || 1), payload);
+        return;
       }
+      if (total) bar.setTotal(total);
+      bar.update(bytes, payload);
     },
     stop: () => started && bar.stop(),
   };
