@@ -417,6 +417,10 @@ export class ImageCache {
     const c = ctx.checksum;
     if (c.kind === 'value') return c.expected;
     if (c.kind === 'url') return fetchChecksumFile(c.url, ctx.info.fileName, { signal, algo: c.algo });
+    const vouched = ctx.info.checksum; // the image service's or registry's own
+    if (vouched && !(vouched.algo === 'md5' && this.options.disallowMd5)) {
+      return { algo: vouched.algo, value: vouched.value.toLowerCase() };
+    }
     return undefined;
   }
 

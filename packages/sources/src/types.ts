@@ -20,6 +20,11 @@ export interface ImageInfo {
   validator?: string;
   /** The image's file name as the source names it (last path segment), for checksum files. */
   fileName: string;
+  /**
+   * A checksum the source vouches for (image-service os_hash_value, an OCI digest): the engine verifies the
+   * download against it when the caller gives none.
+   */
+  checksum?: { algo: 'md5' | 'sha256' | 'sha512'; value: string };
 }
 
 export interface OpenOptions {
@@ -41,7 +46,7 @@ export interface ImageBody {
 
 /** An image reference resolved to something that can be asked about and downloaded. */
 export interface ImageSource {
-  readonly kind: 'http' | 'file';
+  readonly kind: 'http' | 'file' | 'glance' | 'oci';
   /** The href exactly as given (may hold credentials: never log it). */
   readonly href: string;
   /** The href with credentials removed, for messages and logs. */
