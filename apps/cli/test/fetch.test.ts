@@ -83,26 +83,34 @@ describe('imagecache fetch', () => {
   });
 
   it('recovers after a process is killed mid-download: leftovers are swept, the next fetch completes', async () => {
-    server.route('/stall.img', { body: data, lastModified: new Date(0), stallAt: 1 << 20 });
+    // Blocks of 4 MiB reach the disk whole: stall after two of them.
+    const big = randomBytes(12 << 20);
+    server.route('/stall.img', { body: big, lastModified: new Date(0), etag: '"v1"', ranges: true, stallAt: 9 << 20 });
     let pid = 0;
     const running = cli(['fetch', server.url('/stall.img'), dest('k'), '--master-dir', master, '--no-force-raw'], {
       onSpawn: (p) => (pid = p),
     });
     const work = path.join(master, '.imagecache-work');
-    for (let i = 0; i < 100 && !(fs.existsSync(work) && fs.readdirSync(work).length > 0); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(fs.readdirSync(work)).toHaveLength(1);
+    const partialSize = () => {
+      const dirs = fs.existsSync(work) ? fs.readdirSync(work) : [];
+      return dirs.length ? (fs.statSync(path.join(work, dirs[0]!, 'image'), { throwIfNoEntry: false })?.size ?? 0) : 0;
+    };
+    for (let i = 0; i < 200 && partialSize() < 8 << 20; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(partialSize()).toBe(8 << 20);
     // bin/imagecache execs node, so the pid is node's own.
     process.kill(pid, 'SIGKILL');
     expect((await running).signal).toBe('SIGKILL');
-    expect(fs.existsSync(dest('k'))).toBe(false);
+    expect(fs.existsSync(dest("k"))).toBe(false);
 
-    server.route('/stall.img', { body: data, lastModified: new Date(0) });
-    // The dead process's lock is stale only after 10 s; a new fetch waits for it, then takes over.
+    server.route('/stall.img', { body: big, lastModified: new Date(0), etag: '"v1"', ranges: true });
+    // The dead process's lock is stale only after 10 s; a new fetch waits for it, takes over, and continues
+    // the partial download with Range.
     const r = await cli(['fetch', server.url('/stall.img'), dest('k'), '--master-dir', master, '--no-force-raw', '--json']);
     expect(r.code).toBe(0);
-    expect(fs.readFileSync(dest('k')).equals(data)).toBe(true);
+    const last = server.requests.filter((q) => q.method === 'GET').pop()!;
+    expect(last.headers.range).toMatch(/^bytes=\d+-$/);
+    expect(r.json().bytesDownloaded).toBeLessThanOrEqual(big.length - (8 << 20));
+    expect(fs.readFileSync(dest('k')).equals(big)).toBe(true);
     expect(fs.readdirSync(work)).toEqual([]);
   }, 60_000);
 });

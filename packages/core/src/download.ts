@@ -15,6 +15,8 @@ export interface DownloadOptions {
   /** Attempts after the first when the failure is transient; each resumes with Range where possible. */
   retries: number;
   retryDelayMs: number;
+  /** Size the source announced in show(), if any: a partial file that long needs no request at all. */
+  knownSize?: number;
   onProgress?: (bytes: number, totalBytes: number | undefined) => void;
   logger: Logger;
 }
@@ -26,26 +28,48 @@ export interface Downloaded {
   digest: string;
   /** Bytes that crossed the network (more than `size` when an attempt had to start over). */
   bytesDownloaded: number;
+  /** Bytes taken over from a partial download of an earlier attempt or process. */
+  resumedFrom: number;
   attempts: number;
+}
+
+/** What a partial download must match to be continued (written beside it before the first byte). */
+interface PartialState {
+  href: string;
+  algo: ChecksumAlgo;
+  validator?: string;
 }
 
 /**
  * Streams an image into `file`, hashing it on the way off the main thread: socket reads, file writes
- * (libuv pool) and hashing (worker thread) overlap, and each byte is read once.
+ * (libuv pool) and hashing (worker thread) overlap, and each byte is read once. A partial `file` left by an
+ * earlier attempt (or a crashed process) for the same href is continued with Range + If-Range.
  */
 export async function downloadTo(source: ImageSource, file: string, opts: DownloadOptions): Promise<Downloaded> {
-  const fh = await fs.promises.open(file, 'w', 0o644);
+  const statePath = file + '.state.json';
+  const previous = await readState(statePath);
+  const resumable = previous?.href === source.safeHref && previous.algo === opts.algo && previous.validator;
+  const fh = await fs.promises.open(file, resumable ? fs.constants.O_RDWR | fs.constants.O_CREAT : 'w', 0o644);
   let hasher = new StreamHasher(opts.algo);
   let size = 0;
   let bytesDownloaded = 0;
-  let validator: string | undefined;
+  let validator = resumable ? previous.validator : undefined;
   let attempt = 0;
   try {
+    if (resumable) size = await hashExisting(fh, hasher);
+    const resumedFrom = size;
+    if (size > 0) opts.logger.info({ href: source.safeHref, resumeAt: size }, 'continuing a partial download');
+    if (opts.knownSize !== undefined && size === opts.knownSize && size > 0) {
+      return { size, digest: await hasher.digest(), bytesDownloaded, resumedFrom, attempts: 0 };
+    }
     for (;;) {
       attempt++;
       try {
         const body = await source.open({ signal: opts.signal, offset: size, validator });
-        validator ??= body.info.validator;
+        if (validator === undefined || body.start !== size) {
+          validator = body.info.validator;
+          await writeState(statePath, { href: source.safeHref, algo: opts.algo, validator });
+        }
         if (body.start !== size) {
           // The server ignored the Range (or the image changed): start over.
           hasher.destroy();
@@ -73,7 +97,7 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
         if (total !== undefined && size !== total) {
           throw new ImageDownloadFailed(`${source.safeHref}: got ${size} of ${total} bytes`, { href: source.href });
         }
-        return { size, digest: await hasher.digest(), bytesDownloaded, attempts: attempt };
+        return { size, digest: await hasher.digest(), bytesDownloaded, resumedFrom, attempts: attempt };
       } catch (err) {
         if (isLocalFsError(err)) throw err; // disk full, I/O error: the caller maps them
         const e = asError(err, source, opts.signal);
@@ -91,6 +115,35 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
   } finally {
     await fh.close();
   }
+}
+
+/** Feeds the bytes already in the file to the hasher (read once, in shared blocks); returns their count. */
+async function hashExisting(fh: fs.promises.FileHandle, hasher: StreamHasher): Promise<number> {
+  const blocks = [allocSharedBuffer(BLOCK_SIZE), allocSharedBuffer(BLOCK_SIZE)];
+  const pending: Promise<void>[] = [];
+  let position = 0;
+  for (let i = 0; ; i++) {
+    const block = blocks[i % 2]!;
+    if (pending.length === 2) await pending.shift();
+    const { bytesRead } = await fh.read(block, 0, BLOCK_SIZE, position);
+    if (bytesRead === 0) break;
+    pending.push(hasher.update(block.subarray(0, bytesRead)));
+    position += bytesRead;
+  }
+  await Promise.all(pending);
+  return position;
+}
+
+async function readState(file: string): Promise<PartialState | undefined> {
+  try {
+    return JSON.parse(await fs.promises.readFile(file, 'utf8')) as PartialState;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeState(file: string, state: PartialState): Promise<void> {
+  await fs.promises.writeFile(file, JSON.stringify(state));
 }
 
 function asError(err: unknown, source: ImageSource, signal?: AbortSignal): ImageCacheError {

@@ -45,6 +45,12 @@ export interface FetchOptions {
   auth?: ImageAuth;
   signal?: AbortSignal;
   onProgress?: (progress: FetchProgress) => void;
+  /**
+   * After a transient failure, keep the partial download in the work area so the next attempt continues it
+   * with Range (the distributed worker sets it while the job has attempts left). Default false: every failure
+   * leaves nothing behind.
+   */
+  keepPartial?: boolean;
 }
 
 /** Everything one fetch works with, resolved once. */
@@ -297,8 +303,9 @@ export class ImageCache {
     }
     const signal = opts.signal ? AbortSignal.any([opts.signal, lost]) : lost;
     const release = await this.limiter.acquire(signal);
-    const workDir = await this.work.create(ctx.name);
+    const workDir = await this.work.open(ctx.name);
     const file = path.join(workDir, 'image');
+    let keep = false;
     try {
       const expected = await this.expectedChecksum(ctx, signal);
       opts.onProgress?.({ stage: 'download', bytes: 0, totalBytes: info.size });
@@ -308,6 +315,7 @@ export class ImageCache {
           algo: expected?.algo ?? 'sha256',
           signal,
           retries: this.options.downloadRetries ?? 3,
+          knownSize: info.size,
           retryDelayMs: this.options.retryDelayMs ?? 1000,
           onProgress: (bytes, totalBytes) => opts.onProgress?.({ stage: 'download', bytes, totalBytes }),
           logger: this.logger,
@@ -369,9 +377,11 @@ export class ImageCache {
         durations,
       };
     } catch (err) {
-      throw await this.wrap(err, ctx, signal);
+      const e = await this.wrap(err, ctx, signal);
+      keep = Boolean(opts.keepPartial) && e.retryable;
+      throw e;
     } finally {
-      await this.work.remove(workDir);
+      if (!keep) await this.work.remove(workDir);
       release();
     }
   }

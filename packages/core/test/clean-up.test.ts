@@ -68,17 +68,24 @@ describe('cleanUp', () => {
     expect((await cache.cleanUp()).removed.map((x) => x.name)).toEqual(['busy']);
   });
 
-  it('sweeps work in progress left by a crashed process, but not live work', async () => {
+  it('sweeps work left by a crashed process once too old to continue, never live work', async () => {
     const { cache } = newCache();
     await cache.start();
-    const dead = path.join(cache.folder.workDir, 'abc.XYZ123');
-    fs.mkdirSync(dead);
-    fs.writeFileSync(path.join(dead, 'image'), 'partial');
-    const live = path.join(cache.folder.workDir, 'live.QQQ111');
-    fs.mkdirSync(live);
+    const work = (entry: string, ageSeconds: number) => {
+      const dir = path.join(cache.folder.workDir, entry);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'image'), 'partial');
+      const t = new Date(Date.now() - ageSeconds * 1000);
+      fs.utimesSync(path.join(dir, 'image'), t, t);
+      fs.utimesSync(dir, t, t);
+    };
+    work('dead.work', 2 * 3600);
+    work('young.work', 60);
+    work('live.work', 2 * 3600);
+    work('stray', 0);
     fs.mkdirSync(path.join(cache.folder.lockDir, 'live.lock'));
     await cache.cleanUp();
-    expect(fs.readdirSync(cache.folder.workDir)).toEqual(['live.QQQ111']);
+    expect(fs.readdirSync(cache.folder.workDir).sort()).toEqual(['live.work', 'young.work']);
   });
 
   it('runs one clean-up at a time per folder', async () => {

@@ -172,6 +172,24 @@ describe('fetchImage', () => {
     expect(r.bytesDownloaded).toBe(data.length);
   });
 
+  it('keeps a partial download when asked, and the next fetch continues it with Range', async () => {
+    const { cache, dest } = newCache({ downloadRetries: 0 });
+    const big = randomBytes(10 << 20);
+    server.route('/big.img', { body: big, lastModified: past, etag: '"b1"', ranges: true, truncateAt: 9 << 20 });
+    const e = await cache.fetchImage(server.url('/big.img'), dest('a'), { keepPartial: true }).catch((x) => x);
+    expect(e.code).toBe('IMAGE_DOWNLOAD_FAILED');
+    expect(workLeft(cache)).toHaveLength(1);
+    expect(masters(cache)).toEqual([]);
+    server.route('/big.img', { body: big, lastModified: past, etag: '"b1"', ranges: true });
+    const r = await cache.fetchImage(server.url('/big.img'), dest('a'), {
+      expectedChecksum: createHash('sha256').update(big).digest('hex'),
+    });
+    expect(r.bytesDownloaded).toBe(big.length - (8 << 20));
+    expect(server.requests.filter((q) => q.method === 'GET').pop()!.headers.range).toBe(`bytes=${8 << 20}-`);
+    expect(fs.readFileSync(dest('a')).equals(big)).toBe(true);
+    expect(workLeft(cache)).toEqual([]);
+  });
+
   it('fails cleanly when the body stops short and retries are used up', async () => {
     const { cache, dest } = newCache({ downloadRetries: 1 });
     server.route('/short.img', { body: data, lastModified: past, truncateAt: 1000 });

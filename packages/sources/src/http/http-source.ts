@@ -4,20 +4,12 @@ import { parseHttpDate } from '../http-date';
 import { resolveHttpOptions, type ResolvedHttpOptions, type SourceOptions } from '../options';
 import type { ImageAuth, ImageBody, ImageInfo, ImageSource, OpenOptions } from '../types';
 import { dispatchersFor, type Dispatchers } from './dispatchers';
-import {
-  contentLength,
-  header,
-  send,
-  type HttpBodyStream,
-  type HttpResponse,
-  type RequestContext,
-} from './request';
-import { isRedirect, statusError } from './status';
+import { isOk, labelOf, requestFollowing } from './client';
+import { contentLength, header, type HttpBodyStream, type HttpResponse, type RequestContext } from './request';
+import { statusError } from './status';
 
 /** How long a GET made by show() (HEAD refused) waits for open() before it is dropped. */
 export const KEPT_RESPONSE_MS = 10_000;
-
-const USER_AGENT = 'imagecache/0.1';
 
 /** HEAD answers after which show() asks with a GET instead (some servers, and presigned URLs, refuse HEAD). */
 const HEAD_REFUSED = new Set([403, 405, 501]);
@@ -162,69 +154,23 @@ export class HttpSource implements ImageSource {
   }
 
   /** One request with redirects followed (at most `maxRedirects`; credentials dropped on another origin). */
-  private async request(
+  private request(
     method: 'GET' | 'HEAD',
     extra: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<HttpResponse> {
-    let url = this.url;
-    let authorization = this.authorization;
-    for (let hops = 0; ; hops++) {
-      const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept: '*/*', ...extra };
-      if (authorization) headers.authorization = authorization;
-      const label = labelOf(url);
-      const res = await send({
-        dispatchers: this.dispatchers,
-        url,
-        method,
-        headers,
-        signal,
-        stream: method === 'GET',
-        label,
-        ctx: this.ctx,
-      });
-      const location = header(res.headers, 'location');
-      if (!isRedirect(res.status) || !location) return res;
-      res.body?.destroy();
-      if (hops >= this.options.maxRedirects) {
-        throw new ImageDownloadFailed(
-          `${method} ${labelOf(this.url)}: more than ${this.options.maxRedirects} redirects (last at ${label})`,
-          { href: this.safeHref, retryable: false },
-        );
-      }
-      let next: URL;
-      try {
-        next = new URL(location, url);
-      } catch {
-        throw new ImageDownloadFailed(`${method} ${label}: HTTP ${res.status} to an invalid location`, {
-          href: this.safeHref,
-          retryable: false,
-        });
-      }
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-        throw new ImageDownloadFailed(
-          `${method} ${label}: HTTP ${res.status} to a ${next.protocol} URL, refused`,
-          {
-            href: this.safeHref,
-            retryable: false,
-          },
-        );
-      }
-      next.username = '';
-      next.password = '';
-      next.hash = '';
-      if (next.origin !== url.origin) authorization = undefined;
-      url = next;
-    }
+    return requestFollowing({
+      dispatchers: this.dispatchers,
+      ctx: this.ctx,
+      url: this.url,
+      method,
+      headers: { accept: '*/*', ...extra },
+      credentials: this.authorization ? { authorization: this.authorization } : undefined,
+      signal,
+      stream: method === 'GET',
+      maxRedirects: this.options.maxRedirects,
+    });
   }
-}
-
-function isOk(status: number): boolean {
-  return status >= 200 && status < 300;
-}
-
-function labelOf(url: URL): string {
-  return redactHref(url.href);
 }
 
 /** Parses and checks an http(s) href; throws InvalidHref. */

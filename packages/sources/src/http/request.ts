@@ -10,6 +10,8 @@ const DISCARD_LIMIT = 64 << 10;
 
 export type Headers = Record<string, string | string[] | undefined>;
 
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'DELETE';
+
 export interface HttpResponse {
   status: number;
   statusText: string;
@@ -19,6 +21,8 @@ export interface HttpResponse {
   url: URL;
   /** The body of a 2xx answer to a streaming request; other bodies are discarded. */
   body?: HttpBodyStream;
+  /** The whole body of a request made with `collect` (any status; cut at `collect` bytes for an error status). */
+  data?: Buffer;
 }
 
 /** What an error message says about the request: `GET http://h/x.img`, timeouts for wording. */
@@ -32,11 +36,18 @@ export interface RequestContext {
 export interface SendParams {
   dispatchers: Dispatchers;
   url: URL;
-  method: 'GET' | 'HEAD';
+  method: HttpMethod;
   headers: Record<string, string>;
+  /** A request body (POST), sent as it is. */
+  body?: string;
   signal?: AbortSignal;
   /** GET for a body: a connection of its own, a stream for a 2xx answer. */
   stream: boolean;
+  /**
+   * Read the whole (small) body of any answer into `HttpResponse.data`, at most this many bytes: a 2xx answer
+   * that is longer fails (not retryable); a longer error body is cut. Not with `stream`.
+   */
+  collect?: number;
   /** The request URL as messages may show it (credentials and secret query values removed). */
   label: string;
   ctx: RequestContext;
@@ -53,7 +64,7 @@ export function send(p: SendParams): Promise<HttpResponse> {
   });
 }
 
-type State = 'waiting' | 'streaming' | 'discarding' | 'done';
+type State = 'waiting' | 'streaming' | 'collecting' | 'discarding' | 'done';
 
 /** One request/response, written against undici's dispatch handler API (no extra stream layer per chunk). */
 class Exchange implements Dispatcher.DispatchHandler {
@@ -71,6 +82,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private discarded = 0;
   private waitingForClose = false;
   private expected?: number;
+  /** A response being read whole (`collect`), and its chunks so far. */
+  private collected?: { res: HttpResponse; chunks: Buffer[]; bytes: number };
   private readonly onAbort = () => this.abort();
 
   constructor(
@@ -104,6 +117,7 @@ class Exchange implements Dispatcher.DispatchHandler {
           path: `${p.url.pathname}${p.url.search}`,
           method: p.method,
           headers: p.headers,
+          ...(p.body !== undefined ? { body: p.body } : {}),
           // undici closes the connection after every HEAD unless told not to; a warm cache hit is one HEAD.
           ...(p.method === 'HEAD' ? { reset: false } : {}),
         },
@@ -152,6 +166,12 @@ class Exchange implements Dispatcher.DispatchHandler {
       url: this.p.url,
     };
     const len = contentLength(headers);
+    if (this.p.collect !== undefined && !this.p.stream && this.p.method !== 'HEAD') {
+      this.state = 'collecting';
+      this.collected = { res, chunks: [], bytes: 0 };
+      this.armBodyTimer();
+      return;
+    }
     if (this.p.stream && statusCode >= 200 && statusCode < 300) {
       this.state = 'streaming';
       this.expected = len;
@@ -174,6 +194,28 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.state === 'streaming' && body) {
       body.bytes += chunk.length;
       if (!body.push(chunk)) controller.pause();
+    } else if (this.state === 'collecting' && this.collected) {
+      const c = this.collected;
+      const limit = this.p.collect ?? 0;
+      if (c.bytes + chunk.length > limit) {
+        if (c.res.status >= 200 && c.res.status < 300) {
+          this.cancel(
+            new ImageDownloadFailed(`${this.p.method} ${this.p.label}: answer longer than ${limit} bytes`, {
+              href: this.p.ctx.safeHref,
+              retryable: false,
+            }),
+          );
+          return;
+        }
+        c.chunks.push(chunk.subarray(0, limit - c.bytes));
+        c.bytes = limit;
+        this.resolveCollected();
+        this.dropConnection(controller);
+        return;
+      }
+      c.chunks.push(chunk);
+      c.bytes += chunk.length;
+      this.armBodyTimer();
     } else if (this.state === 'discarding') {
       this.discarded += chunk.length;
       if (this.discarded > DISCARD_LIMIT) this.dropConnection(controller);
@@ -181,6 +223,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.state === 'collecting') {
+      this.resolveCollected();
+      this.state = 'done';
+      this.finish();
+      return;
+    }
     const body = this.body;
     if (this.state !== 'streaming' || !body) {
       this.finish();
@@ -237,6 +285,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.fail(err);
   }
 
+  private resolveCollected(): void {
+    const c = this.collected;
+    if (!c) return;
+    this.collected = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.resolve({ ...c.res, data: Buffer.concat(c.chunks, c.bytes) });
+  }
+
+  /** (Re)starts the inactivity timer of a body being collected. */
+  private armBodyTimer(): void {
+    clearTimeout(this.timer);
+    const limit = this.p.ctx.inactivityTimeoutMs;
+    if (limit > 0) this.timer = setTimeout(() => this.timeOut('UND_ERR_BODY_TIMEOUT'), limit);
+  }
+
   /** The reader destroyed the body (error, early exit): stop the transfer. */
   bodyDestroyed(err: Error | null): void {
     if (this.state === 'done') return;
@@ -254,7 +318,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private fail(err: Error): void {
     const state = this.state;
     if (state === 'done') return;
-    if (state === 'waiting') {
+    if (state === 'waiting' || state === 'collecting') {
       this.state = 'done';
       this.finish();
       this.reject(this.mapError(err));
@@ -283,7 +347,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const state = this.state;
     this.state = 'done';
     this.finish();
-    if (state === 'waiting') this.reject(reason);
+    if (state === 'waiting' || state === 'collecting') this.reject(reason);
     if (state === 'streaming') this.body?.destroy(reason);
     this.controller?.abort(reason);
   }
