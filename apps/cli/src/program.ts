@@ -8,6 +8,7 @@ import { registerCleanCaches } from './commands/clean-caches';
 import { registerFetch } from './commands/fetch';
 import { registerInspect } from './commands/inspect';
 import { registerLs } from './commands/ls';
+import { registerWorker } from './commands/worker';
 import { EXIT_CODES } from './exit-codes';
 import { openHost, type Host } from './host';
 import { createLogger } from './logger';
@@ -20,6 +21,8 @@ export interface CommandContext {
   exitCode?: string;
   signal: AbortSignal;
   openHost(config: HostConfig): Host;
+  /** The process's logger (level from --log-level, IMAGECACHE_LOG_LEVEL or the config). */
+  logger(): Logger;
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit status. */
@@ -36,6 +39,10 @@ export async function run(argv: string[], signal: AbortSignal): Promise<number> 
       logger ??= createLogger(logLevelFlag(argv) ?? process.env.IMAGECACHE_LOG_LEVEL ?? fromFile ?? 'warn');
       return openHost(config, logger);
     },
+    logger() {
+      logger ??= createLogger(logLevelFlag(argv) ?? process.env.IMAGECACHE_LOG_LEVEL ?? 'warn');
+      return logger;
+    },
   };
   const program = new Command('imagecache')
     .description('a master image cache for bare-metal provisioning')
@@ -45,7 +52,7 @@ export async function run(argv: string[], signal: AbortSignal): Promise<number> 
     .exitOverride()
     // Errors are reported once, by output.error, in the --json or human form.
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
-  for (const register of [registerFetch, registerClean, registerCleanCaches, registerInspect, registerLs]) register(program, ctx);
+  for (const register of [registerFetch, registerClean, registerCleanCaches, registerInspect, registerLs, registerWorker]) register(program, ctx);
   for (const cmd of program.commands) cmd.option('--json', 'print one JSON object on stdout').option('--log-level <level>', 'log level').exitOverride();
 
   if (argv.length === 0) {

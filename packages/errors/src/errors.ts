@@ -64,6 +64,13 @@ export class ImageNotFound extends ImageCacheError {
 export class ImageAuthRequired extends ImageCacheError {
   static override readonly code: string = 'IMAGE_AUTH_REQUIRED';
 }
+/**
+ * The service knows who is asking and refuses (an image service's 403: a deactivated image, another project's
+ * image). A kind of ImageAuthRequired: other credentials may be allowed.
+ */
+export class ImageNotAuthorized extends ImageAuthRequired {
+  static override readonly code: string = 'IMAGE_NOT_AUTHORIZED';
+}
 /** A transient failure (network, 5xx, 429, timeouts): the same request may succeed later. */
 export class ImageDownloadFailed extends ImageCacheError {
   static override readonly code: string = 'IMAGE_DOWNLOAD_FAILED';
@@ -120,6 +127,16 @@ export class CacheFolderUnusable extends ImageCacheError {
 }
 export class ConfigError extends ImageCacheError {
   static override readonly code: string = 'CONFIG_ERROR';
+}
+/** Redis (the distributed mode's queue) can't be reached: the request was not enqueued. */
+export class QueueUnavailable extends ImageCacheError {
+  static override readonly code: string = 'QUEUE_UNAVAILABLE';
+  override readonly retryable = true;
+}
+/** No answer for a queued request within the caller's time limit (the job may still finish). */
+export class QueueTimeout extends ImageCacheError {
+  static override readonly code: string = 'QUEUE_TIMEOUT';
+  override readonly retryable = true;
 }
 /** The operation was cancelled through its AbortSignal. */
 export class OperationAborted extends ImageCacheError {

@@ -13,6 +13,7 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.UsageError,
   E.ImageNotFound,
   E.ImageAuthRequired,
+  E.ImageNotAuthorized,
   E.ImageDownloadFailed,
   E.ImageChecksumError,
   E.ImageChecksumAlgorithmFailure,
@@ -25,6 +26,8 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.CacheFolderUnusable,
   E.ConfigError,
   E.OperationAborted,
+  E.QueueUnavailable,
+  E.QueueTimeout,
 ];
 
 const byCode = new Map<string, ErrorClass>(ERROR_CLASSES.map((c) => [c.code, c]));

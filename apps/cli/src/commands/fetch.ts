@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import { formatSize } from '@imagecache/config';
-import type { FetchResult } from '@imagecache/core';
+import type { FetchResult, FetchStage } from '@imagecache/core';
 import { createProgress } from '../progress';
 import { hostConfigFrom, type CacheSelection } from '../options';
+import { isRemote, requireCache, withClient, type RemoteFlags } from '../remote';
 import type { CommandContext } from '../program';
 
-interface FetchFlags extends CacheSelection {
+interface FetchFlags extends CacheSelection, RemoteFlags {
   expectedFormat?: string;
   checksum?: string;
   checksumAlgo?: string;
@@ -28,8 +29,34 @@ export function registerFetch(program: Command, ctx: CommandContext): void {
     .option('--checksum-algo <algo>', 'algorithm of a bare --checksum value')
     .option('--config <file>', 'host configuration (JSON or YAML)')
     .option('--cache <name>', 'cache of the configuration to use (default: the first)')
+    .option('--redis <url>', "ask the host's workers through this Redis instead of fetching in this process")
+    .option('--host <name>', 'with --redis: the host whose workers fetch (the destination is on that host)')
     .option('-q, --quiet', 'no progress output')
     .action(async (href: string, dest: string, flags: FetchFlags) => {
+      if (isRemote(flags)) {
+        const progress = createProgress({ quiet: Boolean(flags.quiet), label: 'fetch' });
+        try {
+          const result = await withClient(flags, (client, host) =>
+            client.fetchImage({
+              host,
+              cache: requireCache(flags),
+              href,
+              dest,
+              forceRaw: flags.forceRaw,
+              expectedFormat: flags.expectedFormat,
+              expectedChecksum: flags.checksum,
+              expectedChecksumAlgo: flags.checksumAlgo,
+              signal: ctx.signal,
+              onProgress: (p) => progress.update({ stage: p.stage as FetchStage, bytes: p.bytes, totalBytes: p.totalBytes }),
+            }),
+          );
+          progress.stop();
+          ctx.output.result(result, () => describe(result as unknown as FetchResult));
+        } finally {
+          progress.stop();
+        }
+        return;
+      }
       const config = hostConfigFrom(flags);
       const host = ctx.openHost(config);
       const cache = host.cache(flags.cache);

@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+import { loadConfig } from '@imagecache/config';
+import { UsageError } from '@imagecache/errors';
+import { HostWorker } from '@imagecache/worker';
+import type { CommandContext } from '../program';
+
+export function registerWorker(program: Command, ctx: CommandContext): void {
+  program
+    .command('worker')
+    .description("run this host's queue workers (one set per cache) until SIGTERM/SIGINT; needs `redis` in the config")
+    .requiredOption('--config <file>', 'host configuration (its caches and redis)')
+    .option('--grace <seconds>', 'on SIGTERM, let running jobs finish this long before handing them back', '30')
+    .action(async (flags: { config: string; grace: string }) => {
+      const config = loadConfig({ file: flags.config });
+      if (!config.redis) throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
+      const host = ctx.openHost(config);
+      const worker = new HostWorker({
+        host: config.host,
+        registry: host.registry,
+        redis: config.redis,
+        concurrency: config.downloadConcurrency,
+        sweepIntervalSeconds: config.sweepInterval,
+        gracePeriodMs: Number(flags.grace) * 1000,
+        logger: ctx.logger(),
+      });
+      await worker.start();
+      process.stderr.write(`imagecache worker: serving ${config.caches.length} cache(s) of host ${config.host}\n`);
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await worker.close();
+    });
+}

@@ -1,0 +1,29 @@
+import { UsageError } from '@imagecache/errors';
+import { ImageCacheClient } from '@imagecache/queue';
+
+/** Flags of a verb run against a host's workers through Redis instead of in this process. */
+export interface RemoteFlags {
+  redis?: string;
+  host?: string;
+  cache?: string;
+}
+
+export function isRemote<T extends RemoteFlags>(flags: T): flags is T & { redis: string } {
+  return flags.redis !== undefined;
+}
+
+/** Runs `fn` with a client of the Redis given, closing it afterwards. */
+export async function withClient<T>(flags: RemoteFlags & { redis: string }, fn: (client: ImageCacheClient, host: string) => Promise<T>): Promise<T> {
+  if (!flags.host) throw new UsageError('--redis needs --host (the host whose workers should do it)');
+  const client = new ImageCacheClient({ redis: flags.redis, pollIntervalMs: 2000 });
+  try {
+    return await fn(client, flags.host);
+  } finally {
+    await client.close();
+  }
+}
+
+export function requireCache(flags: RemoteFlags): string {
+  if (!flags.cache) throw new UsageError('--redis needs --cache (the cache of that host)');
+  return flags.cache;
+}

@@ -1,0 +1,3 @@
+export { HostWorker } from './host-worker';
+export type { HostWorkerOptions } from './host-worker';
+export { SHUTDOWN } from './processors/outcome';

@@ -1,0 +1,38 @@
+import type { Job } from 'bullmq';
+import type { CacheRegistry, ImageCache } from '@imagecache/core';
+import { CleanCachesJobDataSchema, CleanJobDataSchema, type SecretStore } from '@imagecache/queue';
+import type { ImageAuth } from '@imagecache/sources';
+import { failAttempt } from './outcome';
+
+/** One clean-up of a master folder. The queue runs one at a time across replicas; the engine's file lock fences it. */
+export function cleanProcessor(cache: ImageCache) {
+  return async (job: Job, token?: string, signal?: AbortSignal) => {
+    const data = CleanJobDataSchema.parse(job.data);
+    try {
+      await job.log(`${new Date().toISOString()} clean-up${data.amount !== undefined ? ` of ${data.amount} bytes` : ''}`);
+      const result = await cache.cleanUp(data.amount);
+      return { cache: cache.name, ...result };
+    } catch (err) {
+      return failAttempt(job, err, signal, token);
+    }
+  };
+}
+
+/** Room for images in a folder, across the host's caches by priority. */
+export function cleanCachesProcessor(registry: CacheRegistry, secrets: SecretStore) {
+  return async (job: Job, token?: string, signal?: AbortSignal) => {
+    const data = CleanCachesJobDataSchema.parse(job.data);
+    try {
+      const secret = data.secret ? await secrets.get(data.secret) : undefined;
+      const images = data.hrefs.map((href, i) => ({
+        href: secret?.hrefs[i] ?? href,
+        auth: secret?.auth?.[i] as ImageAuth | undefined,
+      }));
+      const result = await registry.cleanUpCaches(data.directory, images, signal);
+      if (data.secret) await secrets.drop(data.secret).catch(() => undefined);
+      return result;
+    } catch (err) {
+      return failAttempt(job, err, signal, token);
+    }
+  };
+}

@@ -1,0 +1,38 @@
+import type { Job } from 'bullmq';
+import type { ImageCache } from '@imagecache/core';
+import { FetchJobDataSchema, type SecretStore } from '@imagecache/queue';
+import type { ImageAuth } from '@imagecache/sources';
+import { StageReporter } from '../stage-reporter';
+import { failAttempt, isLastAttempt } from './outcome';
+
+/**
+ * One fetch job: the engine's fetchImage, whose stages (resolve → download → inspect → convert → publish →
+ * link → evict) are each idempotent against the filesystem. A retry finds a published master as a hit, and a
+ * partial download in the work area, which it continues with Range.
+ */
+export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
+  return async (job: Job, token?: string, signal?: AbortSignal) => {
+    const data = FetchJobDataSchema.parse(job.data);
+    const reporter = new StageReporter(job);
+    try {
+      const secret = data.secret ? await secrets.get(data.secret) : undefined;
+      if (data.secret && !secret) throw new Error('the credentials of this job have expired');
+      const result = await cache.fetchImage(secret?.hrefs[0] ?? data.href, data.dest, {
+        forceRaw: data.forceRaw,
+        expectedFormat: data.expectedFormat,
+        expectedChecksum: data.expectedChecksum,
+        expectedChecksumAlgo: data.expectedChecksumAlgo,
+        auth: secret?.auth?.[0] as ImageAuth | undefined,
+        signal,
+        keepPartial: !isLastAttempt(job),
+        onProgress: reporter.onProgress,
+      });
+      await reporter.flush();
+      if (data.secret) await secrets.drop(data.secret).catch(() => undefined);
+      return result;
+    } catch (err) {
+      await reporter.flush();
+      return failAttempt(job, err, signal, token);
+    }
+  };
+}

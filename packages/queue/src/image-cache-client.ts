@@ -1,0 +1,346 @@
+import { randomUUID } from 'node:crypto';
+import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
+import type { RedisConfig } from '@imagecache/config';
+import {
+  deserializeError,
+  ImageCacheError,
+  OperationAborted,
+  QueueTimeout,
+  type SerializedError,
+} from '@imagecache/errors';
+import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress } from './catalog';
+import { connectRedis, describeRedis, prefixOf, queueUnavailable, type RedisClient } from './connection';
+import { jobIdFor, keys, queueNames, queueOfJobId } from './names';
+import { SecretStore } from './secrets';
+
+export interface ImageCacheClientOptions {
+  /** A Redis URL, or the configuration's `redis` section (single, Sentinel or Cluster). */
+  redis: RedisConfig | string;
+  /** Default time a call waits for its job, ms; 0 waits as long as it takes. Default 0. */
+  timeoutMs?: number;
+  /** How often a waiting call reads its job's state, in case a completion event was lost. Default 5000. */
+  pollIntervalMs?: number;
+}
+
+/** Credentials for one image (as the engine's ImageAuth). */
+export type RequestAuth = { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+
+interface CallOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: JobProgress) => void;
+  /** Overrides the client's timeoutMs for this call. */
+  timeoutMs?: number;
+  /** Overrides the catalog's job options (attempts, backoff…). */
+  jobOptions?: JobsOptions;
+}
+
+export interface FetchRequest extends CallOptions {
+  host: string;
+  cache: string;
+  href: string;
+  dest: string;
+  forceRaw?: boolean;
+  expectedFormat?: string;
+  expectedChecksum?: string;
+  expectedChecksumAlgo?: string;
+  auth?: RequestAuth;
+}
+
+export interface CleanUpRequest extends CallOptions {
+  host: string;
+  cache: string;
+  amount?: number;
+}
+
+export interface CleanUpCachesRequest extends CallOptions {
+  host: string;
+  directory: string;
+  images: { href: string; auth?: RequestAuth }[];
+}
+
+/** A job as a caller may see it: no credentials. */
+export interface JobView {
+  id: string;
+  queue: string;
+  name: string;
+  state: string;
+  data: Record<string, unknown>;
+  progress: unknown;
+  attemptsMade: number;
+  result?: unknown;
+  error?: SerializedError;
+  createdAt?: number;
+  finishedAt?: number;
+}
+
+interface Waiter {
+  queue: string;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  onProgress?: (p: JobProgress) => void;
+}
+
+/**
+ * The producer side of the distributed mode: enqueues fetch and clean-up jobs for a host's workers and
+ * settles with the engine's result, or rejects with the engine's typed error (same class and code as in
+ * embedded mode). Completion events are best effort, so each waiting call also reads its job's state
+ * every `pollIntervalMs`: a lost event never hangs a caller.
+ */
+export class ImageCacheClient {
+  private readonly producer: RedisClient;
+  private readonly prefix: string;
+  private readonly secrets: SecretStore;
+  private readonly queues = new Map<string, Queue>();
+  private readonly events = new Map<string, Promise<QueueEvents>>();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly poller: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly options: ImageCacheClientOptions) {
+    this.producer = connectRedis(options.redis, 'producer');
+    this.prefix = prefixOf(options.redis);
+    this.secrets = new SecretStore(this.producer, this.prefix);
+    this.poller = setInterval(() => void this.poll(), options.pollIntervalMs ?? 5000);
+    this.poller.unref();
+  }
+
+  /** Enqueues a fetch and waits for it. */
+  async fetchImage(req: FetchRequest): Promise<Record<string, unknown>> {
+    const { queue, jobId } = await this.enqueueFetch(req);
+    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+  }
+
+  /** Enqueues a fetch without waiting; returns the job id (GET it, or wait for it, later). */
+  async enqueueFetch(req: FetchRequest): Promise<{ queue: string; jobId: string }> {
+    const queue = queueNames.fetch(req.host, req.cache);
+    const { id: secret, shown } = await this.stash([req.href], [req.auth]);
+    const data = {
+      href: shown[0]!,
+      dest: req.dest,
+      forceRaw: req.forceRaw,
+      expectedFormat: req.expectedFormat,
+      expectedChecksum: req.expectedChecksum,
+      expectedChecksumAlgo: req.expectedChecksumAlgo,
+      secret,
+    };
+    const jobId = await this.add(queue, JOB_NAMES.fetch, data, { ...DEFAULT_JOB_OPTIONS.fetch, ...req.jobOptions }, req);
+    return { queue, jobId };
+  }
+
+  async cleanUp(req: CleanUpRequest): Promise<Record<string, unknown>> {
+    const queue = queueNames.clean(req.host, req.cache);
+    const opts = { ...DEFAULT_JOB_OPTIONS.clean, ...req.jobOptions };
+    const jobId = await this.add(queue, JOB_NAMES.clean, { amount: req.amount }, opts, req);
+    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+  }
+
+  async cleanUpCaches(req: CleanUpCachesRequest): Promise<Record<string, unknown>> {
+    const queue = queueNames.cleanCaches(req.host);
+    const { id: secret, shown } = await this.stash(
+      req.images.map((i) => i.href),
+      req.images.map((i) => i.auth),
+    );
+    const opts = { ...DEFAULT_JOB_OPTIONS.cleanCaches, ...req.jobOptions };
+    const jobId = await this.add(queue, JOB_NAMES.cleanCaches, { directory: req.directory, hrefs: shown, secret }, opts, req);
+    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+  }
+
+  /** Waits for a job enqueued earlier (by this or another client). */
+  async waitFor(jobId: string, opts: CallOptions = {}): Promise<unknown> {
+    const queue = queueOfJobId(jobId);
+    if (!queue) throw new ImageCacheError(`not a job id of imagecache: ${jobId}`);
+    await this.listen(queue);
+    return this.wait(queue, jobId, opts);
+  }
+
+  /** The job as callers may see it, or undefined when there is none (unknown, or removed by age). */
+  async getJob(jobId: string): Promise<JobView | undefined> {
+    const queue = queueOfJobId(jobId);
+    if (!queue) return undefined;
+    const job = await this.queue(queue).getJob(jobId).catch((err) => {
+      throw queueUnavailable(err, describeRedis(this.options.redis));
+    });
+    if (!job) return undefined;
+    const { secret: _secret, error, ...data } = job.data as Record<string, unknown>;
+    const state = await job.getState();
+    return {
+      id: jobId,
+      queue,
+      name: job.name,
+      state,
+      data,
+      progress: job.progress,
+      attemptsMade: job.attemptsMade,
+      ...(state === 'completed' ? { result: job.returnvalue } : {}),
+      ...(state === 'failed' && error ? { error: error as SerializedError } : {}),
+      createdAt: job.timestamp,
+      finishedAt: job.finishedOn,
+    };
+  }
+
+  /** Cancels a job: removed if still waiting, else its worker aborts it (download stopped, qemu-img killed). */
+  async cancel(jobId: string, reason = 'cancelled by the caller'): Promise<void> {
+    const queue = queueOfJobId(jobId);
+    if (!queue) return;
+    const job = await this.queue(queue).getJob(jobId);
+    if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) {
+      await job.remove().catch(() => undefined); // taken by a worker meanwhile: the message below reaches it
+    }
+    await this.producer.publish(keys.cancelChannel(this.prefix), JSON.stringify({ jobId, reason }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.poller);
+    for (const w of this.waiters.values()) w.reject(new OperationAborted('the client was closed'));
+    this.waiters.clear();
+    await Promise.all([...this.events.values()].map(async (e) => (await e.catch(() => undefined))?.close()));
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.producer.disconnect();
+  }
+
+  private async stash(hrefs: string[], auth: (RequestAuth | undefined)[]) {
+    await this.ready();
+    return this.secrets.stash(hrefs, auth).catch((err) => {
+      throw queueUnavailable(err, describeRedis(this.options.redis));
+    });
+  }
+
+  private async add(queueName: string, name: string, data: object, opts: JobsOptions, call: CallOptions): Promise<string> {
+    if (call.signal?.aborted) throw new OperationAborted('cancelled before it was queued');
+    await this.ready();
+    await this.listen(queueName); // before the add: the completion can't be missed
+    const jobId = jobIdFor(queueName, randomUUID());
+    this.waiters.set(jobId, { queue: queueName, resolve: () => undefined, reject: () => undefined });
+    try {
+      await this.queue(queueName).add(name, data, { ...opts, jobId });
+    } catch (err) {
+      this.waiters.delete(jobId);
+      throw queueUnavailable(err, describeRedis(this.options.redis));
+    }
+    return jobId;
+  }
+
+  private wait(queueName: string, jobId: string, call: CallOptions): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timeoutMs = call.timeoutMs ?? this.options.timeoutMs ?? 0;
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              done();
+              reject(new QueueTimeout(`no answer for job ${jobId} within ${timeoutMs} ms; it may still finish`, { jobId }));
+            }, timeoutMs)
+          : undefined;
+      const onAbort = () => {
+        done();
+        void this.cancel(jobId).catch(() => undefined);
+        reject(new OperationAborted(`job ${jobId} cancelled`, { jobId }));
+      };
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        call.signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(jobId);
+      };
+      this.waiters.set(jobId, {
+        queue: queueName,
+        resolve: (v) => (done(), resolve(v)),
+        reject: (e) => (done(), reject(e)),
+        onProgress: call.onProgress,
+      });
+      call.signal?.addEventListener('abort', onAbort, { once: true });
+      void this.settleFromState(jobId); // it may be over already
+    });
+  }
+
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.producer, prefix: this.prefix, skipWaitingForReady: true });
+      q.on('error', () => undefined);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  /** One QueueEvents per queue, shared by every call waiting on it. */
+  private listen(queueName: string): Promise<QueueEvents> {
+    let ev = this.events.get(queueName);
+    if (!ev) {
+      ev = (async () => {
+        const events = new QueueEvents(queueName, {
+          connection: connectRedis(this.options.redis, 'worker'),
+          prefix: this.prefix,
+        });
+        events.on('error', () => undefined);
+        events.on('completed', ({ jobId, returnvalue }) => {
+          this.waiters.get(jobId)?.resolve(parse(returnvalue));
+        });
+        events.on('failed', ({ jobId }) => void this.settleFromState(jobId));
+        events.on('progress', ({ jobId, data }) => {
+          const p = data as unknown as JobProgress;
+          if (p && typeof p === 'object') this.waiters.get(jobId)?.onProgress?.(p);
+        });
+        await events.waitUntilReady();
+        return events;
+      })();
+      ev.catch(() => this.events.delete(queueName));
+      this.events.set(queueName, ev);
+    }
+    return ev;
+  }
+
+  /** Settles a waiting call from its job's stored state (after a failed event, or by the poller). */
+  private async settleFromState(jobId: string): Promise<void> {
+    const w = this.waiters.get(jobId);
+    if (!w) return;
+    try {
+      const job = await Job.fromId(this.queue(w.queue), jobId);
+      if (!job) {
+        w.reject(new ImageCacheError(`job ${jobId} is gone (removed before its result was read)`, { jobId }));
+        return;
+      }
+      const state = await job.getState();
+      if (state === 'completed') w.resolve(job.returnvalue);
+      else if (state === 'failed') w.reject(errorOf(job));
+    } catch {
+      // Redis unreachable right now: the poller tries again.
+    }
+  }
+
+  private poll(): void {
+    for (const id of this.waiters.keys()) void this.settleFromState(id);
+  }
+
+  private async ready(): Promise<void> {
+    const r = this.producer;
+    if (r.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => fail(new Error(`not connected within 5 s (${r.status})`)), 5000);
+      const ok = () => (clearTimeout(t), r.off('end', fail), resolve());
+      const fail = (err?: unknown) => {
+        clearTimeout(t);
+        r.off('ready', ok);
+        reject(queueUnavailable(err ?? new Error('connection ended'), describeRedis(this.options.redis)));
+      };
+      r.once('ready', ok);
+      r.once('end', fail);
+    });
+  }
+}
+
+function parse(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+/** The typed error the worker stored with the job, else a generic one from BullMQ's reason. */
+function errorOf(job: Job): ImageCacheError {
+  const stored = (job.data as { error?: SerializedError }).error;
+  if (stored) return deserializeError(stored);
+  return new ImageCacheError(job.failedReason || 'the job failed', { jobId: job.id });
+}

@@ -1,0 +1,22 @@
+export { ImageCacheClient } from './image-cache-client';
+export type {
+  ImageCacheClientOptions,
+  FetchRequest,
+  CleanUpRequest,
+  CleanUpCachesRequest,
+  JobView,
+  RequestAuth,
+} from './image-cache-client';
+export {
+  JOB_NAMES,
+  DEFAULT_JOB_OPTIONS,
+  FetchJobDataSchema,
+  CleanJobDataSchema,
+  CleanCachesJobDataSchema,
+} from './catalog';
+export type { FetchJobData, CleanJobData, CleanCachesJobData, JobProgress, JobSecret } from './catalog';
+export { DEFAULT_PREFIX, queueNames, jobIdFor, queueOfJobId, keys } from './names';
+export type { JobKind } from './names';
+export { connectRedis, prefixOf, describeRedis, queueUnavailable } from './connection';
+export type { RedisClient, ConnectionRole } from './connection';
+export { SecretStore, SECRET_TTL_SECONDS } from './secrets';

@@ -1,0 +1,37 @@
+import { UsageError } from '@imagecache/errors';
+
+/** Prefix of every key: a Redis Cluster hash tag, so all of a deployment's keys live in one slot. */
+export const DEFAULT_PREFIX = '{imagecache}';
+
+export type JobKind = 'fetch' | 'clean' | 'clean-caches';
+
+/** BullMQ refuses `:` in queue names and job ids; names must also stay parseable. */
+function checkPart(what: string, value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(value)) {
+    throw new UsageError(`${what} ${JSON.stringify(value)} may hold only letters, digits, '.', '_' and '-'`);
+  }
+  return value;
+}
+
+/** Queues are per host and per master folder (cache); clean-caches is per host. */
+export const queueNames = {
+  fetch: (host: string, cache: string) => `fetch.${checkPart('cache', cache)}@${checkPart('host', host)}`,
+  clean: (host: string, cache: string) => `clean.${checkPart('cache', cache)}@${checkPart('host', host)}`,
+  cleanCaches: (host: string) => `clean-caches@${checkPart('host', host)}`,
+};
+
+/** Job ids carry their queue, so `GET /v1/jobs/:id` finds a job from its id alone. */
+export function jobIdFor(queueName: string, unique: string): string {
+  return `${queueName}~${unique}`;
+}
+
+export function queueOfJobId(jobId: string): string | undefined {
+  const i = jobId.lastIndexOf('~');
+  return i > 0 ? jobId.slice(0, i) : undefined;
+}
+
+/** Redis keys of ours beside BullMQ's. */
+export const keys = {
+  secret: (prefix: string, id: string) => `${prefix}:secret:${id}`,
+  cancelChannel: (prefix: string) => `${prefix}:cancel`,
+};
