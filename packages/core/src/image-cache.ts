@@ -299,7 +299,7 @@ export class ImageCache {
     if (!info.noCache) {
       const hit = await this.tryHit(ctx); // another process may have published it while we waited
       if (hit) return hit;
-      await this.removeMaster(ctx.name);
+      await this.removeStaleMaster(ctx);
     }
     const signal = opts.signal ? AbortSignal.any([opts.signal, lost]) : lost;
     const release = await this.limiter.acquire(signal);
@@ -415,12 +415,17 @@ export class ImageCache {
     if (bytes >= free) throw new InsufficientDiskSpace(dir, bytes, free);
   }
 
-  private async removeMaster(name: string): Promise<void> {
-    const master = this.folder.masterPath(name);
-    if (!fs.existsSync(master)) return;
-    this.logger.info({ cache: this.name, master: name }, 'master is stale: fetching it again');
-    await fs.promises.rm(master, { force: true });
-    await fs.promises.rm(this.folder.metaPath(name), { force: true });
+  /**
+   * A master the source changed since (Last-Modified) goes before the new download, as spec.md §2.4 says. One
+   * whose recorded checksum merely differs from the caller's stays: the caller may be the one who is wrong,
+   * and a verified download replaces it atomically anyway.
+   */
+  private async removeStaleMaster(ctx: FetchContext): Promise<void> {
+    const master = await fs.promises.stat(ctx.masterPath).catch(() => undefined);
+    if (!master || isMasterFresh(ctx.info, master)) return;
+    this.logger.info({ cache: this.name, master: ctx.name }, 'master is stale: fetching it again');
+    await fs.promises.rm(ctx.masterPath, { force: true });
+    await fs.promises.rm(this.folder.metaPath(ctx.name), { force: true });
   }
 
   private async expectedChecksum(ctx: FetchContext, signal: AbortSignal): Promise<ExpectedChecksum | undefined> {

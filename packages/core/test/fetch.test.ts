@@ -145,6 +145,10 @@ describe('fetchImage', () => {
     const err = await cache.fetchImage(href, dest('b'), { expectedChecksum: '1'.repeat(64) }).catch((e) => e);
     expect(err).toBeInstanceOf(ImageChecksumError);
     expect(server.count('GET')).toBe(2);
+    // The caller was wrong: the good master is still there, still linked.
+    expect(masters(cache)).toHaveLength(1);
+    expect(fs.statSync(dest('a')).nlink).toBe(2);
+    expect((await cache.fetchImage(href, dest('c'))).cacheHit).toBe(true);
   });
 
   it('maps HTTP errors to typed errors and writes nothing', async () => {

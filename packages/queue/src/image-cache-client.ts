@@ -93,6 +93,8 @@ export class ImageCacheClient {
   private readonly queues = new Map<string, Queue>();
   private readonly events = new Map<string, Promise<QueueEvents>>();
   private readonly waiters = new Map<string, Waiter>();
+  /** BullMQ never closes a connection it was given: these are ours to close. */
+  private readonly listeners: RedisClient[] = [];
   private readonly poller: NodeJS.Timeout;
   private closed = false;
 
@@ -197,6 +199,7 @@ export class ImageCacheClient {
     this.waiters.clear();
     await Promise.all([...this.events.values()].map(async (e) => (await e.catch(() => undefined))?.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
+    for (const c of this.listeners) c.disconnect();
     this.producer.disconnect();
   }
 
@@ -268,8 +271,10 @@ export class ImageCacheClient {
     let ev = this.events.get(queueName);
     if (!ev) {
       ev = (async () => {
+        const connection = connectRedis(this.options.redis, 'worker');
+        this.listeners.push(connection);
         const events = new QueueEvents(queueName, {
-          connection: connectRedis(this.options.redis, 'worker'),
+          connection,
           prefix: this.prefix,
         });
         events.on('error', () => undefined);
