@@ -1,7 +1,7 @@
 import { UsageError } from '@imagecache/errors';
 import type { CacheConfig, HostConfig } from '@imagecache/config';
 import { CacheRegistry, ImageCache, Semaphore, type Logger } from '@imagecache/core';
-import type { SourceOptions } from '@imagecache/sources';
+import { DEFAULT_OCI_DISK_TYPES, OCI_DISK_TYPES_FOR_CONVERSION, type SourceOptions } from '@imagecache/sources';
 
 /** The caches of one host, built from its configuration. */
 export interface Host {
@@ -12,15 +12,24 @@ export interface Host {
 
 export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): SourceOptions {
   const h = config.http;
+  const { oci, imageService } = config;
   return {
     fileRoots: config.file.allowedRoots,
     http: {
-      inactivityTimeoutMs: h.inactivityTimeout * 1000 || undefined,
-      connectTimeoutMs: h.connectTimeout * 1000 || undefined,
+      // 0 means "no limit" in the configuration and in SourceOptions alike.
+      inactivityTimeoutMs: Math.round(h.inactivityTimeout * 1000),
+      connectTimeoutMs: Math.round(h.connectTimeout * 1000),
       verifyTls: h.verifyTls,
       caFile: h.caFile,
       minTlsVersion: h.minTlsVersion,
       auth: cache?.auth ?? h.auth,
+    },
+    imageService,
+    oci: {
+      platform: oci.platform,
+      // A cache that converts to raw prefers the smaller qcow2 of an index; one that keeps the format, raw.
+      diskTypes: oci.diskTypes ?? (cache?.forceRaw ?? true ? OCI_DISK_TYPES_FOR_CONVERSION : DEFAULT_OCI_DISK_TYPES),
+      registries: oci.registries,
     },
   };
 }

@@ -72,6 +72,12 @@ export const DEFAULTS = Object.freeze({
   minTlsVersion: 'TLSv1.2' as TlsVersion,
   /** Memory (address-space) cap of a qemu-img child process, bytes. */
   qemuImgMemoryCap: 2 * GiB,
+  /** Keystone catalog interface of the image service when no endpoint is configured. */
+  imageServiceInterface: 'public' as 'public' | 'internal' | 'admin',
+  /** disktype preference of OCI indexes for caches that keep the format (Ironic's order). */
+  ociDiskTypes: Object.freeze(['raw', 'qcow2', 'qemu', 'applehv']) as readonly string[],
+  /** disktype preference of OCI indexes for caches that convert to raw (smaller downloads first). */
+  ociDiskTypesForConversion: Object.freeze(['qcow2', 'qemu', 'raw', 'applehv']) as readonly string[],
   /** Key prefix of the distributed mode: a Redis Cluster hash tag. */
   redisPrefix: '{imagecache}',
   logLevel: 'info' as LogLevel,

@@ -36,6 +36,10 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
     },
     { name: 'IMAGECACHE_HTTP_CA_FILE', description: 'Overrides `http.caFile` (an absolute path).' },
     {
+      name: 'IMAGECACHE_IMAGE_SERVICE_ENDPOINT',
+      description: 'Overrides `imageService.endpoint` (an http(s) URL): where image ids (a UUID, glance://ID) are fetched from.',
+    },
+    {
       name: 'IMAGECACHE_CACHE_<NAME>_SIZE',
       description:
         'Overrides `cacheSize` of the cache named NAME (upper-cased, `-` → `_`; e.g. IMAGECACHE_CACHE_INSTANCE_SIZE=50GiB). Naming no configured cache is an error.',
@@ -114,6 +118,7 @@ export function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): EnvApplied {
       .filter((s) => s !== '');
   });
   set('IMAGECACHE_HTTP_CA_FILE', 'http.caFile', (v) => (section('http').caFile = v));
+  set('IMAGECACHE_IMAGE_SERVICE_ENDPOINT', 'imageService.endpoint', (v) => (section('imageService').endpoint = v));
 
   const urlVar = envValue(env, 'IMAGECACHE_REDIS_URL') !== undefined ? 'IMAGECACHE_REDIS_URL' : 'REDIS_URL';
   set(urlVar, 'redis.url', (v) => {

@@ -18,6 +18,11 @@ export {
   FileSchema,
   QemuImgSchema,
   RedisSchema,
+  ImageServiceSchema,
+  ImageServiceAuthSchema,
+  OciSchema,
+  OciRegistrySchema,
+  OciPlatformSchema,
   envName,
   type HostConfig,
   type HostConfigInput,
@@ -27,6 +32,10 @@ export {
   type HttpAuth,
   type RedisConfig,
   type RedisNode,
+  type ImageServiceConfig,
+  type ImageServiceAuthConfig,
+  type OciConfig,
+  type OciRegistryConfig,
 } from './schema';
 export { parseHostConfig, type ConfigIssue, type ValidationContext } from './validate';
 export { ENV_VARIABLES, type EnvVariable } from './env';

@@ -119,6 +119,89 @@ export const HttpSchema = z.strictObject({
   auth: AuthSchema.optional(),
 });
 
+/** An http(s) URL (never quoted in errors: it may carry credentials). */
+function httpUrl() {
+  return z.string().superRefine((u, ctx) => {
+    let ok = false;
+    try {
+      ok = ['http:', 'https:'].includes(new URL(u).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
+  });
+}
+
+const NoneAuthSchema = z.strictObject({ type: z.literal('none') });
+const TokenAuthSchema = z.strictObject({ type: z.literal('token'), token: z.string().min(1) });
+const KeystoneAuthSchema = z
+  .strictObject({
+    type: z.literal('keystone'),
+    authUrl: httpUrl(),
+    username: z.string().min(1),
+    password: z.string(),
+    userDomainName: z.string().min(1).optional(),
+    userDomainId: z.string().min(1).optional(),
+    projectName: z.string().min(1).optional(),
+    projectId: z.string().min(1).optional(),
+    projectDomainName: z.string().min(1).optional(),
+    projectDomainId: z.string().min(1).optional(),
+  })
+  .superRefine((a, ctx) => {
+    const both = (x: string, y: string) =>
+      ctx.addIssue({ code: 'custom', path: [y], message: `give ${x} or ${y}, not both` });
+    if (a.userDomainName !== undefined && a.userDomainId !== undefined) both('userDomainName', 'userDomainId');
+    if (a.projectName !== undefined && a.projectId !== undefined) both('projectName', 'projectId');
+    if (a.projectDomainName !== undefined && a.projectDomainId !== undefined)
+      both('projectDomainName', 'projectDomainId');
+  });
+export const ImageServiceAuthSchema = z.discriminatedUnion('type', [
+  NoneAuthSchema,
+  TokenAuthSchema,
+  KeystoneAuthSchema,
+]);
+
+export const ImageServiceSchema = z.strictObject({
+  endpoint: httpUrl().optional(),
+  auth: ImageServiceAuthSchema.default({ type: 'none' }),
+  interface: z.enum(['public', 'internal', 'admin']).default(DEFAULTS.imageServiceInterface),
+  region: z.string().min(1).optional(),
+});
+
+/** `HOST[:PORT]` as an oci:// href names the registry. */
+const REGISTRY_HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$/;
+
+export const OciRegistrySchema = z.strictObject({
+  host: z.string().regex(REGISTRY_HOST, { error: 'must be HOST or HOST:PORT, as in the oci:// href' }),
+  auth: AuthSchema.optional(),
+  plainHttp: z.boolean().optional(),
+  caFile: absolutePath().optional(),
+  verifyTls: z.boolean().optional(),
+});
+
+export const OciPlatformSchema = z.strictObject({
+  architecture: z.string().min(1).optional(),
+  os: z.string().min(1).optional(),
+});
+
+export const OciSchema = z.strictObject({
+  platform: OciPlatformSchema.prefault({}),
+  diskTypes: z.array(z.string().min(1)).min(1).optional(),
+  registries: z
+    .array(OciRegistrySchema)
+    .default(() => [])
+    .superRefine((list, ctx) => {
+      const seen = new Map<string, number>();
+      list.forEach((r, i) => {
+        const k = r.host.toLowerCase();
+        const first = seen.get(k);
+        if (first !== undefined)
+          ctx.addIssue({ code: 'custom', path: [i, 'host'], message: `is used by registries[${first}] too` });
+        else seen.set(k, i);
+      });
+    }),
+});
+
 export const FileSchema = z.strictObject({
   allowedRoots: z.array(absolutePath()).default(() => [...DEFAULTS.fileRoots]),
 });
@@ -214,6 +297,8 @@ const RootSchema = z.strictObject({
   file: FileSchema.prefault({}),
   http: HttpSchema.prefault({}),
   qemuImg: QemuImgSchema.prefault({}),
+  imageService: ImageServiceSchema.prefault({}),
+  oci: OciSchema.prefault({}),
   redis: RedisSchema.optional(),
   logLevel: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
 });
@@ -226,6 +311,16 @@ export const KNOWN_KEYS = Object.freeze({
   auth: [...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape)])],
   file: Object.keys(FileSchema.shape),
   qemuImg: Object.keys(QemuImgSchema.shape),
+  imageService: Object.keys(ImageServiceSchema.shape),
+  imageServiceAuth: [
+    ...new Set([
+      ...Object.keys(TokenAuthSchema.shape),
+      ...Object.keys(KeystoneAuthSchema.shape),
+    ]),
+  ],
+  oci: Object.keys(OciSchema.shape),
+  ociPlatform: Object.keys(OciPlatformSchema.shape),
+  ociRegistry: Object.keys(OciRegistrySchema.shape),
   redis: ['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix'],
   redisNode: Object.keys(RedisNodeSchema.shape),
 });
@@ -329,6 +424,48 @@ export type RedisConfig =
   | (RedisCommon & { mode: 'sentinel'; sentinels: RedisNode[]; name: string; db?: number })
   | (RedisCommon & { mode: 'cluster'; cluster: RedisNode[] });
 
+/** How the image service (OpenStack Glance v2) is reached. */
+export type ImageServiceAuthConfig =
+  | { type: 'none' }
+  | { type: 'token'; token: string }
+  | {
+      type: 'keystone';
+      authUrl: string;
+      username: string;
+      password: string;
+      userDomainName?: string;
+      userDomainId?: string;
+      projectName?: string;
+      projectId?: string;
+      projectDomainName?: string;
+      projectDomainId?: string;
+    };
+
+export interface ImageServiceConfig {
+  /** Absent: found in the Keystone catalog (keystone auth only). */
+  endpoint?: string;
+  auth: ImageServiceAuthConfig;
+  interface: 'public' | 'internal' | 'admin';
+  region?: string;
+}
+
+export interface OciRegistryConfig {
+  host: string;
+  auth?: HttpAuth;
+  /** Absent: plain http for loopback hosts only. */
+  plainHttp?: boolean;
+  caFile?: string;
+  verifyTls?: boolean;
+}
+
+export interface OciConfig {
+  /** Absent fields: this host's architecture, `linux`. */
+  platform: { architecture?: string; os?: string };
+  /** Absent: qcow2 first for a cache that converts to raw, raw first otherwise. */
+  diskTypes?: string[];
+  registries: OciRegistryConfig[];
+}
+
 /** A host's configuration, parsed: sizes in bytes, durations in seconds, every default filled. */
 export interface HostConfig {
   host: string;
@@ -345,16 +482,24 @@ export interface HostConfig {
   http: HttpConfig;
   /** memoryCap in bytes; 0 = no cap. */
   qemuImg: { memoryCap: number };
+  imageService: ImageServiceConfig;
+  oci: OciConfig;
   redis?: RedisConfig;
   logLevel: LogLevel;
 }
 
 /** The zod schema of one host's configuration (input: the file's form; output: `HostConfig`). */
 export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
-  const { redis, http, ...rest } = c;
+  const { redis, http, imageService, oci, ...rest } = c;
   const { caFile, auth, ...httpRest } = http;
   return {
     ...rest,
+    imageService: dropUndefined(imageService) as ImageServiceConfig,
+    oci: {
+      platform: dropUndefined(oci.platform),
+      ...(oci.diskTypes !== undefined && { diskTypes: oci.diskTypes }),
+      registries: oci.registries.map((r) => dropUndefined(r) as OciRegistryConfig),
+    },
     caches: c.caches.map((cache) => ({
       ...cache,
       priority:
@@ -368,6 +513,11 @@ export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
     ...(redis !== undefined && { redis }),
   };
 });
+
+/** A copy without the keys whose value is undefined (optional keys absent, as the output types say). */
+function dropUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
 
 /** The configuration as written in a file (sizes and durations as strings or numbers, defaults optional). */
 export type HostConfigInput = z.input<typeof HostConfigSchema>;

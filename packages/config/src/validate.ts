@@ -134,6 +134,18 @@ function knownKeysAt(segments: readonly PropertyKey[]): readonly string[] {
       return KNOWN_KEYS.qemuImg;
     case 'redis':
       return KNOWN_KEYS.redis;
+    case 'imageService':
+      return KNOWN_KEYS.imageService;
+    case 'imageService/auth':
+      return KNOWN_KEYS.imageServiceAuth;
+    case 'oci':
+      return KNOWN_KEYS.oci;
+    case 'oci/platform':
+      return KNOWN_KEYS.ociPlatform;
+    case 'oci/registries/#':
+      return KNOWN_KEYS.ociRegistry;
+    case 'oci/registries/#/auth':
+      return KNOWN_KEYS.auth;
     case 'redis/sentinels/#':
     case 'redis/cluster/#':
       return KNOWN_KEYS.redisNode;
@@ -164,6 +176,8 @@ function misplaced(key: string): string | undefined {
     ['file.', KNOWN_KEYS.file],
     ['qemuImg.', KNOWN_KEYS.qemuImg],
     ['redis.', KNOWN_KEYS.redis],
+    ['imageService.', KNOWN_KEYS.imageService],
+    ['oci.', KNOWN_KEYS.oci],
   ];
   for (const [prefix, keys] of nested) {
     const k = keys.find((x) => squash(x) === squash(key));

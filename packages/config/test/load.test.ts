@@ -101,6 +101,8 @@ describe('files', () => {
         auth: { type: 'basic', username: 'glance', password: 's3cret' },
       },
       qemuImg: { memoryCap: GiB },
+      imageService: { auth: { type: 'none' }, interface: 'public' },
+      oci: { platform: {}, registries: [] },
       redis: { mode: 'standalone', url: 'redis://127.0.0.1:6379', prefix: '{imagecache}' },
       logLevel: 'debug',
     });

@@ -34,6 +34,8 @@ describe('defaults', () => {
       file: { allowedRoots: ['/var/lib/imagecache/files'] },
       http: { inactivityTimeout: 60, connectTimeout: 30, verifyTls: true, minTlsVersion: 'TLSv1.2' },
       qemuImg: { memoryCap: 2 * GiB },
+      imageService: { auth: { type: 'none' }, interface: 'public' },
+      oci: { platform: {}, registries: [] },
       logLevel: 'info',
     });
   });

@@ -70,6 +70,8 @@ export interface JobView {
   result?: unknown;
   error?: SerializedError;
   createdAt?: number;
+  /** When the attempt that finished started (BullMQ's processedOn). */
+  startedAt?: number;
   finishedAt?: number;
 }
 
@@ -176,6 +178,7 @@ export class ImageCacheClient {
       ...(state === 'completed' ? { result: job.returnvalue } : {}),
       ...(state === 'failed' && error ? { error: error as SerializedError } : {}),
       createdAt: job.timestamp,
+      startedAt: job.processedOn,
       finishedAt: job.finishedOn,
     };
   }

@@ -2,8 +2,29 @@ export { resolveSource } from './resolve';
 export { HttpSource, parseContentRange } from './http/http-source';
 export { closeHttpConnections } from './http/dispatchers';
 export { FileSource, FORBIDDEN_FOLDERS } from './file-source';
+export { GlanceSource } from './glance/glance-source';
+export { KeystoneSession, keystoneSession, clearKeystoneSessions, TOKEN_REFRESH_MARGIN_MS } from './glance/keystone';
+export type { KeystoneToken } from './glance/keystone';
+export { OciSource, hostPlatform, normalizeArch } from './oci/oci-source';
+export { parseOciHref, digestHref } from './oci/reference';
+export type { OciReference, Digest } from './oci/reference';
+export { clearRegistryTokens, fromPullSecret, parseChallenge } from './oci/registry-auth';
 export { isImageServiceId, parseImageServiceId } from './href';
 export { parseHttpDate, parseLastModified } from './http-date';
-export { DEFAULT_FILE_ROOTS, DEFAULT_HTTP_OPTIONS } from './options';
-export type { HttpOptions, SourceOptions } from './options';
+export { uuidv5Url } from './uuid5';
+export {
+  DEFAULT_FILE_ROOTS,
+  DEFAULT_HTTP_OPTIONS,
+  DEFAULT_OCI_DISK_TYPES,
+  OCI_DISK_TYPES_FOR_CONVERSION,
+} from './options';
+export type {
+  HttpOptions,
+  ImageServiceAuth,
+  ImageServiceOptions,
+  KeystoneCredentials,
+  OciOptions,
+  OciRegistryOptions,
+  SourceOptions,
+} from './options';
 export type { ImageAuth, ImageBody, ImageInfo, ImageSource, OpenOptions } from './types';

@@ -21,14 +21,88 @@ export interface HttpOptions {
   auth?: ImageAuth;
 }
 
+/** Keystone v3 password credentials (a scoped token is fetched, cached until shortly before expiry). */
+export interface KeystoneCredentials {
+  /** Keystone's URL, with or without `/v3` (`http://keystone:5000`). */
+  authUrl: string;
+  username: string;
+  password: string;
+  /** The user's domain; default the id `default`. */
+  userDomainName?: string;
+  userDomainId?: string;
+  /** The project the token is scoped to (name or id); none: an unscoped token. */
+  projectName?: string;
+  projectId?: string;
+  /** The project's domain (with projectName); default the id `default`. */
+  projectDomainName?: string;
+  projectDomainId?: string;
+}
+
+/** How the image service (OpenStack Glance v2) is reached. */
+export type ImageServiceAuth =
+  | { type: 'none' }
+  | { type: 'token'; token: string }
+  | ({ type: 'keystone' } & KeystoneCredentials);
+
+export interface ImageServiceOptions {
+  /**
+   * The image service's URL (`http://glance:9292`, with or without `/v2`). Without it, Keystone auth finds it in
+   * the token's catalog (service type `image`, `interface`, `region`).
+   */
+  endpoint?: string;
+  /** Default `{ type: 'none' }` (a service on a trusted network). A request's own `auth` wins. */
+  auth?: ImageServiceAuth;
+  /** Catalog interface when `endpoint` is not set. Default `public`. */
+  interface?: 'public' | 'internal' | 'admin';
+  /** Catalog region when `endpoint` is not set; default: the first endpoint of the interface. */
+  region?: string;
+}
+
+/** One OCI registry's settings, matched by `host` (`HOST[:PORT]` exactly as in the href). */
+export interface OciRegistryOptions {
+  host: string;
+  /** Credentials for this registry (a request's own `auth` wins): basic or a bearer token. */
+  auth?: { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+  /** Talk plain http to this registry. Default: true for loopback hosts (127.0.0.0/8, localhost, [::1]), else false. */
+  plainHttp?: boolean;
+  /** A PEM CA bundle for this registry (else `http.caFile`). */
+  caFile?: string;
+  /** Verify its TLS certificate (else `http.verifyTls`). */
+  verifyTls?: boolean;
+}
+
+export interface OciOptions {
+  /** The platform an image index is resolved for. Default: this host's architecture, `linux`. */
+  platform?: { architecture?: string; os?: string };
+  /**
+   * Preference between the manifests of an index by their `disktype` annotation, first wins. Default
+   * `DEFAULT_OCI_DISK_TYPES` (raw first); `OCI_DISK_TYPES_FOR_CONVERSION` (qcow2 first) suits a cache that
+   * converts to raw itself.
+   */
+  diskTypes?: readonly string[];
+  registries?: readonly OciRegistryOptions[];
+}
+
 /** How `resolveSource` resolves an href. Every field is optional; the defaults are below. */
 export interface SourceOptions {
   /** Folders file:// sources may be read from (spec.md §7). Default `['/var/lib/imagecache/files']`. */
   fileRoots?: string[];
   http?: HttpOptions;
-  /** Credentials for this one request; wins over `http.auth` and over `user:pass@` in the URL. */
+  /** Image-service ids (a bare UUID, `glance://ID`). */
+  imageService?: ImageServiceOptions;
+  /** `oci://` references. Connections use `http`'s timeouts, TLS settings and redirect bound. */
+  oci?: OciOptions;
+  /**
+   * Credentials for this one request; wins over `http.auth` and over `user:pass@` in the URL, over
+   * `imageService.auth` and over a registry's configured auth.
+   */
   auth?: ImageAuth;
 }
+
+/** Ironic's order when the deploy ramdisk writes the image (raw is streamed as it is). */
+export const DEFAULT_OCI_DISK_TYPES: readonly string[] = Object.freeze(['raw', 'qcow2', 'qemu', 'applehv']);
+/** Ironic's order when the conductor downloads and converts (`image_download_source=local`): smaller first. */
+export const OCI_DISK_TYPES_FOR_CONVERSION: readonly string[] = Object.freeze(['qcow2', 'qemu', 'raw', 'applehv']);
 
 export const DEFAULT_FILE_ROOTS: readonly string[] = Object.freeze(['/var/lib/imagecache/files']);
 

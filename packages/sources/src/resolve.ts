@@ -1,20 +1,22 @@
 import { FileSource } from './file-source';
-import { checkHrefText, invalidHref, isImageServiceId, parseImageServiceId, schemeOf } from './href';
+import { GlanceSource } from './glance/glance-source';
+import { checkHrefText, invalidHref, isImageServiceId, schemeOf } from './href';
 import { HttpSource } from './http/http-source';
+import { OciSource } from './oci/oci-source';
 import type { SourceOptions } from './options';
 import type { ImageSource } from './types';
 
 /**
  * Turns an href into an ImageSource, validating it before any I/O on the image: http(s) URLs are checked
- * for form only; file:// hrefs against the rules of spec.md §7 (stat and realpath, never a read).
- * Throws InvalidHref (malformed, unknown scheme, not supported yet) or ImageRefValidationFailed (file rules).
+ * for form only; file:// hrefs against the rules of spec.md §7 (stat and realpath, never a read); image-service
+ * ids (a bare UUID, `glance://ID`) for form and against the configuration; `oci://` references for form
+ * (before any request), then a tag is resolved to its digest (manifest requests to the registry).
+ * Throws InvalidHref (malformed, unknown scheme), ImageRefValidationFailed (file rules), ConfigError (no image
+ * service configured), or the registry's errors for a tag.
  */
 export async function resolveSource(href: string, options: SourceOptions = {}): Promise<ImageSource> {
   checkHrefText(href);
-  if (isImageServiceId(href)) {
-    parseImageServiceId(href); // a malformed id is refused as such
-    throw invalidHref(href, 'image-service (glance) hrefs are not supported yet');
-  }
+  if (isImageServiceId(href)) return new GlanceSource(href, options);
   switch (schemeOf(href)) {
     case 'http':
     case 'https':
@@ -22,10 +24,13 @@ export async function resolveSource(href: string, options: SourceOptions = {}): 
     case 'file':
       return FileSource.resolve(href, options);
     case 'oci':
-      throw invalidHref(href, 'oci:// hrefs are not supported yet');
+      return OciSource.resolve(href, options);
     case undefined:
-      throw invalidHref(href, 'not a URL (expected http://, https:// or file://)');
+      throw invalidHref(href, 'not a URL nor an image UUID (expected http://, https://, file://, oci://, glance:// or a UUID)');
     default:
-      throw invalidHref(href, `unknown scheme "${schemeOf(href)}" (expected http, https or file)`);
+      throw invalidHref(
+        href,
+        `unknown scheme "${schemeOf(href)}" (expected http, https, file, oci or glance, or an image UUID)`,
+      );
   }
 }

@@ -1,8 +1,19 @@
 import type { Readable } from 'node:stream';
 
-/** Credentials for one request or one cache; never logged. */
+/**
+ * Credentials for one request or one cache; never logged.
+ * - `basic`: HTTP Basic (http(s); an OCI registry's Basic challenge or its token service).
+ * - `bearer`: a token: `Authorization: Bearer` (http(s), OCI registries; at a registry's token service it is
+ *   used as a pre-shared secret, Basic with an empty user name, as Ironic does), `X-Auth-Token` for the image
+ *   service (a Keystone token).
+ * - `pullSecret`: a registry pull secret, the text of a Kubernetes `.dockerconfigjson` (or `.dockercfg`):
+ *   `{"auths": {"HOST[:PORT]": {"auth": base64("user:password")} | {"username", "password"} |
+ *   {"registrytoken"}}}`; the entry of the href's registry is used (OCI only).
+ */
 export type ImageAuth =
-  { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string }
+  | { type: 'pullSecret'; dockerConfigJson: string };
 
 /** What `show()` tells about an image before it is downloaded. */
 export interface ImageInfo {

@@ -1,4 +1,4 @@
-import { InvalidHref, ImageRefValidationFailed } from '@imagecache/errors';
+import { InvalidHref, ImageRefValidationFailed, UsageError } from '@imagecache/errors';
 import { HttpSource, isImageServiceId, parseImageServiceId, resolveSource } from '@imagecache/sources';
 import { caught } from './helpers';
 
@@ -19,9 +19,7 @@ describe('href validation', () => {
     ['http://[::1/x', /not a well-formed URL/],
     ['http://h:99999/x', /not a well-formed URL/],
     ['', /empty/],
-    ['oci://registry/image@sha256:abc', /not supported yet/],
-    [ID, /not supported yet/],
-    [`glance://${ID}`, /not supported yet/],
+    ['oci://registry/image@sha256:abc', /sha256 digest has 64 hex digits, not 3/],
     ['glance://not-a-uuid', /glance:\/\/ must be followed by an image UUID/],
   ])('refuses %p with InvalidHref', async (href, why) => {
     const err = await caught(resolveSource(href));
@@ -43,6 +41,13 @@ describe('href validation', () => {
     for (const h of ['http://example.invalid/a.img', 'HTTPS://example.invalid:8443/b.img?x=1#frag']) {
       expect(await resolveSource(h)).toBeInstanceOf(HttpSource);
     }
+  });
+
+  it('refuses a registry pull secret for an http(s) or image-service href', async () => {
+    const auth = { type: 'pullSecret' as const, dockerConfigJson: '{"auths":{}}' };
+    expect(await caught(resolveSource('http://example.invalid/a.img', { auth }))).toBeInstanceOf(UsageError);
+    const glance = { imageService: { endpoint: 'http://glance.invalid' }, auth };
+    expect(await caught(resolveSource(ID, glance))).toBeInstanceOf(UsageError);
   });
 
   it('strips credentials from safeHref, keeping the href as given', async () => {

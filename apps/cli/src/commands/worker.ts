@@ -10,7 +10,10 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
     .description("run this host's queue workers (one set per cache) until SIGTERM/SIGINT; needs `redis` in the config")
     .requiredOption('--config <file>', 'host configuration (its caches and redis)')
     .option('--grace <seconds>', 'on SIGTERM, let running jobs finish this long before handing them back', '30')
-    .action(async (flags: { config: string; grace: string }) => {
+    .option('--lock-duration <seconds>', "a job's lock; a dead worker's jobs are taken over after it", '60')
+    .option('--metrics-port <port>', 'serve /metrics, /healthz and /readyz on this port (default: not served)')
+    .option('--metrics-bind <address>', 'address of the metrics server', '127.0.0.1')
+    .action(async (flags: { config: string; grace: string; lockDuration: string; metricsPort?: string; metricsBind: string }) => {
       const config = loadConfig({ file: flags.config });
       if (!config.redis) throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
       const host = ctx.openHost(config);
@@ -21,6 +24,9 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
         concurrency: config.downloadConcurrency,
         sweepIntervalSeconds: config.sweepInterval,
         gracePeriodMs: Number(flags.grace) * 1000,
+        lockDurationMs: Number(flags.lockDuration) * 1000,
+        metricsPort: flags.metricsPort === undefined ? undefined : Number(flags.metricsPort),
+        metricsHost: flags.metricsBind,
         logger: ctx.logger(),
       });
       await worker.start();

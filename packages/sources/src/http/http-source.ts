@@ -1,4 +1,4 @@
-import { ImageDownloadFailed, redactHref } from '@imagecache/errors';
+import { ImageDownloadFailed, redactHref, UsageError } from '@imagecache/errors';
 import { checkHrefText, invalidHref, safeHrefOf } from '../href';
 import { parseHttpDate } from '../http-date';
 import { resolveHttpOptions, type ResolvedHttpOptions, type SourceOptions } from '../options';
@@ -202,9 +202,15 @@ function decode(s: string): string {
   }
 }
 
+/** The Authorization header of basic or bearer credentials; a registry pull secret is refused (oci:// only). */
 export function authorizationHeader(auth: ImageAuth): string {
   if (auth.type === 'bearer') return `Bearer ${auth.token}`;
-  return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
+  if (auth.type === 'basic') return basicHeader(auth.username, auth.password);
+  throw new UsageError('a registry pull secret (auth type pullSecret) applies to oci:// images only');
+}
+
+export function basicHeader(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
 }
 
 function lastSegment(url: URL): string {

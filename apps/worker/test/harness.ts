@@ -1,0 +1,155 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { tmpDir } from '@imagecache/testing';
+
+export const REPO = path.resolve(__dirname, '../../..');
+const BIN = path.join(REPO, 'bin/imagecache');
+export const SHARED_REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A key prefix of its own per test file: tests never see each other's queues. */
+export function uniquePrefix(): string {
+  return `{imagecache-test-${randomBytes(4).toString('hex')}}`;
+}
+
+export interface HostSetup {
+  root: string;
+  config: string;
+  masterDir(cache: string): string;
+  dest(name: string): string;
+}
+
+/** A host configuration file with the given caches, in a fresh folder. */
+export function hostSetup(opts: { host: string; redis: string; prefix: string; caches?: string[]; forceRaw?: boolean }): HostSetup {
+  const root = tmpDir('imagecache-dist-');
+  fs.mkdirSync(path.join(root, 'dest'));
+  const caches = opts.caches ?? ['instance'];
+  const config = path.join(root, 'host.json');
+  fs.writeFileSync(
+    config,
+    JSON.stringify({
+      host: opts.host,
+      caches: caches.map((name) => ({ name, masterDir: path.join(root, name), forceRaw: opts.forceRaw ?? false })),
+      redis: { url: opts.redis, prefix: opts.prefix },
+      sweepInterval: 0,
+      logLevel: 'info',
+    }),
+  );
+  return { root, config, masterDir: (c) => path.join(root, c), dest: (n) => path.join(root, 'dest', n) };
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** `./bin/imagecache worker --config FILE` as its own process, ready once it says it serves. */
+export async function startWorker(config: string, args: string[] = []): Promise<WorkerProcess> {
+  const child = spawn(BIN, ['worker', '--config', config, '--lock-duration', '3', '--grace', '1', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 200 && !out.includes('serving'); i++) {
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!out.includes('serving')) {
+    child.kill('SIGKILL');
+    throw new Error(`worker did not start:\n${out}`);
+  }
+  return {
+    child,
+    pid: child.pid!,
+    output: () => out,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs the client fixture in its own process: N concurrent fetches, one JSON line of outcomes. */
+export function clientProcess(args: object): Promise<{ code: number | null; results: { ok?: Record<string, unknown>; error?: { code: string } }[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures/fetch-many.cjs'), JSON.stringify(args)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, IMAGECACHE_REPO: REPO },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      try {
+        resolve({ code, results: JSON.parse(out), stderr: err });
+      } catch {
+        reject(new Error(`client printed no JSON (exit ${code}):\n${out}\n${err}`));
+      }
+    });
+  });
+}
+
+/** A redis-server of the test's own, on a free port, with an append-only file so a restart keeps the jobs. */
+export async function startOwnRedis(): Promise<{ url: string; stop(): void; restart(): Promise<void> }> {
+  const port = await freePort();
+  const dir = tmpDir('imagecache-redis-');
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if (spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG') return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`redis-server on ${port} did not start`);
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => child.kill('SIGKILL'),
+    restart: async () => {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+      await start();
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Pids of processes whose command line mentions `text` (e.g. a qemu-img working in a given folder). */
+export function processesMentioning(text: string): string[] {
+  return spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.includes(text) && !l.includes('ps -eo'));
+}
+
+/** The pid, among `pids`, that has `file` open (the replica doing a download). */
+export function whoHasOpen(pids: number[], fileSuffix: string): number | undefined {
+  for (const pid of pids) {
+    const fdDir = `/proc/${pid}/fd`;
+    for (const fd of fs.readdirSync(fdDir)) {
+      try {
+        if (fs.readlinkSync(path.join(fdDir, fd)).endsWith(fileSuffix)) return pid;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return undefined;
+}
