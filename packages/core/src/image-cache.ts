@@ -48,9 +48,9 @@ export interface FetchOptions {
   /**
    * After a transient failure, keep the partial download in the work area so the next attempt continues it
    * with Range (the distributed worker sets it while the job has attempts left). Default false: every failure
-   * leaves nothing behind.
+   * leaves nothing behind. A function is asked at the time of the failure.
    */
-  keepPartial?: boolean;
+  keepPartial?: boolean | (() => boolean);
 }
 
 /** Everything one fetch works with, resolved once. */
@@ -378,7 +378,8 @@ export class ImageCache {
       };
     } catch (err) {
       const e = await this.wrap(err, ctx, signal);
-      keep = Boolean(opts.keepPartial) && e.retryable;
+      const wanted = typeof opts.keepPartial === 'function' ? opts.keepPartial() : Boolean(opts.keepPartial);
+      keep = wanted && e.retryable;
       throw e;
     } finally {
       if (!keep) await this.work.remove(workDir);

@@ -150,7 +150,7 @@ describe('cancelling a conversion', () => {
   it('kills qemu-img and removes the work in progress', async () => {
     const big = path.join(fixtures, 'big.raw');
     const fd = fs.openSync(big, 'w');
-    for (let i = 0; i < 96; i++) fs.writeSync(fd, randomBytes(MiB));
+    for (let i = 0; i < 160; i++) fs.writeSync(fd, randomBytes(MiB));
     fs.closeSync(fd);
     // A compressed qcow2 converts slowly enough to be caught in the act.
     qemuImg('convert', '-c', '-f', 'raw', '-O', 'qcow2', big, path.join(fixtures, 'big.qcow2'));
@@ -159,7 +159,18 @@ describe('cancelling a conversion', () => {
     const ac = new AbortController();
     const p = cache.fetchImage(server.url('/big.qcow2'), dest('c'), {
       signal: ac.signal,
-      onProgress: (s) => s.stage === 'convert' && setTimeout(() => ac.abort(), 50),
+      onProgress: (s) => {
+        if (s.stage !== 'convert') return;
+        // Cancel as soon as qemu-img is seen at work on this cache's files.
+        const look = setInterval(() => {
+          const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+          if (ps.split('\n').some((l) => l.includes('qemu-img') && l.includes(cache.masterDir))) {
+            clearInterval(look);
+            ac.abort();
+          }
+        }, 5);
+        setTimeout(() => clearInterval(look), 10_000);
+      },
     });
     const err = await p.catch((e) => e);
     expect(err.code).toBe('ABORTED');

@@ -10,8 +10,9 @@ export function cleanProcessor(cache: ImageCache) {
     const data = CleanJobDataSchema.parse(job.data);
     try {
       await job.log(`${new Date().toISOString()} clean-up${data.amount !== undefined ? ` of ${data.amount} bytes` : ''}`);
+      const startedAt = Date.now();
       const result = await cache.cleanUp(data.amount);
-      return { cache: cache.name, ...result };
+      return { cache: cache.name, ...result, startedAt, finishedAt: Date.now() };
     } catch (err) {
       return failAttempt(job, err, signal, token);
     }

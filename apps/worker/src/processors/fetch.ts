@@ -3,7 +3,7 @@ import type { ImageCache } from '@imagecache/core';
 import { FetchJobDataSchema, type SecretStore } from '@imagecache/queue';
 import type { ImageAuth } from '@imagecache/sources';
 import { StageReporter } from '../stage-reporter';
-import { failAttempt, isLastAttempt } from './outcome';
+import { failAttempt, isLastAttempt, SHUTDOWN } from './outcome';
 
 /**
  * One fetch job: the engine's fetchImage, whose stages (resolve → download → inspect → convert → publish →
@@ -24,7 +24,8 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
         expectedChecksumAlgo: data.expectedChecksumAlgo,
         auth: secret?.auth?.[0] as ImageAuth | undefined,
         signal,
-        keepPartial: !isLastAttempt(job),
+        // Kept for the next attempt (or the replica a shutdown hands the job to); not when cancelled.
+        keepPartial: () => !isLastAttempt(job) && !(signal?.aborted && signal.reason !== SHUTDOWN),
         onProgress: reporter.onProgress,
       });
       await reporter.flush();
