@@ -27,6 +27,7 @@ import { silentLogger, type Logger } from './logger';
 import { masterName } from './master-name';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
+import { lstatOrUndefined, readJsonOrUndefined, statOrUndefined } from './metadata-io';
 import { placeFile } from './place-file';
 import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
@@ -247,26 +248,26 @@ export class ImageCache {
     if (parent === this.masterDir || parent.startsWith(this.masterDir + path.sep)) {
       throw new InvalidDestination(`destination ${destPath} is inside the master folder ${this.masterDir}`);
     }
-    let st = await fs.promises.stat(parent).catch(() => undefined);
+    let st = statOrUndefined(parent);
     if (!st && this.options.createDestDirs) {
       await fs.promises.mkdir(parent, { recursive: true });
-      st = await fs.promises.stat(parent);
+      st = statOrUndefined(parent);
     }
     if (!st?.isDirectory()) {
       throw new InvalidDestination(`destination folder ${parent} does not exist`, { dest: destPath });
     }
-    const existing = await fs.promises.lstat(destPath).catch(() => undefined);
+    const existing = lstatOrUndefined(destPath);
     if (existing?.isDirectory()) throw new InvalidDestination(`destination ${destPath} is a folder`);
     return destPath;
   }
 
   /** The hit path (spec.md §2.5–2.7): no lock; a master that vanishes before the link sends us to the miss path. */
   private async tryHit(ctx: FetchContext): Promise<FetchResult | undefined> {
-    const master = await fs.promises.stat(ctx.masterPath).catch(() => undefined);
+    const master = statOrUndefined(ctx.masterPath);
     if (!master?.isFile() || !isMasterFresh(ctx.info, master)) return undefined;
     const meta = await this.readMeta(ctx.name);
     if (meta && !this.sameChecksum(ctx.checksum, meta)) return undefined;
-    const dest = await fs.promises.lstat(ctx.destPath).catch(() => undefined);
+    const dest = lstatOrUndefined(ctx.destPath);
     let placedBy: FetchResult['placedBy'] = 'already';
     if (!dest || !isDestFresh(dest, master)) {
       ctx.opts.onProgress?.({ stage: 'link' });
@@ -447,11 +448,7 @@ export class ImageCache {
   }
 
   private async readMeta(name: string): Promise<MasterMeta | undefined> {
-    try {
-      return JSON.parse(await fs.promises.readFile(this.folder.metaPath(name), 'utf8')) as MasterMeta;
-    } catch {
-      return undefined; // a master adopted from Ironic has none
-    }
+    return readJsonOrUndefined<MasterMeta>(this.folder.metaPath(name)); // an adopted Ironic master has none
   }
 
   private async wrap(err: unknown, ctx: FetchContext, signal?: AbortSignal): Promise<ImageCacheError> {

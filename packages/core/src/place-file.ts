@@ -15,16 +15,20 @@ export type PlaceMethod = 'link' | 'copy';
  */
 export async function placeFile(src: string, dest: string, opts: { copy?: boolean } = {}): Promise<PlaceMethod> {
   if (!opts.copy) {
+    // Links are metadata: synchronous, like the rest of the hit path (see metadata-io.ts).
     try {
-      await fs.promises.link(src, dest);
+      fs.linkSync(src, dest);
       return 'link';
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (code === 'EEXIST') {
+        const tmp = besidePath(dest);
         try {
-          await besideThenRename(dest, (tmp) => fs.promises.link(src, tmp));
+          fs.linkSync(src, tmp);
+          fs.renameSync(tmp, dest);
           return 'link';
         } catch (again) {
+          fs.rmSync(tmp, { force: true });
           if (!LINK_REFUSED.has((again as NodeJS.ErrnoException).code ?? '')) throw again;
         }
       } else if (!LINK_REFUSED.has(code)) {
@@ -40,8 +44,12 @@ export async function placeFile(src: string, dest: string, opts: { copy?: boolea
   return 'copy';
 }
 
+function besidePath(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}.imagecache-${randomBytes(4).toString('hex')}`);
+}
+
 async function besideThenRename(dest: string, make: (tmp: string) => Promise<void>): Promise<void> {
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.imagecache-${randomBytes(4).toString('hex')}`);
+  const tmp = besidePath(dest);
   try {
     await make(tmp);
     await fs.promises.rename(tmp, dest);
