@@ -170,9 +170,12 @@ describe('fetchImage', () => {
     const r = await cache.fetchImage(server.url('/flaky.img'), dest('a'), { expectedChecksum: sha256 });
     expect(fs.readFileSync(dest('a')).equals(data)).toBe(true);
     const gets = server.requests.filter((q) => q.method === 'GET');
-    expect(gets).toHaveLength(3);
-    expect(gets[1]!.headers.range).toBe('bytes=1300000-');
-    expect(gets[1]!.headers['if-range']).toBe('"v1"');
+    // Each response is cut after 1.3 MB (fewer may arrive before the reset): at least 3 GETs, all resumed.
+    expect(gets.length).toBeGreaterThanOrEqual(3);
+    for (const g of gets.slice(1)) {
+      expect(g.headers.range).toMatch(/^bytes=[1-9]\d*-$/);
+      expect(g.headers['if-range']).toBe('"v1"');
+    }
     expect(r.bytesDownloaded).toBe(data.length);
   });
 
