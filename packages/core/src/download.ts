@@ -10,7 +10,8 @@ const BLOCK_SIZE = 4 << 20;
 const POOL_SIZE = 4;
 
 export interface DownloadOptions {
-  algo: ChecksumAlgo;
+  /** Digests to compute while downloading (the caller's checksum, and the one the source vouches for). */
+  algos: readonly ChecksumAlgo[];
   signal?: AbortSignal;
   /** Attempts after the first when the failure is transient; each resumes with Range where possible. */
   retries: number;
@@ -24,8 +25,8 @@ export interface DownloadOptions {
 export interface Downloaded {
   /** Bytes in the file. */
   size: number;
-  /** Hex digest of those bytes in `algo`. */
-  digest: string;
+  /** Hex digests of those bytes, one per algorithm asked. */
+  digests: Partial<Record<ChecksumAlgo, string>>;
   /** Bytes that crossed the network (more than `size` when an attempt had to start over). */
   bytesDownloaded: number;
   /** Bytes taken over from a partial download of an earlier attempt or process. */
@@ -36,7 +37,7 @@ export interface Downloaded {
 /** What a partial download must match to be continued (written beside it before the first byte). */
 interface PartialState {
   href: string;
-  algo: ChecksumAlgo;
+  algos: string;
   validator?: string;
 }
 
@@ -48,9 +49,10 @@ interface PartialState {
 export async function downloadTo(source: ImageSource, file: string, opts: DownloadOptions): Promise<Downloaded> {
   const statePath = file + '.state.json';
   const previous = await readState(statePath);
-  const resumable = previous?.href === source.safeHref && previous.algo === opts.algo && previous.validator;
+  const algos = [...new Set(opts.algos)].sort().join(',');
+  const resumable = previous?.href === source.safeHref && previous.algos === algos && previous.validator;
   const fh = await fs.promises.open(file, resumable ? fs.constants.O_RDWR | fs.constants.O_CREAT : 'w', 0o644);
-  let hasher = new StreamHasher(opts.algo);
+  let hasher = new Hashers(opts.algos);
   let size = 0;
   let bytesDownloaded = 0;
   let validator = resumable ? previous.validator : undefined;
@@ -60,7 +62,7 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
     const resumedFrom = size;
     if (size > 0) opts.logger.info({ href: source.safeHref, resumeAt: size }, 'continuing a partial download');
     if (opts.knownSize !== undefined && size === opts.knownSize && size > 0) {
-      return { size, digest: await hasher.digest(), bytesDownloaded, resumedFrom, attempts: 0 };
+      return { size, digests: await hasher.digests(), bytesDownloaded, resumedFrom, attempts: 0 };
     }
     for (;;) {
       attempt++;
@@ -68,12 +70,12 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
         const body = await source.open({ signal: opts.signal, offset: size, validator });
         if (validator === undefined || body.start !== size) {
           validator = body.info.validator;
-          await writeState(statePath, { href: source.safeHref, algo: opts.algo, validator });
+          await writeState(statePath, { href: source.safeHref, algos, validator });
         }
         if (body.start !== size) {
           // The server ignored the Range (or the image changed): start over.
           hasher.destroy();
-          hasher = new StreamHasher(opts.algo);
+          hasher = new Hashers(opts.algos);
           await fh.truncate(0);
           size = 0;
         }
@@ -97,7 +99,7 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
         if (total !== undefined && size !== total) {
           throw new ImageDownloadFailed(`${source.safeHref}: got ${size} of ${total} bytes`, { href: source.href });
         }
-        return { size, digest: await hasher.digest(), bytesDownloaded, resumedFrom, attempts: attempt };
+        return { size, digests: await hasher.digests(), bytesDownloaded, resumedFrom, attempts: attempt };
       } catch (err) {
         if (isLocalFsError(err)) throw err; // disk full, I/O error: the caller maps them
         const e = asError(err, source, opts.signal);
@@ -117,8 +119,30 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
   }
 }
 
+/** One StreamHasher per algorithm, fed the same blocks (each hashes on its own thread). */
+class Hashers {
+  private readonly list: StreamHasher[];
+
+  constructor(readonly algos: readonly ChecksumAlgo[]) {
+    this.list = [...new Set(algos)].map((a) => new StreamHasher(a));
+  }
+
+  async update(chunk: Uint8Array): Promise<void> {
+    await Promise.all(this.list.map((h) => h.update(chunk)));
+  }
+
+  async digests(): Promise<Partial<Record<ChecksumAlgo, string>>> {
+    const values = await Promise.all(this.list.map((h) => h.digest()));
+    return Object.fromEntries(this.list.map((h, i) => [h.algo, values[i]]));
+  }
+
+  destroy(): void {
+    for (const h of this.list) h.destroy();
+  }
+}
+
 /** Feeds the bytes already in the file to the hasher (read once, in shared blocks); returns their count. */
-async function hashExisting(fh: fs.promises.FileHandle, hasher: StreamHasher): Promise<number> {
+async function hashExisting(fh: fs.promises.FileHandle, hasher: Hashers): Promise<number> {
   const blocks = [allocSharedBuffer(BLOCK_SIZE), allocSharedBuffer(BLOCK_SIZE)];
   const pending: Promise<void>[] = [];
   let position = 0;
@@ -176,7 +200,7 @@ class BlockPipe {
 
   constructor(
     private readonly fh: fs.promises.FileHandle,
-    private readonly hasher: StreamHasher,
+    private readonly hasher: Hashers,
     /** File offset of the next byte. */
     public position: number,
   ) {

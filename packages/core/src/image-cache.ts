@@ -309,11 +309,15 @@ export class ImageCache {
     let keep = false;
     try {
       const expected = await this.expectedChecksum(ctx, signal);
+      // What the source vouches for (an OCI digest, the image service's hash) is checked too.
+      const vouched = this.vouchedChecksum(ctx);
+      const checks = [expected, vouched].filter((c): c is ExpectedChecksum => c !== undefined);
+      const algo = expected?.algo ?? vouched?.algo ?? 'sha256';
       opts.onProgress?.({ stage: 'download', bytes: 0, totalBytes: info.size });
       const stageStart: Partial<Record<FetchStage, number>> = {};
       const dl = await timed(durations, 'download', () =>
         downloadTo(source, file, {
-          algo: expected?.algo ?? 'sha256',
+          algos: [algo, ...checks.map((c) => c.algo)],
           signal,
           retries: this.options.downloadRetries ?? 3,
           knownSize: info.size,
@@ -323,8 +327,8 @@ export class ImageCache {
         }),
       );
       opts.onProgress?.({ stage: 'verify' });
-      if (expected) verifyDigest(expected, dl.digest, ctx.source.href);
-      const checksum = { algo: expected?.algo ?? ('sha256' as const), value: dl.digest };
+      for (const c of checks) verifyDigest(c, dl.digests[c.algo]!, ctx.source.href);
+      const checksum = { algo, value: dl.digests[algo]! };
       const forceRaw = opts.forceRaw ?? this.forceRaw;
       const prepared = await prepareImage(file, {
         validate: this.validate,
@@ -434,11 +438,14 @@ export class ImageCache {
     const c = ctx.checksum;
     if (c.kind === 'value') return c.expected;
     if (c.kind === 'url') return fetchChecksumFile(c.url, ctx.info.fileName, { signal, algo: c.algo });
-    const vouched = ctx.info.checksum; // the image service's or registry's own
-    if (vouched && !(vouched.algo === 'md5' && this.options.disallowMd5)) {
-      return { algo: vouched.algo, value: vouched.value.toLowerCase() };
-    }
     return undefined;
+  }
+
+  /** The checksum the source vouches for, unless it is md5 and md5 is refused. */
+  private vouchedChecksum(ctx: FetchContext): ExpectedChecksum | undefined {
+    const v = ctx.info.checksum;
+    if (!v || (v.algo === 'md5' && this.options.disallowMd5)) return undefined;
+    return { algo: v.algo, value: v.value.toLowerCase() };
   }
 
   /** A caller's checksum that disagrees with the recorded one makes the master stale. */
