@@ -17,7 +17,7 @@ export function registerFetch(program: Command, ctx: CommandContext): void {
   program
     .command('fetch')
     .description('make HREF appear at DEST through the master cache (hard link, or copy across filesystems)')
-    .argument('<href>', 'http(s):// URL or file:// path of the image')
+    .argument('<href>', 'http(s):// URL, file:// path, image-service UUID (or glance://ID), or oci:// reference')
     .argument('<dest>', 'absolute destination path')
     .option('--master-dir <dir>', 'master folder (default $IMAGECACHE_MASTER_DIR or /var/lib/imagecache/master_images)')
     .option('--cache-size <size>', 'cache size, bytes or units such as 20GiB (default 20GiB)')
