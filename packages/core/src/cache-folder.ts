@@ -43,9 +43,10 @@ export class CacheFolder {
         await fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
       }
       await fs.promises.chmod(this.workDir, 0o700);
-      const probe = path.join(this.workDir, `.probe-${process.pid}`);
+      // The probe lives among the metadata: the work area is swept by other processes starting meanwhile.
+      const probe = path.join(this.metaDir, `.probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
       await fs.promises.writeFile(probe, '');
-      await fs.promises.unlink(probe);
+      await fs.promises.rm(probe, { force: true });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new CacheFolderUnusable(`cache folder ${this.masterDir} is not usable: ${e.code ?? e.message}`, {

@@ -193,6 +193,7 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
 /** Gathers chunks into shared-memory blocks; each full block is written and hashed concurrently. */
 class BlockPipe {
   private allocated = 1;
+  private lastWrite: Promise<unknown> = Promise.resolve();
   private readonly pending: Promise<Buffer>[] = [];
   private block: Buffer;
   private fill = 0;
@@ -230,10 +231,14 @@ class BlockPipe {
     const block = this.block;
     const len = this.fill;
     const at = this.position - len;
-    const job = Promise.all([
-      this.fh.write(block, 0, len, at),
-      this.hasher.update(block.subarray(0, len)),
-    ]).then(
+    // Writes go one at a time, in order (concurrent writes to one file cost the kernel more than they
+    // overlap); hashing runs beside them on its own thread.
+    const written = this.lastWrite.then(() => this.fh.write(block, 0, len, at));
+    this.lastWrite = written.then(
+      () => undefined,
+      () => undefined,
+    );
+    const job = Promise.all([written, this.hasher.update(block.subarray(0, len))]).then(
       () => block,
       (err) => {
         this.failure ??= err;

@@ -8,8 +8,9 @@ const LOCK_SUFFIX = '.lock';
 /** A holder that stopped refreshing its lock for this long is taken as dead (its process crashed). */
 export const LOCK_STALE_MS = 10_000;
 const UPDATE_MS = 2_500;
-const POLL_MIN_MS = 25;
-const POLL_MAX_MS = 500;
+const POLL_MIN_MS = 10;
+/** Waiters poll a held lock at most this far apart: a finished download is noticed within it. */
+const POLL_MAX_MS = 100;
 
 /**
  * Named locks on a master folder that hold across processes (a lock folder per name, refreshed while held,
