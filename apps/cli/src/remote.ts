@@ -1,5 +1,5 @@
 import { UsageError } from '@imagecache/errors';
-import { ImageCacheClient } from '@imagecache/queue';
+import type { ImageCacheClient } from '@imagecache/queue';
 
 /** Flags of a verb run against a host's workers through Redis instead of in this process. */
 export interface RemoteFlags {
@@ -15,6 +15,8 @@ export function isRemote<T extends RemoteFlags>(flags: T): flags is T & { redis:
 /** Runs `fn` with a client of the Redis given, closing it afterwards. */
 export async function withClient<T>(flags: RemoteFlags & { redis: string }, fn: (client: ImageCacheClient, host: string) => Promise<T>): Promise<T> {
   if (!flags.host) throw new UsageError('--redis needs --host (the host whose workers should do it)');
+  // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
+  const { ImageCacheClient } = await import('@imagecache/queue');
   const client = new ImageCacheClient({ redis: flags.redis, pollIntervalMs: 2000 });
   try {
     return await fn(client, flags.host);

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import type { Readable } from 'node:stream';
 import { allocSharedBuffer, StreamHasher, type ChecksumAlgo } from '@imagecache/checksum';
 import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
 import type { ImageSource } from '@imagecache/sources';
@@ -82,9 +83,10 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
         const total = body.totalSize;
         const pipe = new BlockPipe(fh, hasher, size);
         try {
-          for await (const chunk of body.stream as AsyncIterable<Buffer>) {
+          await consume(body.stream, async (chunk) => {
             bytesDownloaded += chunk.length;
-            await pipe.push(chunk);
+            const wait = pipe.push(chunk);
+            if (wait) await wait;
             if (total !== undefined && pipe.position > total) {
               throw new ImageDownloadFailed(`${source.safeHref}: more bytes than the announced ${total}`, {
                 href: source.href,
@@ -92,7 +94,7 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
               });
             }
             opts.onProgress?.(pipe.position, total);
-          }
+          });
         } finally {
           size = await pipe.drain();
         }
@@ -117,6 +119,42 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Feeds a stream's chunks to `onChunk`, pausing the stream only while a returned promise is pending:
+ * cheaper per chunk than async iteration, which allocates promises for every chunk.
+ */
+function consume(stream: Readable, onChunk: (chunk: Buffer) => Promise<void> | void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let failed = false;
+    let pending: Promise<void> | void;
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      stream.off('data', onData);
+      stream.destroy();
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      let result: Promise<void> | void;
+      try {
+        result = onChunk(chunk);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (result) {
+        stream.pause();
+        pending = result;
+        result.then(() => failed || stream.resume(), fail);
+      }
+    };
+    stream.on('data', onData);
+    stream.once('error', fail);
+    // The last chunk's promise may still be pending when 'end' comes.
+    stream.once('end', () => void Promise.resolve(pending).then(() => failed || resolve(), fail));
+  });
 }
 
 /** One StreamHasher per algorithm, fed the same blocks (each hashes on its own thread). */
@@ -208,15 +246,23 @@ class BlockPipe {
     this.block = allocSharedBuffer(BLOCK_SIZE);
   }
 
-  async push(chunk: Buffer): Promise<void> {
+  /**
+   * Copies a chunk into the current block. Returns a promise only when a full block had to wait for a free
+   * one: most chunks cost a memcpy and nothing else.
+   */
+  push(chunk: Buffer): Promise<void> | undefined {
     let off = 0;
     while (off < chunk.length) {
       const n = chunk.copy(this.block, this.fill, off);
       off += n;
       this.fill += n;
       this.position += n;
-      if (this.fill === BLOCK_SIZE) await this.flush();
+      if (this.fill === BLOCK_SIZE) {
+        if (off < chunk.length) return this.flush().then(() => this.push(chunk.subarray(off)));
+        return this.flush();
+      }
     }
+    return undefined;
   }
 
   /** Writes what is left, waits for every block, and returns the file offset reached. */

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '@imagecache/config';
 import { UsageError } from '@imagecache/errors';
-import { HostWorker } from '@imagecache/worker';
 import type { CommandContext } from '../program';
 
 export function registerWorker(program: Command, ctx: CommandContext): void {
@@ -17,6 +16,8 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
       const config = loadConfig({ file: flags.config });
       if (!config.redis) throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
       const host = ctx.openHost(config);
+      // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
+      const { HostWorker } = await import('@imagecache/worker');
       const worker = new HostWorker({
         host: config.host,
         registry: host.registry,
