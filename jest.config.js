@@ -6,6 +6,9 @@ module.exports = {
   roots: ['<rootDir>/packages', '<rootDir>/apps'],
   testMatch: ['**/test/**/*.test.ts'],
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  // ESM-only dependencies (content-disposition of @fastify/static, cookie of fastify's inject) are compiled to CommonJS for jest; Node
+  // itself (>= 20.19) requires them as they are.
+  transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/)?(content-disposition|cookie)[@/])'],
   moduleNameMapper: {
     '^@imagecache/(cli|worker|api)$': '<rootDir>/apps/$1/src/index.ts',
     '^@imagecache/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import {
   CLI,
+  cpuS,
   ROOT,
   WORK,
   freshDir,
@@ -40,14 +41,19 @@ export async function distributedCases(ctx) {
   const mine = [11, 12, 13].filter((c) => cases.has(c));
   if (mine.length === 0) return;
   const Redis = queueRequire('ioredis');
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+  });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
     log(`no Redis at ${REDIS_URL} (${err.message}): cases ${mine.join(',')} skipped`);
-    for (const c of mine) row({ case: `${c}. (distributed)`, measuredText: `skipped: no Redis at ${REDIS_URL}` });
+    for (const c of mine)
+      row({ case: `${c}. (distributed)`, measuredText: `skipped: no Redis at ${REDIS_URL}` });
     redis.disconnect();
     return;
   }
@@ -66,11 +72,29 @@ export async function distributedCases(ctx) {
       logLevel: 'warn',
     }),
   );
-  const d = { ...ctx, redis, prefix, dir, masterDir, configFile, workers: [], hrefs: {}, calls: 0, noResult: 0 };
-  details.distributed = { redis: REDIS_URL, prefix, workerConcurrency: 'config default (downloadConcurrency)' };
+  const d = {
+    ...ctx,
+    redis,
+    prefix,
+    dir,
+    masterDir,
+    configFile,
+    workers: [],
+    hrefs: {},
+    calls: 0,
+    noResult: 0,
+  };
+  details.distributed = {
+    redis: REDIS_URL,
+    prefix,
+    workerConcurrency: 'config default (downloadConcurrency)',
+  };
   try {
     d.workers.push(await startWorker(configFile));
-    d.client = new queue.ImageCacheClient({ redis: { mode: 'standalone', url: REDIS_URL, prefix }, pollIntervalMs: 5000 });
+    d.client = new queue.ImageCacheClient({
+      redis: { mode: 'standalone', url: REDIS_URL, prefix },
+      pollIntervalMs: 5000,
+    });
     await warmUp(d);
     if (cases.has(13)) await coldMissQueue(d);
     if (cases.has(11)) await warmHitsQueue(d);
@@ -89,7 +113,9 @@ export async function distributedCases(ctx) {
   } finally {
     await d.client?.close().catch(() => undefined);
     await Promise.all(d.workers.map((w) => w.stop()));
-    const n = await deleteKeys(redis, prefix).catch((err) => (log(`could not delete ${prefix} keys: ${err.message}`), 0));
+    const n = await deleteKeys(redis, prefix).catch(
+      (err) => (log(`could not delete ${prefix} keys: ${err.message}`), 0),
+    );
     log(`deleted ${n} Redis keys under ${prefix}`);
     redis.disconnect();
     rmrf(dir);
@@ -98,12 +124,15 @@ export async function distributedCases(ctx) {
 
 /** `imagecache worker --config FILE`, resolved once it says "serving"; stop() sends SIGTERM and waits. */
 export async function startWorker(configFile, { profDir } = {}) {
-  const env = { ...process.env };
-  if (profDir) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profDir}`.trim();
-  const child = spawn(CLI, ['worker', '--config', configFile, '--grace', '5'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env,
-  });
+  const args = ['worker', '--config', configFile, '--grace', '5'];
+  // --cpu-prof is refused in NODE_OPTIONS: then node runs the CLI's main.js (what bin/imagecache execs) itself.
+  const [cmd, argv] = profDir
+    ? [
+        process.execPath,
+        ['--cpu-prof', `--cpu-prof-dir=${profDir}`, path.join(ROOT, 'apps/cli/dist/main.js'), ...args],
+      ]
+    : [CLI, args];
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   let exited = false;
   const exit = new Promise((resolve) =>
@@ -113,7 +142,10 @@ export async function startWorker(configFile, { profDir } = {}) {
     }),
   );
   await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`worker not serving within 30 s: ${err.slice(-800)}`)), 30_000);
+    const t = setTimeout(
+      () => reject(new Error(`worker not serving within 30 s: ${err.slice(-800)}`)),
+      30_000,
+    );
     child.stderr.on('data', (b) => {
       err = (err + b).slice(-8192);
       if (/serving/.test(err)) {
@@ -158,12 +190,16 @@ async function viaQueue(d, href, dest, wantHit) {
   d.calls++;
   if (res === null || typeof res !== 'object') {
     // A finding, not fatal: the job did complete (see the row "resolved without a result").
-    if (d.noResult++ === 0) log(`a fetch through the queue resolved with ${JSON.stringify(res)} instead of a result`);
-    if (wantHit === false) throw new Error(`a cold miss through the queue resolved with ${JSON.stringify(res)}`);
+    if (d.noResult++ === 0)
+      log(`a fetch through the queue resolved with ${JSON.stringify(res)} instead of a result`);
+    if (wantHit === false)
+      throw new Error(`a cold miss through the queue resolved with ${JSON.stringify(res)}`);
     return res;
   }
   if (wantHit !== undefined && res.cacheHit !== wantHit) {
-    throw new Error(`a fetch through the queue was ${res.cacheHit ? 'a hit' : 'a miss'}: ${JSON.stringify(res)}`);
+    throw new Error(
+      `a fetch through the queue was ${res.cacheHit ? 'a hit' : 'a miss'}: ${JSON.stringify(res)}`,
+    );
   }
   return res;
 }
@@ -220,8 +256,15 @@ async function coldMissQueue(d) {
       q = await doQueue();
     }
     const ms = (x) => Object.fromEntries(Object.entries(x.durations ?? {}).map(([k, v]) => [k, round(v, 1)]));
-    runsOut.push({ queue: round(viaQ.at(-1)), embedded: round(embedded.at(-1)), queueDurationsMs: ms(q), embeddedDurationsMs: ms(e) });
-    log(`cold miss run ${r + 1}: through the queue ${viaQ.at(-1).toFixed(3)} s, embedded ${embedded.at(-1).toFixed(3)} s`);
+    runsOut.push({
+      queue: round(viaQ.at(-1)),
+      embedded: round(embedded.at(-1)),
+      queueDurationsMs: ms(q),
+      embeddedDurationsMs: ms(e),
+    });
+    log(
+      `cold miss run ${r + 1}: through the queue ${viaQ.at(-1).toFixed(3)} s, embedded ${embedded.at(-1).toFixed(3)} s`,
+    );
     rmrf(dest);
   }
   const m = median(viaQ);
@@ -264,7 +307,12 @@ async function warmHitsQueue(d) {
     const dest = freshDir('dist-hits');
     await waitQuiet({ sync: false });
     const xs = await sequential((n) => viaQueue(d, href, path.join(dest, `q-${n}`), true), hits);
-    q.push({ p50: pct(xs, 50), p99: pct(xs, 99), mean: xs.reduce((a, b) => a + b, 0) / xs.length, max: Math.max(...xs) });
+    q.push({
+      p50: pct(xs, 50),
+      p99: pct(xs, 99),
+      mean: xs.reduce((a, b) => a + b, 0) / xs.length,
+      max: Math.max(...xs),
+    });
     await waitQuiet({ sync: false });
     const ys = await sequential(async (n) => {
       const res = await embeddedCache.fetchImage(href, path.join(dest, `e-${n}`), fetchOpts(d));
@@ -373,7 +421,8 @@ async function countCommands(d, href) {
     if (!s) bySource.set(source, (s = { n: 0, lua: 0, ours: false, cmds: {} }));
     s.n++;
     if (args.some((a) => String(a).includes(d.prefix))) s.ours = true;
-    const name = cmd === 'evalsha' ? `evalsha ${names.get(String(args[1])) ?? String(args[1]).slice(0, 8)}` : cmd;
+    const name =
+      cmd === 'evalsha' ? `evalsha ${names.get(String(args[1])) ?? String(args[1]).slice(0, 8)}` : cmd;
     s.cmds[name] = (s.cmds[name] ?? 0) + 1;
   });
   await sleep(200);
@@ -409,6 +458,37 @@ async function countCommands(d, href) {
   return res;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms). */
+function procCpuS(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime (fields 14, 15)
+  } catch {
+    return 0;
+  }
+}
+
+/** Who burns the CPU during a burst: this process (the client), the workers, Redis, the upstream server. */
+async function cpuMeter(d) {
+  const redisPid = Number(/process_id:(\d+)/.exec(await d.redis.info('server'))?.[1]);
+  const pids = { workers: d.workers.map((w) => w.pid), redis: [redisPid], upstream: [d.server.pid] };
+  const read = () => ({
+    client: process.cpuUsage(),
+    ...Object.fromEntries(
+      Object.entries(pids).map(([k, ps]) => [k, ps.reduce((a, p) => a + procCpuS(p), 0)]),
+    ),
+  });
+  const a = read();
+  return (calls) => {
+    const b = read();
+    const per1000 = (s) => round((1000 * s) / calls, 3);
+    const out = { client: per1000(cpuS(process.cpuUsage(a.client))) };
+    for (const k of Object.keys(pids)) out[k] = per1000(b[k] - a[k]);
+    return out;
+  };
+}
+
 /** `total` calls, `inFlight` at a time; resolves with calls per second. */
 async function burst(call, total, inFlight) {
   let next = 0;
@@ -425,14 +505,20 @@ async function burst(call, total, inFlight) {
 async function throughput(d) {
   const { runs, burst: total, inFlight, row, details, core } = d;
   const href = d.hrefs.hit;
+  const cpuSeconds = {};
   const measure = async (label, call) => {
     const xs = [];
+    const cpu = (cpuSeconds[label] = []);
     for (let r = 0; r < runs; r++) {
       const dest = freshDir('dist-burst');
       await burst((i) => call(path.join(dest, `w${i}`)), Math.min(WARM, total), inFlight);
       await waitQuiet({ sync: false });
+      const meter = await cpuMeter(d);
       xs.push(await burst((i) => call(path.join(dest, `b${i}`)), total, inFlight));
-      log(`${label} run ${r + 1}: ${xs.at(-1).toFixed(0)} hits/s`);
+      cpu.push(meter(total));
+      log(
+        `${label} run ${r + 1}: ${xs.at(-1).toFixed(0)} hits/s; CPU s per 1000 hits ${JSON.stringify(cpu.at(-1))}`,
+      );
       rmrf(dest);
     }
     return xs;
@@ -449,7 +535,14 @@ async function throughput(d) {
   const e = median(embedded);
   const a = median(one);
   const b = median(two);
-  details.distributed.throughput = { total, inFlight, embedded, oneWorker: one, twoWorkers: two };
+  details.distributed.throughput = {
+    total,
+    inFlight,
+    embedded,
+    oneWorker: one,
+    twoWorkers: two,
+    cpuSecondsPer1000Hits: cpuSeconds,
+  };
   const hs = (x) => `${x.toFixed(0)} hits/s`;
   row({
     case: `12. warm hits/s, ${inFlight} in flight, 1 worker`,
@@ -492,29 +585,63 @@ async function profileBurst(d, call) {
   await w.stop();
   d.workers.splice(d.workers.indexOf(w), 1);
   const files = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
-  const summary = { dir: path.relative(ROOT, profDir), hitsPerS: round(rate, 0), files, top: [] };
-  if (files.length) summary.top = topSelf(JSON.parse(fs.readFileSync(path.join(profDir, files[0]), 'utf8')));
-  log(`worker profile in ${profDir}: ${summary.top.slice(0, 8).map((t) => `${t.fn} ${t.pct}%`).join(', ')}`);
+  const summary = { dir: path.relative(ROOT, profDir), hits: d.burst, hitsPerS: round(rate, 0), files };
+  if (files.length)
+    Object.assign(summary, topSelf(JSON.parse(fs.readFileSync(path.join(profDir, files[0]), 'utf8'))));
+  log(
+    `worker profile in ${profDir}: ${(summary.byOwner ?? [])
+      .slice(0, 8)
+      .map((t) => `${t.fn} ${t.pct}%`)
+      .join(', ')}`,
+  );
   return summary;
 }
 
-/** Self time by function (and by package) of a .cpuprofile, top 25. */
+/** Who a frame's code belongs to: a package of ours, a dependency, or node itself. */
+function ownerOf(url) {
+  const dep = /node_modules\/\.pnpm\/(@?[^@/]+)/.exec(url);
+  if (dep) return dep[1];
+  const ours = /\/(packages|apps)\/([^/]+)\/dist\//.exec(url);
+  if (ours) return `${ours[1]}/${ours[2]}`;
+  return undefined;
+}
+
+/**
+ * Self time by function of a .cpuprofile (top 25), and all time by owner: each sample goes to the innermost
+ * frame that belongs to one of our packages or a dependency (so a socket write counts for ioredis, which made it).
+ */
 function topSelf(prof) {
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map();
+  const owners = new Map();
   const dt = prof.timeDeltas ?? [];
   let total = 0;
   prof.samples.forEach((id, i) => {
     const n = byId.get(id);
     const us = dt[i] ?? 0;
     total += us;
+    let owner;
+    for (let x = id; x !== undefined && !owner; x = parent.get(x)) owner = ownerOf(byId.get(x).callFrame.url);
+    owner ??= ['(idle)', '(garbage collector)', '(program)'].includes(n.callFrame.functionName)
+      ? n.callFrame.functionName
+      : '(node)';
+    owners.set(owner, (owners.get(owner) ?? 0) + us);
     const cf = n.callFrame;
-    const where = cf.url ? cf.url.replace(/^file:\/\//, '').replace(/.*node_modules\/\.pnpm\/([^/]+)\/.*/, '$1').replace(ROOT + '/', '') : '';
+    const where = cf.url
+      ? cf.url
+          .replace(/^file:\/\//, '')
+          .replace(/.*node_modules\/\.pnpm\/([^/]+)\/.*/, '$1')
+          .replace(ROOT + '/', '')
+      : '';
     const key = `${cf.functionName || '(anonymous)'} ${where}${cf.url ? `:${cf.lineNumber + 1}` : ''}`.trim();
     self.set(key, (self.get(key) ?? 0) + us);
   });
-  return [...self.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 25)
-    .map(([fn, us]) => ({ fn, ms: round(us / 1000, 1), pct: round((100 * us) / total, 1) }));
+  const list = (m, n) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([fn, us]) => ({ fn, ms: round(us / 1000, 1), pct: round((100 * us) / total, 1) }));
+  return { totalMs: round(total / 1000, 0), byOwner: list(owners, 15), topSelf: list(self, 25) };
 }

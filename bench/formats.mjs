@@ -194,7 +194,11 @@ async function inspectCase(ctx, imgs) {
     { label: `raw ${sizeLabel} sparse`, file: imgs.sparse.file, want: 'raw' },
     { label: `raw ${sizeLabel} random`, file: img.file, want: 'raw' },
     { label: `qcow2 ${sizeLabel} full`, file: imgs.qcowFull.file, want: 'qcow2' },
-    { label: `qcow2 ${2 * (img.size / MiB)} MiB virt., ${sizeLabel} data`, file: imgs.qcowHalf.file, want: 'qcow2' },
+    {
+      label: `qcow2 ${2 * (img.size / MiB)} MiB virt., ${sizeLabel} data`,
+      file: imgs.qcowHalf.file,
+      want: 'qcow2',
+    },
   ];
   // What any inspector pays at least: open, stat, one 64 KiB read at offset 0, close (async, as inspectFormat).
   const bare = async (file) => {
@@ -219,7 +223,8 @@ async function inspectCase(ctx, imgs) {
   details.inspect = { calls: INSPECT_CALLS, files: {} };
   for (const f of files) {
     const report = await formats.inspectFormat(f.file);
-    if (report.format !== f.want) throw new Error(`inspectFormat(${f.file}) says ${report.format}, not ${f.want}`);
+    if (report.format !== f.want)
+      throw new Error(`inspectFormat(${f.file}) says ${report.format}, not ${f.want}`);
     const per = [];
     const refs = [];
     for (let r = 0; r < runs; r++) {
@@ -302,7 +307,9 @@ async function forceRawCase(ctx, imgs) {
     engine.push(e);
     engineMem.push(mem);
     const engineDest = dest;
-    const engineDurations = Object.fromEntries(Object.entries(res.durations).map(([k, v]) => [k, round(v, 1)]));
+    const engineDurations = Object.fromEntries(
+      Object.entries(res.durations).map(([k, v]) => [k, round(v, 1)]),
+    );
     const destAllocated = st.blocks * 512;
 
     // The same download with sha256: the engine's cold miss of the same file, no conversion (case 2's measurement).
@@ -310,11 +317,10 @@ async function forceRawCase(ctx, imgs) {
     fs.mkdirSync(path.join(dir2, 'dest'));
     await waitQuiet();
     t = now();
-    const res2 = await new core.ImageCache({ masterDir: path.join(dir2, 'master'), forceRaw: false }).fetchImage(
-      url,
-      path.join(dir2, 'dest', 'image'),
-      opts,
-    );
+    const res2 = await new core.ImageCache({
+      masterDir: path.join(dir2, 'master'),
+      forceRaw: false,
+    }).fetchImage(url, path.join(dir2, 'dest', 'image'), opts);
     download.push((now() - t) / 1000);
     if (res2.cacheHit || res2.converted || res2.format !== 'qcow2') {
       throw new Error(`plain cold miss of the qcow2 went wrong: ${JSON.stringify(res2)}`);
@@ -340,7 +346,7 @@ async function forceRawCase(ctx, imgs) {
       // Same bytes as qemu-img's own output (untimed).
       const cmp = await run('cmp', ['-s', engineDest, out]);
       details.forceRawSameBytes = cmp.code === 0;
-      if (cmp.code !== 0) log('the engine\'s converted image differs from `qemu-img convert`\'s!');
+      if (cmp.code !== 0) log("the engine's converted image differs from `qemu-img convert`'s!");
     }
     rmrf(qd);
     rmrf(dir);
@@ -353,7 +359,11 @@ async function forceRawCase(ctx, imgs) {
       engineStagesMs: stagesMs,
       engineDurationsMs: engineDurations,
       destAllocatedMiB: round(destAllocated / MiB, 1),
-      qemuImgInEngine: { hwmMiB: round(mem.hwmKiB / 1024, 1), vmPeakMiB: round(mem.peakKiB / 1024, 1), samples: mem.samples },
+      qemuImgInEngine: {
+        hwmMiB: round(mem.hwmKiB / 1024, 1),
+        vmPeakMiB: round(mem.peakKiB / 1024, 1),
+        samples: mem.samples,
+      },
       qemuImgAlone: { hwmMiB: round(qr.mem.hwmKiB / 1024, 1), vmPeakMiB: round(qr.mem.peakKiB / 1024, 1) },
     });
     log(
@@ -366,7 +376,21 @@ async function forceRawCase(ctx, imgs) {
     const qd = freshDir('forceraw-time');
     const r = await run(
       '/usr/bin/time',
-      ['-v', 'prlimit', `--as=${QEMU_CAP}`, '--', 'qemu-img', 'convert', '-q', '-f', 'qcow2', '-O', 'raw', q.file, path.join(qd, 'o')],
+      [
+        '-v',
+        'prlimit',
+        `--as=${QEMU_CAP}`,
+        '--',
+        'qemu-img',
+        'convert',
+        '-q',
+        '-f',
+        'qcow2',
+        '-O',
+        'raw',
+        q.file,
+        path.join(qd, 'o'),
+      ],
       { env: { ...process.env, MALLOC_ARENA_MAX: '3', LC_ALL: 'C' } },
     );
     const kib = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.err)?.[1]);
@@ -383,7 +407,8 @@ async function forceRawCase(ctx, imgs) {
     fileBytes: q.size,
     allocatedBytes: q.allocated,
     virtualBytes: q.virtualSize,
-    downloadWithSha256: 'the engine\'s own cold miss of the same qcow2 (forceRaw: false), as case 2 measures it',
+    downloadWithSha256:
+      "the engine's own cold miss of the same qcow2 (forceRaw: false), as case 2 measures it",
     engine,
     download,
     convert,

@@ -8,6 +8,7 @@ import { registerCleanCaches } from './commands/clean-caches';
 import { registerFetch } from './commands/fetch';
 import { registerInspect } from './commands/inspect';
 import { registerLs } from './commands/ls';
+import { registerApi } from './commands/api';
 import { registerWorker } from './commands/worker';
 import { EXIT_CODES } from './exit-codes';
 import { openHost, type Host } from './host';
@@ -52,7 +53,7 @@ export async function run(argv: string[], signal: AbortSignal): Promise<number> 
     .exitOverride()
     // Errors are reported once, by output.error, in the --json or human form.
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
-  for (const register of [registerFetch, registerClean, registerCleanCaches, registerInspect, registerLs, registerWorker]) register(program, ctx);
+  for (const register of [registerFetch, registerClean, registerCleanCaches, registerInspect, registerLs, registerWorker, registerApi]) register(program, ctx);
   for (const cmd of program.commands) cmd.option('--json', 'print one JSON object on stdout').option('--log-level <level>', 'log level').exitOverride();
 
   if (argv.length === 0) {

@@ -11,6 +11,7 @@ import {
   SecretStore,
   type RedisClient,
 } from '@imagecache/queue';
+import { serveMetrics, WorkerMetrics, type MetricsServer } from './metrics';
 import { cleanCachesProcessor, cleanProcessor } from './processors/clean';
 import { fetchProcessor } from './processors/fetch';
 import { SHUTDOWN } from './processors/outcome';
@@ -30,6 +31,12 @@ export interface HostWorkerOptions {
   /** A job's lock, renewed every half of it while the job runs. Default 60 s. */
   lockDurationMs?: number;
   logger: Logger;
+  /** Records fetch, eviction and cache metrics (metrics.ts); one is made when `metricsPort` is set. */
+  metrics?: WorkerMetrics;
+  /** Serves /metrics, /healthz and /readyz on this port (0: any free one); not served when undefined. */
+  metricsPort?: number;
+  /** Address of the metrics server. Default 127.0.0.1. */
+  metricsHost?: string;
 }
 
 /**
@@ -43,6 +50,9 @@ export class HostWorker {
   private readonly connections: RedisClient[] = [];
   private subscriber?: RedisClient;
   private closing?: Promise<void>;
+  /** What the workers record (given, or made when `metricsPort` is set), and the server of it. */
+  metrics?: WorkerMetrics;
+  metricsServer?: MetricsServer;
 
   constructor(private readonly options: HostWorkerOptions) {}
 
@@ -52,6 +62,9 @@ export class HostWorker {
     const command = this.connect();
     const secrets = new SecretStore(command, prefix);
     const sweep = this.options.sweepIntervalSeconds ?? 3600;
+    this.metrics = this.options.metrics ?? (this.options.metricsPort !== undefined ? new WorkerMetrics() : undefined);
+    for (const cache of registry.caches) this.metrics?.watchCache(cache);
+    await this.startMetrics(); // first: a port in use fails the start before any job is taken
 
     for (const cache of registry.caches) {
       await cache.start(); // creates the folder and sweeps work left by crashed processes
@@ -93,12 +106,20 @@ export class HostWorker {
         await Promise.race([graceful, new Promise((r) => setTimeout(r, 5000).unref())]);
         await Promise.all(this.workers.map((w) => w.close(true)));
       }
+      await this.metricsServer?.close();
       await Promise.all(this.queues.map((q) => q.close()));
       this.subscriber?.disconnect();
       for (const c of this.connections) c.disconnect();
       logger.info({}, 'worker stopped');
     })();
     return this.closing;
+  }
+
+  private async startMetrics(): Promise<void> {
+    const { metricsPort, metricsHost: host, registry, redis, logger } = this.options;
+    if (!this.metrics || metricsPort === undefined) return;
+    const metrics = this.metrics;
+    this.metricsServer = await serveMetrics({ metrics, workers: this.workers, registry, redis, port: metricsPort, host, logger });
   }
 
   private run(name: string, processor: Processor, concurrency: number): void {
@@ -115,6 +136,7 @@ export class HostWorker {
     worker.on('failed', (job, err) =>
       this.options.logger.info({ queue: name, job: job?.id, reason: err.message }, 'job attempt failed'),
     );
+    this.metrics?.watchWorker(worker);
     this.workers.push(worker);
   }
 

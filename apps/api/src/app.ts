@@ -1,0 +1,341 @@
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { z } from 'zod';
+import type { RedisConfig } from '@imagecache/config';
+import { ConfigError, ImageCacheError, UsageError } from '@imagecache/errors';
+import { connectRedis, ImageCacheClient, prefixOf, type RedisClient } from '@imagecache/queue';
+import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, type BoardOptions } from './board';
+import { API_ERROR_CODES, apiError, engineError } from './errors';
+import { createApiMetrics } from './metrics';
+import { configuredQueues, QueueDirectory, type HostQueues } from './queues';
+import {
+  CleanUpBodySchema,
+  CleanUpCachesBodySchema,
+  describeIssues,
+  FetchBodySchema,
+  JobIdParamsSchema,
+} from './schemas';
+
+export interface ApiLoggerOptions {
+  /** pino level. Default info. */
+  level?: string;
+  /** Where log lines go. Default stdout. */
+  stream?: NodeJS.WritableStream;
+}
+
+export interface ApiOptions {
+  /** A Redis URL, or the configuration's `redis` section. */
+  redis: RedisConfig | string;
+  /** Hosts and caches whose queues the board shows and /metrics measures (queues found in Redis are added). */
+  hosts?: HostQueues[];
+  board: BoardOptions;
+  /**
+   * The board's credentials also guard /v1 (which writes files on the hosts). Default true. Without credentials
+   * (loopback only), /v1 answers loopback clients only, like the board.
+   */
+  protectApi?: boolean;
+  /** The address the server will listen on: checked when the board has no credentials. */
+  bind?: string;
+  /** How long POST /v1/fetch (wait) and the clean-ups wait by default, ms; 0 = as long as it takes. Default 0. */
+  waitTimeoutMs?: number;
+  /** How often queues of other hosts are looked for in Redis, ms. Default 30 s; 0 = only at start. */
+  discoverIntervalMs?: number;
+  /** Logging of requests (never bodies, never credentials); false = none. Default: info to stdout. */
+  logger?: false | ApiLoggerOptions;
+  /** How long buildApi waits for Redis before serving anyway (/readyz says 503 meanwhile), ms. Default 3000. */
+  connectWaitMs?: number;
+  /** Process metrics (CPU, memory, event loop) in /metrics. Default true. */
+  defaultMetrics?: boolean;
+}
+
+/** Keys of anything logged that may hold a secret: pino replaces them with ***. */
+const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.body',
+  'body',
+  'auth',
+  '*.auth',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'href',
+  '*.href',
+];
+
+/**
+ * The HTTP API of the distributed mode (fastify): /v1 routes that enqueue and read jobs through an
+ * ImageCacheClient, Bull Board at /board, /metrics, /healthz and /readyz. Refuses to build without board
+ * credentials unless `board.allowNoAuthOnLoopback` is set (and `bind`, when given, is a loopback address).
+ */
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const { board } = opts;
+  const auth = boardAuth(board, opts.bind);
+  const readOnly = board.readOnly ?? false;
+  const protectApi = opts.protectApi ?? true;
+  const waitTimeoutMs = opts.waitTimeoutMs ?? 0;
+
+  const app = Fastify({
+    logger:
+      opts.logger === false
+        ? false
+        : {
+            level: opts.logger?.level ?? 'info',
+            ...(opts.logger?.stream ? { stream: opts.logger.stream } : {}),
+            redact: { paths: REDACT_PATHS, censor: '***' },
+            serializers: {
+              // Method and path only: no headers (Authorization), no query string, never a body.
+              req: (req: { method: string; url: string; ip?: string }) => ({
+                method: req.method,
+                url: req.url.split('?')[0],
+                remoteAddress: req.ip,
+              }),
+            },
+          },
+    // Bodies are small JSON documents; an image never travels through the API.
+    bodyLimit: 1024 * 1024,
+  });
+
+  const prefix = prefixOf(opts.redis);
+  const connection: RedisClient = connectRedis(opts.redis, 'producer');
+  const client = new ImageCacheClient({ redis: opts.redis, timeoutMs: waitTimeoutMs });
+  const queues = new QueueDirectory(connection, prefix);
+  queues.add(configuredQueues(opts.hosts ?? []));
+  const ping = () => withTimeout(connection.ping(), 2000);
+  const metrics = createApiMetrics(queues, { ping, defaultMetrics: opts.defaultMetrics });
+
+  let discoverTimer: NodeJS.Timeout | undefined;
+  if (board.discover ?? true) {
+    const discover = () =>
+      void queues
+        .discover()
+        .catch((err) => app.log.debug({ err: errorMessage(err) }, 'queue discovery failed'));
+    connection.on('ready', discover); // at start, and after each reconnection
+    if ((opts.discoverIntervalMs ?? 30_000) > 0) {
+      discoverTimer = setInterval(discover, opts.discoverIntervalMs ?? 30_000);
+      discoverTimer.unref();
+    }
+  }
+  // Serve once Redis answers, or gives an error, or after a while: readiness reports it, the API is up anyway.
+  await connected(connection, opts.connectWaitMs ?? 3000);
+
+  app.addHook('onClose', async () => {
+    if (discoverTimer) clearInterval(discoverTimer);
+    await client.close();
+    await queues.close();
+    connection.disconnect();
+  });
+
+  const check = guard(auth, readOnly);
+  app.addHook('onRequest', async (request, reply) => {
+    const url = request.url;
+    const onBoard =
+      url === BOARD_PATH || url.startsWith(`${BOARD_PATH}/`) || url.startsWith(`${BOARD_PATH}?`);
+    if (onBoard || (protectApi && url.startsWith('/v1/'))) await check(request, reply);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+  });
+
+  app.setErrorHandler((err: FastifyError | ImageCacheError, request, reply) => {
+    if (err instanceof ImageCacheError) {
+      const { status, body } = engineError(err);
+      return reply.code(status).send(body);
+    }
+    const status = (err as FastifyError).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      // Body not JSON, too large, of another media type…: fastify's message says which.
+      return reply.code(status).send(apiError(API_ERROR_CODES.invalidRequest, err.message));
+    }
+    request.log.error({ err: errorMessage(err) }, 'request failed');
+    return reply.code(500).send(apiError(ImageCacheError.code, 'internal error'));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(apiError(API_ERROR_CODES.notFound, `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  // ----------------------------------------------------------------------------------------------------------
+  // /v1
+
+  app.post('/v1/fetch', async (request, reply) => {
+    const body = parseBody(FetchBodySchema, request.body);
+    const { queue, jobId } = await client.enqueueFetch({
+      host: body.host,
+      cache: body.cache,
+      href: body.href,
+      dest: body.dest,
+      forceRaw: body.forceRaw,
+      expectedFormat: body.expectedFormat,
+      expectedChecksum: body.expectedChecksum,
+      expectedChecksumAlgo: body.expectedChecksumAlgo,
+      auth: body.auth,
+    });
+    reply.header('x-imagecache-job-id', jobId);
+    if (!body.wait) {
+      return reply.code(202).header('location', jobPath(jobId)).send({ jobId, queue, state: 'waiting' });
+    }
+    // Not cancelled when the HTTP client goes away: the job goes on, GET /v1/jobs/:id reads it.
+    return settle(reply, jobId, client.waitFor(jobId, { timeoutMs: body.timeoutMs ?? waitTimeoutMs }));
+  });
+
+  app.get('/v1/jobs/:id', async (request, reply) => {
+    const { id } = parseBody(JobIdParamsSchema, request.params);
+    const job = await client.getJob(id);
+    if (!job)
+      return reply
+        .code(404)
+        .send(apiError(API_ERROR_CODES.jobNotFound, `no job ${id} (unknown, or removed by age)`));
+    return job;
+  });
+
+  app.delete('/v1/jobs/:id', async (request, reply) => {
+    const { id } = parseBody(JobIdParamsSchema, request.params);
+    const job = await client.getJob(id);
+    if (!job)
+      return reply
+        .code(404)
+        .send(apiError(API_ERROR_CODES.jobNotFound, `no job ${id} (unknown, or removed by age)`));
+    if (job.state === 'completed' || job.state === 'failed') {
+      return reply
+        .code(409)
+        .send(
+          apiError(API_ERROR_CODES.jobFinished, `job ${id} is ${job.state} already`, { state: job.state }),
+        );
+    }
+    await client.cancel(id, 'cancelled through the API');
+    return reply.code(202).send({ jobId: id, state: job.state, cancelled: true });
+  });
+
+  app.post('/v1/clean-up', async (request, reply) => {
+    const body = parseBody(CleanUpBodySchema, request.body);
+    return settle(
+      reply,
+      undefined,
+      client.cleanUp({
+        host: body.host,
+        cache: body.cache,
+        amount: body.amount,
+        timeoutMs: body.timeoutMs ?? waitTimeoutMs,
+      }),
+    );
+  });
+
+  app.post('/v1/clean-up-caches', async (request, reply) => {
+    const body = parseBody(CleanUpCachesBodySchema, request.body);
+    return settle(
+      reply,
+      undefined,
+      client.cleanUpCaches({
+        host: body.host,
+        directory: body.directory,
+        images: body.images,
+        timeoutMs: body.timeoutMs ?? waitTimeoutMs,
+      }),
+    );
+  });
+
+  // ----------------------------------------------------------------------------------------------------------
+  // operations
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await ping();
+      return { status: 'ok', checks: { redis: 'ok' } };
+    } catch (err) {
+      return reply
+        .code(503)
+        .send({ status: 'unavailable', checks: { redis: `unreachable: ${errorMessage(err)}` } });
+    }
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.header('content-type', metrics.registry.contentType).send(text);
+  });
+
+  await mountBoard(app, queues, { readOnly });
+  return app;
+}
+
+/** The board's basic auth, or none when running without is allowed; throws otherwise. */
+function boardAuth(board: BoardOptions, bind: string | undefined): BasicAuth | undefined {
+  const { username, password } = board;
+  if (username !== undefined || password !== undefined) {
+    if (!username || !password)
+      throw new UsageError('the board needs both a username and a password (or neither, on loopback)');
+    return new BasicAuth(username, password);
+  }
+  if (!board.allowNoAuthOnLoopback) {
+    throw new ConfigError(
+      'the board needs credentials (IMAGECACHE_BOARD_USERNAME and IMAGECACHE_BOARD_PASSWORD); ' +
+        'without them the API only starts bound to a loopback address with --no-board-auth',
+    );
+  }
+  if (bind !== undefined && !isLoopback(bind)) {
+    throw new ConfigError(
+      `the board has no credentials: the API may listen on a loopback address only, not ${bind}`,
+    );
+  }
+  return undefined;
+}
+
+function parseBody<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const r = schema.safeParse(input);
+  if (!r.success) throw new UsageError(describeIssues(r.error));
+  return r.data;
+}
+
+/** 200 with the result, or the engine's error with its status (and the job id, to read it later). */
+async function settle(
+  reply: FastifyReply,
+  jobId: string | undefined,
+  pending: Promise<unknown>,
+): Promise<FastifyReply> {
+  try {
+    return reply.code(200).send(await pending);
+  } catch (err) {
+    const { status, body } = engineError(
+      err,
+      jobId ?? ((err as ImageCacheError).details?.jobId as string | undefined),
+    );
+    return reply.code(status).send(body);
+  }
+}
+
+function jobPath(jobId: string): string {
+  return `/v1/jobs/${encodeURIComponent(jobId)}`;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function connected(connection: RedisClient, ms: number): Promise<void> {
+  if (connection.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      connection.off('ready', done);
+      connection.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    connection.once('ready', done);
+    connection.once('error', done);
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}

@@ -1,0 +1,115 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { API_ERROR_CODES, apiError } from './errors';
+import { parseQueueName, type QueueDirectory } from './queues';
+
+export const BOARD_PATH = '/board';
+
+export interface BoardOptions {
+  /** Basic-auth user of the board (and of /v1 unless `protectApi` is false). */
+  username?: string;
+  password?: string;
+  /** The board shows but changes nothing (no retry, clean, pause, add…): Bull Board's readOnlyMode. */
+  readOnly?: boolean;
+  /** Serve the board without credentials; only allowed when the API listens on a loopback address. */
+  allowNoAuthOnLoopback?: boolean;
+  /** Also list the queues found in Redis under the prefix (other hosts' workers). Default true. */
+  discover?: boolean;
+}
+
+/** Loopback addresses: 127.0.0.0/8, ::1, their IPv4-mapped forms, and `localhost`. */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.replace(/^\[|\]$/g, '').toLowerCase();
+  return a === 'localhost' || a === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
+}
+
+/** Checks basic-auth headers against one user, in time independent of where the strings differ. */
+export class BasicAuth {
+  private readonly expected: Buffer;
+
+  constructor(username: string, password: string) {
+    this.expected = digest(`${username}:${password}`);
+  }
+
+  check(header: string | undefined): boolean {
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+    if (!m) return false;
+    return timingSafeEqual(digest(Buffer.from(m[1]!, 'base64').toString('utf8')), this.expected);
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** 401 with the challenge that makes a browser ask for the board's credentials. */
+export function challenge(reply: FastifyReply): FastifyReply {
+  return reply
+    .code(401)
+    .header('www-authenticate', 'Basic realm="imagecache", charset="UTF-8"')
+    .send(apiError(API_ERROR_CODES.unauthorized, 'credentials required (HTTP basic auth)'));
+}
+
+/**
+ * Mounts Bull Board at /board with a BullMQAdapter for every queue of the directory (queues found later are
+ * added as they appear). The caller guards the path (basic auth, loopback).
+ */
+export async function mountBoard(
+  app: FastifyInstance,
+  queues: QueueDirectory,
+  opts: { readOnly: boolean },
+): Promise<void> {
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(BOARD_PATH);
+  const adapters = () =>
+    queues.list().map((q) => {
+      const info = parseQueueName(q.name);
+      return new BullMQAdapter(q, {
+        readOnlyMode: opts.readOnly,
+        allowRetries: !opts.readOnly,
+        description: info
+          ? `${info.kind} jobs of ${info.cache ? `cache ${info.cache} on ` : ''}host ${info.host}`
+          : '',
+      });
+    });
+  const board = createBullBoard({
+    queues: adapters(),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'imagecache' } },
+  });
+  queues.onChange(() => board.replaceQueues(adapters()));
+  await app.register(serverAdapter.registerPlugin(), { prefix: BOARD_PATH });
+}
+
+/** The guard of the board (and of /v1 when asked): basic auth, or loopback clients only when there is none. */
+export function guard(auth: BasicAuth | undefined, readOnly: boolean) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (auth) {
+      if (!auth.check(request.headers.authorization)) {
+        await challenge(reply);
+        return;
+      }
+    } else if (!isLoopback(request.socket.remoteAddress)) {
+      // Served without auth: only to this machine, whatever address the server ended up listening on.
+      await reply
+        .code(403)
+        .send(
+          apiError(API_ERROR_CODES.forbidden, 'the board is served without auth to loopback clients only'),
+        );
+      return;
+    }
+    const url = request.url;
+    if (
+      readOnly &&
+      url.startsWith(`${BOARD_PATH}/api/`) &&
+      request.method !== 'GET' &&
+      request.method !== 'HEAD'
+    ) {
+      await reply.code(403).send(apiError(API_ERROR_CODES.forbidden, 'the board is read-only'));
+    }
+  };
+}

@@ -1,0 +1,12 @@
+export { buildApi } from './app';
+export type { ApiOptions, ApiLoggerOptions } from './app';
+export { startApi } from './start';
+export type { StartApiOptions, RunningApi } from './start';
+export { BasicAuth, isLoopback, BOARD_PATH } from './board';
+export type { BoardOptions } from './board';
+export { statusFor, engineError, API_ERROR_CODES } from './errors';
+export type { ErrorBody } from './errors';
+export { API_METRIC_NAMES, QUEUE_STATES } from './metrics';
+export { configuredQueues, discoverQueues, parseQueueName } from './queues';
+export type { HostQueues, QueueInfo } from './queues';
+export { FetchBodySchema, CleanUpBodySchema, CleanUpCachesBodySchema, AuthSchema } from './schemas';

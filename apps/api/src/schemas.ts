@@ -1,0 +1,104 @@
+import * as path from 'node:path';
+import { z } from 'zod';
+import { parseSize } from '@imagecache/config';
+
+/** As queue names need them (see @imagecache/queue's queueNames). */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
+const NAME_HINT = "may hold only letters, digits, '.', '_' and '-' (starting with a letter or digit)";
+
+const name = () => z.string({ error: 'must be a string' }).regex(NAME, { error: NAME_HINT });
+const absolutePath = () =>
+  z
+    .string({ error: 'must be a string' })
+    .min(1)
+    .max(4096)
+    .refine((p) => path.isAbsolute(p), { error: 'must be an absolute path' })
+    .refine((p) => !p.includes('\0'), { error: 'must not contain a NUL character' });
+// Never quoted in messages: an href may carry credentials.
+const href = () => z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(16384);
+
+export const AuthSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
+    z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
+  ],
+  { error: 'must be {type:"basic", username, password} or {type:"bearer", token}' },
+);
+
+/** Ms a call may wait for its job; beyond it the answer is 504 QUEUE_TIMEOUT (the job goes on). */
+const timeoutMs = () =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600 * 1000)
+    .optional();
+
+export const FetchBodySchema = z.strictObject({
+  host: name(),
+  cache: name(),
+  href: href(),
+  dest: absolutePath(),
+  forceRaw: z.boolean().optional(),
+  expectedFormat: z.string().min(1).max(64).optional(),
+  expectedChecksum: z.string().min(1).max(16384).optional(),
+  expectedChecksumAlgo: z.string().min(1).max(64).optional(),
+  auth: AuthSchema.optional(),
+  /** true: answer with the result (200) or the error; false: answer 202 {jobId} at once. Default true. */
+  wait: z.boolean().default(true),
+  timeoutMs: timeoutMs(),
+});
+export type FetchBody = z.infer<typeof FetchBodySchema>;
+
+/** Bytes, or a size with a unit (`500MiB`). */
+const size = () =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    try {
+      return parseSize(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+export const CleanUpBodySchema = z.strictObject({
+  host: name(),
+  cache: name(),
+  amount: size().optional(),
+  timeoutMs: timeoutMs(),
+});
+export type CleanUpBody = z.infer<typeof CleanUpBodySchema>;
+
+export const CleanUpCachesBodySchema = z.strictObject({
+  host: name(),
+  directory: absolutePath(),
+  images: z
+    .array(z.strictObject({ href: href(), auth: AuthSchema.optional() }))
+    .min(1, { error: 'must list at least one image' })
+    .max(1000),
+  timeoutMs: timeoutMs(),
+});
+export type CleanUpCachesBody = z.infer<typeof CleanUpCachesBodySchema>;
+
+export const JobIdParamsSchema = z.object({ id: z.string().min(1).max(1024) });
+
+/** Every problem of a body on one line, each naming its field: `dest: must be an absolute path; …`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const where = i.path.length
+        ? i.path
+            .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+            .join('.')
+            .replace(/\.\[/g, '[')
+        : 'body';
+      let message = i.message;
+      if (i.code === 'invalid_type' && i.path.length === 0) message = 'must be a JSON object';
+      else if (i.code === 'invalid_type' && i.input === undefined) message = 'is required';
+      else if (i.code === 'unrecognized_keys')
+        message = `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+      return `${where}: ${message}`;
+    })
+    .join('; ');
+}

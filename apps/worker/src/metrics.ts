@@ -1,0 +1,428 @@
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import type { Job, Worker } from 'bullmq';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RedisConfig } from '@imagecache/config';
+import type { CacheRegistry, CleanUpResult, FetchResult, ImageCache, Logger } from '@imagecache/core';
+import { connectRedis, type RedisClient } from '@imagecache/queue';
+
+/**
+ * Metrics of a worker process (Prometheus text format). Labels never name an image: no href, no
+ * destination, no job id — only the cache, the stage, the outcome, the error code and the eviction reason.
+ */
+export const WORKER_METRIC_NAMES = [
+  'imagecache_fetches_total',
+  'imagecache_fetch_errors_total',
+  'imagecache_downloaded_bytes_total',
+  'imagecache_fetch_duration_seconds',
+  'imagecache_fetch_stage_duration_seconds',
+  'imagecache_jobs_total',
+  'imagecache_evictions_total',
+  'imagecache_evicted_bytes_total',
+  'imagecache_cache_bytes',
+  'imagecache_cache_files',
+  'imagecache_cache_size_limit_bytes',
+  'imagecache_workers_running',
+] as const;
+
+/** Seconds: from a warm hit (about a millisecond) to a long download or conversion. */
+const DURATION_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800,
+];
+
+/** How long a scan of a master folder is reused (several scrapers, or a scrape every second, read it once). */
+const FOLDER_SCAN_TTL_MS = 5000;
+
+interface QueueOf {
+  kind: 'fetch' | 'clean' | 'clean-caches' | 'other';
+  cache: string;
+}
+
+/** `fetch.<cache>@<host>`, `clean.<cache>@<host>`, `clean-caches@<host>` (see @imagecache/queue's queueNames). */
+export function queueKindOf(queueName: string): QueueOf {
+  const at = queueName.lastIndexOf('@');
+  const head = at >= 0 ? queueName.slice(0, at) : queueName;
+  if (head === 'clean-caches') return { kind: 'clean-caches', cache: '' };
+  const m = /^(fetch|clean)\.(.+)$/.exec(head);
+  return m ? { kind: m[1] as 'fetch' | 'clean', cache: m[2]! } : { kind: 'other', cache: '' };
+}
+
+const WRAPPED = Symbol('imagecache.metrics.cleanUp');
+
+/**
+ * Records what a host's workers do: fetch outcomes from job results and failures (BullMQ worker events),
+ * evictions from every clean-up of a cache (scheduled, requested, or the evict stage of a fetch), and the
+ * size of each master folder, read when the metrics are scraped.
+ */
+export class WorkerMetrics {
+  readonly registry: Registry;
+  private readonly fetches: Counter<'cache' | 'result'>;
+  private readonly fetchErrors: Counter<'cache' | 'code'>;
+  private readonly downloaded: Counter<'cache'>;
+  private readonly fetchDuration: Histogram<'cache' | 'result'>;
+  private readonly stageDuration: Histogram<'cache' | 'stage'>;
+  private readonly jobs: Counter<'kind' | 'cache' | 'outcome'>;
+  private readonly evictions: Counter<'cache' | 'reason'>;
+  private readonly evictedBytes: Counter<'cache' | 'reason'>;
+  private readonly caches = new Map<string, ImageCache>();
+  private readonly scans = new Map<string, { at: number; scan: Promise<{ bytes: number; files: number }> }>();
+  private readonly workers: Worker[] = [];
+
+  constructor(opts: { registry?: Registry; defaultMetrics?: boolean } = {}) {
+    const registers = [(this.registry = opts.registry ?? new Registry())];
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.fetches = new Counter({
+      name: 'imagecache_fetches_total',
+      help: 'Fetch jobs finished, by outcome: hit (no download), miss (downloaded), error (failed for good).',
+      labelNames: ['cache', 'result'],
+      registers,
+    });
+    this.fetchErrors = new Counter({
+      name: 'imagecache_fetch_errors_total',
+      help: 'Failed fetch attempts (retried ones included), by error code.',
+      labelNames: ['cache', 'code'],
+      registers,
+    });
+    this.downloaded = new Counter({
+      name: 'imagecache_downloaded_bytes_total',
+      help: 'Bytes downloaded by fetch jobs.',
+      labelNames: ['cache'],
+      registers,
+    });
+    this.fetchDuration = new Histogram({
+      name: 'imagecache_fetch_duration_seconds',
+      help: 'Time of a successful fetch in the engine, by hit or miss.',
+      labelNames: ['cache', 'result'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.stageDuration = new Histogram({
+      name: 'imagecache_fetch_stage_duration_seconds',
+      help: 'Time spent in each stage of successful fetches (resolve, wait, download, inspect, convert, …).',
+      labelNames: ['cache', 'stage'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.jobs = new Counter({
+      name: 'imagecache_jobs_total',
+      help: 'Job attempts by kind (fetch, clean, clean-caches) and outcome (completed, retried, failed).',
+      labelNames: ['kind', 'cache', 'outcome'],
+      registers,
+    });
+    this.evictions = new Counter({
+      name: 'imagecache_evictions_total',
+      help: 'Masters evicted, by reason (ttl, size, amount).',
+      labelNames: ['cache', 'reason'],
+      registers,
+    });
+    this.evictedBytes = new Counter({
+      name: 'imagecache_evicted_bytes_total',
+      help: 'Bytes of the masters evicted, by reason.',
+      labelNames: ['cache', 'reason'],
+      registers,
+    });
+    const caches = () => [...this.caches.values()];
+    const scan = (c: ImageCache) => this.scan(c);
+    new Gauge({
+      name: 'imagecache_cache_bytes',
+      help: 'Bytes of the masters in each cache (read at scrape time).',
+      labelNames: ['cache'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const c of caches()) {
+          const s = await scan(c).catch(() => undefined);
+          if (s) this.set({ cache: c.name }, s.bytes);
+        }
+      },
+    });
+    new Gauge({
+      name: 'imagecache_cache_files',
+      help: 'Masters in each cache (read at scrape time).',
+      labelNames: ['cache'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const c of caches()) {
+          const s = await scan(c).catch(() => undefined);
+          if (s) this.set({ cache: c.name }, s.files);
+        }
+      },
+    });
+    new Gauge({
+      name: 'imagecache_cache_size_limit_bytes',
+      help: 'The configured size of each cache.',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of caches()) this.set({ cache: c.name }, c.cacheSize);
+      },
+    });
+    const workers = this.workers;
+    new Gauge({
+      name: 'imagecache_workers_running',
+      help: 'BullMQ workers of this process that are running, by queue kind.',
+      labelNames: ['kind', 'cache'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of workers) {
+          const q = queueKindOf(w.name);
+          this.inc({ kind: q.kind, cache: q.cache }, w.isRunning() ? 1 : 0);
+        }
+      },
+    });
+  }
+
+  /** Records the outcomes of a worker's jobs (its queue name tells the kind and the cache). */
+  watchWorker(worker: Worker): void {
+    const { kind, cache } = queueKindOf(worker.name);
+    this.workers.push(worker);
+    worker.on('completed', (_job: Job, result: unknown) => {
+      this.jobs.inc({ kind, cache, outcome: 'completed' });
+      if (kind === 'fetch' && result && typeof result === 'object')
+        this.recordFetch(cache, result as FetchResult);
+    });
+    worker.on('failed', (job: Job | undefined, err: Error) => {
+      // BullMQ sets finishedOn only when the job failed for good (no attempt left, or unrecoverable).
+      const final = typeof job?.finishedOn === 'number';
+      this.jobs.inc({ kind, cache, outcome: final ? 'failed' : 'retried' });
+      if (kind !== 'fetch') return;
+      const stored = (job?.data as { error?: { code?: unknown } } | undefined)?.error?.code;
+      const code =
+        typeof stored === 'string'
+          ? stored
+          : (/^([A-Z][A-Z_]+):/.exec(err.message)?.[1] ?? 'IMAGECACHE_ERROR');
+      this.fetchErrors.inc({ cache, code });
+      if (final) this.fetches.inc({ cache, result: 'error' });
+    });
+  }
+
+  /** Counts every eviction of the cache, and reports its size at scrape time. */
+  watchCache(cache: ImageCache): void {
+    this.caches.set(cache.name, cache);
+    const target = cache as ImageCache & { [WRAPPED]?: Set<WorkerMetrics> };
+    // One wrapper per cache, shared by every WorkerMetrics watching it (tests may run several in a process).
+    if (!target[WRAPPED]) {
+      const watchers = new Set<WorkerMetrics>();
+      const original = cache.cleanUp.bind(cache);
+      target[WRAPPED] = watchers;
+      cache.cleanUp = async (amount?: number) => {
+        const result = await original(amount);
+        for (const w of watchers) w.recordEvictions(cache.name, result);
+        return result;
+      };
+    }
+    target[WRAPPED].add(this);
+  }
+
+  /** Watches the workers and caches of a host (HostWorker calls this once its workers exist). */
+  watch(workers: readonly Worker[], registry: CacheRegistry): void {
+    for (const w of workers) this.watchWorker(w);
+    for (const c of registry.caches) this.watchCache(c);
+  }
+
+  recordFetch(cache: string, r: FetchResult): void {
+    const result = r.cacheHit ? 'hit' : 'miss';
+    this.fetches.inc({ cache, result });
+    if (r.bytesDownloaded > 0) this.downloaded.inc({ cache }, r.bytesDownloaded);
+    const { total, ...stages } = r.durations ?? { total: 0 };
+    if (typeof total === 'number') this.fetchDuration.observe({ cache, result }, total / 1000);
+    for (const [stage, ms] of Object.entries(stages)) {
+      if (typeof ms === 'number') this.stageDuration.observe({ cache, stage }, ms / 1000);
+    }
+  }
+
+  recordEvictions(cache: string, r: CleanUpResult): void {
+    for (const m of r.removed) {
+      this.evictions.inc({ cache, reason: m.reason });
+      this.evictedBytes.inc({ cache, reason: m.reason }, m.size);
+    }
+    // A fresh total is known: the next scrape need not scan the folder again.
+    this.scans.delete(cache);
+  }
+
+  /** Stops reporting (the wrappers of the caches stay, and record nothing for this instance). */
+  unwatch(): void {
+    for (const c of this.caches.values())
+      (c as ImageCache & { [WRAPPED]?: Set<WorkerMetrics> })[WRAPPED]?.delete(this);
+    this.caches.clear();
+    this.workers.length = 0;
+  }
+
+  private scan(cache: ImageCache): Promise<{ bytes: number; files: number }> {
+    const now = Date.now();
+    const cached = this.scans.get(cache.name);
+    if (cached && now - cached.at < FOLDER_SCAN_TTL_MS) return cached.scan;
+    const scan = folderTotals(cache.masterDir);
+    this.scans.set(cache.name, { at: now, scan });
+    scan.catch(() => this.scans.delete(cache.name));
+    return scan;
+  }
+}
+
+/** Bytes and count of the regular files directly in a master folder (work areas and metadata are folders). */
+async function folderTotals(dir: string): Promise<{ bytes: number; files: number }> {
+  const entries = await fs.promises.readdir(dir, { withFileTypes: true });
+  let bytes = 0;
+  let files = 0;
+  const names = entries.filter((e) => e.isFile()).map((e) => e.name);
+  for (let i = 0; i < names.length; i += 256) {
+    const stats = await Promise.all(
+      names.slice(i, i + 256).map((n) => fs.promises.lstat(path.join(dir, n)).catch(() => undefined)),
+    );
+    for (const st of stats) {
+      if (!st?.isFile()) continue;
+      bytes += st.size;
+      files += 1;
+    }
+  }
+  return { bytes, files };
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export interface MetricsServerOptions {
+  metrics: WorkerMetrics;
+  workers: readonly Worker[];
+  registry: CacheRegistry;
+  redis: RedisConfig | string;
+  port: number;
+  /** Default 127.0.0.1; 0.0.0.0 in a container. */
+  host?: string;
+  logger?: Logger;
+}
+
+/**
+ * Serves the worker's `/metrics`, `/healthz` (the process answers) and `/readyz` (Redis answers PING, every
+ * BullMQ worker of the process runs, every master folder is writable) with node's http server.
+ */
+export async function serveMetrics(opts: MetricsServerOptions): Promise<MetricsServer> {
+  // Made on the first /readyz: a server whose worker failed to start holds no connection.
+  let redis: RedisClient | undefined;
+  const ping = async () => {
+    if (!redis) {
+      redis = connectRedis(opts.redis, 'producer');
+      await settled(redis, 2000);
+    }
+    return redis.ping();
+  };
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    const send = (status: number, type: string, body: string) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+    if (url === '/healthz') return send(200, 'application/json', JSON.stringify({ status: 'ok' }));
+    if (url === '/readyz') {
+      void readiness(ping, opts).then(
+        (r) => send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r.body)),
+        (err: unknown) =>
+          send(503, 'application/json', JSON.stringify({ status: 'unavailable', error: String(err) })),
+      );
+      return;
+    }
+    if (url === '/metrics') {
+      void opts.metrics.registry.metrics().then(
+        (text) => send(200, opts.metrics.registry.contentType, text),
+        (err: unknown) => {
+          opts.logger?.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            'metrics collection failed',
+          );
+          send(500, 'text/plain', 'metrics collection failed\n');
+        },
+      );
+      return;
+    }
+    send(404, 'text/plain', 'not found\n');
+  });
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // Never what keeps the process alive (the BullMQ workers do, while they run).
+  server.unref();
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  opts.logger?.info({ port: address.port, host: address.address }, 'worker metrics served');
+  return {
+    port: address.port,
+    url: `http://${shownHost}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+        redis?.disconnect();
+      }),
+  };
+}
+
+async function readiness(ping: () => Promise<unknown>, opts: MetricsServerOptions) {
+  const checks: Record<string, string> = {};
+  let ready = true;
+  try {
+    await withTimeout(ping(), 2000);
+    checks.redis = 'ok';
+  } catch (err) {
+    ready = false;
+    checks.redis = `unreachable: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
+  checks.workers =
+    opts.workers.length > 0 && stopped.length === 0
+      ? 'ok'
+      : `not running: ${stopped.join(', ') || 'none started'}`;
+  if (checks.workers !== 'ok') ready = false;
+  for (const c of opts.registry.caches) {
+    try {
+      await fs.promises.access(c.masterDir, fs.constants.W_OK);
+      checks[`cache:${c.name}`] = 'ok';
+    } catch (err) {
+      ready = false;
+      checks[`cache:${c.name}`] = `not writable: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
+  }
+  return { ready, body: { status: ready ? 'ok' : 'unavailable', checks } };
+}
+
+/** Resolves when the connection is ready, or failed, or after `ms`. */
+function settled(redis: RedisClient, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      redis.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+    redis.once('error', done);
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}
