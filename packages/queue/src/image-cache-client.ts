@@ -99,6 +99,7 @@ export class ImageCacheClient {
   private readonly listeners: RedisClient[] = [];
   private readonly poller: NodeJS.Timeout;
   private closed = false;
+  private connecting?: Promise<void>;
 
   constructor(private readonly options: ImageCacheClientOptions) {
     this.producer = connectRedis(options.redis, 'producer');
@@ -303,14 +304,18 @@ export class ImageCacheClient {
     const w = this.waiters.get(jobId);
     if (!w) return;
     try {
-      const job = await Job.fromId(this.queue(w.queue), jobId);
-      if (!job) {
+      // The state first: it is final once completed or failed, so the job read after it is complete too
+      // (read the other way round, a job finishing in between would show no return value).
+      const queue = this.queue(w.queue);
+      const state = await queue.getJobState(jobId);
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+      const job = await Job.fromId(queue, jobId);
+      if (!job || state === 'unknown') {
         w.reject(new ImageCacheError(`job ${jobId} is gone (removed before its result was read)`, { jobId }));
         return;
       }
-      const state = await job.getState();
       if (state === 'completed') w.resolve(job.returnvalue);
-      else if (state === 'failed') w.reject(errorOf(job));
+      else w.reject(errorOf(job));
     } catch {
       // Redis unreachable right now: the poller tries again.
     }
@@ -320,20 +325,29 @@ export class ImageCacheClient {
     for (const id of this.waiters.keys()) void this.settleFromState(id);
   }
 
-  private async ready(): Promise<void> {
+  /** Resolves once the producer connection is up (shared by concurrent calls), or fails within 5 s. */
+  private ready(): Promise<void> {
     const r = this.producer;
-    if (r.status === 'ready') return;
-    await new Promise<void>((resolve, reject) => {
+    if (r.status === 'ready') return Promise.resolve();
+    this.connecting ??= new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => fail(new Error(`not connected within 5 s (${r.status})`)), 5000);
-      const ok = () => (clearTimeout(t), r.off('end', fail), resolve());
+      const ok = () => {
+        clearTimeout(t);
+        r.off('end', fail);
+        resolve();
+      };
       const fail = (err?: unknown) => {
         clearTimeout(t);
         r.off('ready', ok);
+        r.off('end', fail);
         reject(queueUnavailable(err ?? new Error('connection ended'), describeRedis(this.options.redis)));
       };
       r.once('ready', ok);
       r.once('end', fail);
+    }).finally(() => {
+      this.connecting = undefined;
     });
+    return this.connecting;
   }
 }
 
