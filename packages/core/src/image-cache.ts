@@ -347,7 +347,10 @@ export class ImageCache {
           opts.onProgress?.(p);
         },
       });
-      for (const [stage, t] of Object.entries(stageStart)) durations[stage as FetchStage] = performance.now() - t;
+      // Each stage lasts until the next one starts; the last until the image is ready.
+      const starts = (Object.entries(stageStart) as [FetchStage, number][]).sort((a, b) => a[1] - b[1]);
+      const ready = performance.now();
+      starts.forEach(([stage, t], i) => (durations[stage] = (starts[i + 1]?.[1] ?? ready) - t));
       const size = prepared.file === file ? dl.size : (await fs.promises.stat(prepared.file)).size;
       const meta: MasterMeta = {
         href: source.safeHref,

@@ -100,6 +100,7 @@ export class ImageCacheClient {
   private readonly poller: NodeJS.Timeout;
   private closed = false;
   private connecting?: Promise<void>;
+  private readonly early = new Map<string, { value?: unknown; error?: unknown }>();
 
   constructor(private readonly options: ImageCacheClientOptions) {
     this.producer = connectRedis(options.redis, 'producer');
@@ -155,7 +156,7 @@ export class ImageCacheClient {
     const queue = queueOfJobId(jobId);
     if (!queue) throw new ImageCacheError(`not a job id of imagecache: ${jobId}`);
     await this.listen(queue);
-    return this.wait(queue, jobId, opts);
+    return this.wait(queue, jobId, opts, true);
   }
 
   /** The job as callers may see it, or undefined when there is none (unknown, or removed by age). */
@@ -219,7 +220,12 @@ export class ImageCacheClient {
     await this.ready();
     await this.listen(queueName); // before the add: the completion can't be missed
     const jobId = jobIdFor(queueName, randomUUID());
-    this.waiters.set(jobId, { queue: queueName, resolve: () => undefined, reject: () => undefined });
+    // Until wait() takes over, an outcome that arrives is kept for it.
+    this.waiters.set(jobId, {
+      queue: queueName,
+      resolve: (value) => this.early.set(jobId, { value }),
+      reject: (error) => this.early.set(jobId, { error }),
+    });
     try {
       await this.queue(queueName).add(name, data, { ...opts, jobId });
     } catch (err) {
@@ -229,7 +235,11 @@ export class ImageCacheClient {
     return jobId;
   }
 
-  private wait(queueName: string, jobId: string, call: CallOptions): Promise<unknown> {
+  /**
+   * Settles with the job's outcome. A job added by this client is settled by its completion event (the listener
+   * was ready before the add) or by the poller; one added elsewhere (`checkNow`) may be over already.
+   */
+  private wait(queueName: string, jobId: string, call: CallOptions, checkNow = false): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timeoutMs = call.timeoutMs ?? this.options.timeoutMs ?? 0;
       const timer =
@@ -256,7 +266,12 @@ export class ImageCacheClient {
         onProgress: call.onProgress,
       });
       call.signal?.addEventListener('abort', onAbort, { once: true });
-      void this.settleFromState(jobId); // it may be over already
+      const early = this.early.get(jobId);
+      if (early) {
+        this.early.delete(jobId);
+        if ('error' in early) this.waiters.get(jobId)?.reject(early.error);
+        else this.waiters.get(jobId)?.resolve(early.value);
+      } else if (checkNow) void this.settleFromState(jobId);
     });
   }
 
