@@ -2,7 +2,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { z } from 'zod';
 import type { RedisConfig } from '@imagecache/config';
 import { ConfigError, ImageCacheError, UsageError } from '@imagecache/errors';
-import { connectRedis, ImageCacheClient, prefixOf, type RedisClient } from '@imagecache/queue';
+import { connectRedis, ImageCacheClient, prefixOf, whenSettled, withTimeout, type RedisClient } from '@imagecache/queue';
 import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, type BoardOptions } from './board';
 import { API_ERROR_CODES, apiError, engineError } from './errors';
 import { createApiMetrics } from './metrics';
@@ -117,7 +117,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     }
   }
   // Serve once Redis answers, or gives an error, or after a while: readiness reports it, the API is up anyway.
-  await connected(connection, opts.connectWaitMs ?? 3000);
+  await whenSettled(connection, opts.connectWaitMs ?? 3000);
 
   app.addHook('onClose', async () => {
     if (discoverTimer) clearInterval(discoverTimer);
@@ -315,27 +315,3 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function connected(connection: RedisClient, ms: number): Promise<void> {
-  if (connection.status === 'ready') return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      connection.off('ready', done);
-      connection.off('error', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    connection.once('ready', done);
-    connection.once('error', done);
-  });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e) => (clearTimeout(t), reject(e)),
-    );
-  });
-}

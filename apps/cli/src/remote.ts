@@ -4,6 +4,8 @@ import type { ImageCacheClient } from '@imagecache/queue';
 /** Flags of a verb run against a host's workers through Redis instead of in this process. */
 export interface RemoteFlags {
   redis?: string;
+  /** Key prefix of the deployment (default `{imagecache}`). */
+  redisPrefix?: string;
   host?: string;
   cache?: string;
 }
@@ -17,7 +19,8 @@ export async function withClient<T>(flags: RemoteFlags & { redis: string }, fn: 
   if (!flags.host) throw new UsageError('--redis needs --host (the host whose workers should do it)');
   // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
   const { ImageCacheClient } = await import('@imagecache/queue');
-  const client = new ImageCacheClient({ redis: flags.redis, pollIntervalMs: 2000 });
+  const redis = flags.redisPrefix ? { mode: 'standalone' as const, url: flags.redis, prefix: flags.redisPrefix } : flags.redis;
+  const client = new ImageCacheClient({ redis, pollIntervalMs: 2000 });
   try {
     return await fn(client, flags.host);
   } finally {

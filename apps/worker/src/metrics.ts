@@ -6,7 +6,7 @@ import type { Job, Worker } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RedisConfig } from '@imagecache/config';
 import type { CacheRegistry, CleanUpResult, FetchResult, ImageCache, Logger } from '@imagecache/core';
-import { connectRedis, type RedisClient } from '@imagecache/queue';
+import { connectRedis, whenSettled, withTimeout, type RedisClient } from '@imagecache/queue';
 
 /**
  * Metrics of a worker process (Prometheus text format). Labels never name an image: no href, no
@@ -125,32 +125,25 @@ export class WorkerMetrics {
     });
     const caches = () => [...this.caches.values()];
     const scan = (c: ImageCache) => this.scan(c);
-    new Gauge({
-      name: 'imagecache_cache_bytes',
-      help: 'Bytes of the masters in each cache (read at scrape time).',
-      labelNames: ['cache'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const c of caches()) {
-          const s = await scan(c).catch(() => undefined);
-          if (s) this.set({ cache: c.name }, s.bytes);
-        }
-      },
-    });
-    new Gauge({
-      name: 'imagecache_cache_files',
-      help: 'Masters in each cache (read at scrape time).',
-      labelNames: ['cache'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const c of caches()) {
-          const s = await scan(c).catch(() => undefined);
-          if (s) this.set({ cache: c.name }, s.files);
-        }
-      },
-    });
+    const scanned = [
+      { name: 'imagecache_cache_bytes', help: 'Bytes of the masters in each cache (read at scrape time).', pick: 'bytes' },
+      { name: 'imagecache_cache_files', help: 'Masters in each cache (read at scrape time).', pick: 'files' },
+    ] as const;
+    for (const { name, help, pick } of scanned) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['cache'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const c of caches()) {
+            const s = await scan(c).catch(() => undefined);
+            if (s) this.set({ cache: c.name }, s[pick]);
+          }
+        },
+      });
+    }
     new Gauge({
       name: 'imagecache_cache_size_limit_bytes',
       help: 'The configured size of each cache.',
@@ -310,7 +303,7 @@ export async function serveMetrics(opts: MetricsServerOptions): Promise<MetricsS
   const ping = async () => {
     if (!redis) {
       redis = connectRedis(opts.redis, 'producer');
-      await settled(redis, 2000);
+      await whenSettled(redis, 2000);
     }
     return redis.ping();
   };
@@ -402,27 +395,3 @@ async function readiness(ping: () => Promise<unknown>, opts: MetricsServerOption
   return { ready, body: { status: ready ? 'ok' : 'unavailable', checks } };
 }
 
-/** Resolves when the connection is ready, or failed, or after `ms`. */
-function settled(redis: RedisClient, ms: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      redis.off('ready', done);
-      redis.off('error', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    redis.once('ready', done);
-    redis.once('error', done);
-  });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e) => (clearTimeout(t), reject(e)),
-    );
-  });
-}

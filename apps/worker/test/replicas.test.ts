@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -5,6 +6,7 @@ import { ImageChecksumError } from '@imagecache/errors';
 import { ImageCacheClient, queueNames } from '@imagecache/queue';
 import { startImageServer, type ImageServer } from '@imagecache/testing';
 import {
+  REPO,
   clientProcess,
   hostSetup,
   SHARED_REDIS,
@@ -27,7 +29,10 @@ beforeAll(async () => {
   server = await startImageServer();
   setup = hostSetup({ host: HOST, redis: SHARED_REDIS, prefix });
   replicas = await Promise.all([startWorker(setup.config), startWorker(setup.config)]);
-  client = new ImageCacheClient({ redis: { mode: 'standalone', url: SHARED_REDIS, prefix }, pollIntervalMs: 500 });
+  client = new ImageCacheClient({
+    redis: { mode: 'standalone', url: SHARED_REDIS, prefix },
+    pollIntervalMs: 500,
+  });
 }, 30_000);
 
 afterAll(async () => {
@@ -42,7 +47,13 @@ describe('worker replicas', () => {
   it('downloads once for 10 concurrent fetches from 3 client processes, every destination one inode', async () => {
     const data = randomBytes(8 << 20);
     server.route('/shared.img', { body: data, lastModified: new Date(0), delayMs: 500 });
-    const common = { redis: SHARED_REDIS, prefix, host: HOST, cache: 'instance', href: server.url('/shared.img') };
+    const common = {
+      redis: SHARED_REDIS,
+      prefix,
+      host: HOST,
+      cache: 'instance',
+      href: server.url('/shared.img'),
+    };
     const names = Array.from({ length: 10 }, (_, i) => setup.dest(`shared-${i}`));
     const runs = await Promise.all([
       clientProcess({ ...common, dests: names.slice(0, 4) }),
@@ -58,10 +69,50 @@ describe('worker replicas', () => {
     expect(fs.readFileSync(names[9]!).equals(data)).toBe(true);
   }, 30_000);
 
+  it('serves the CLI with --redis, progress fed by the job', async () => {
+    const data = randomBytes(4 << 20);
+    server.route('/cli.img', { body: data, lastModified: new Date(0), delayMs: 400 });
+    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn(path.join(REPO, 'bin/imagecache'), [
+        'fetch',
+        server.url('/cli.img'),
+        setup.dest('cli'),
+        '--redis',
+        SHARED_REDIS,
+        '--redis-prefix',
+        prefix,
+        '--host',
+        HOST,
+        '--cache',
+        'instance',
+        '--json',
+      ]);
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('close', (code) => resolve({ code, out, err }));
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({
+      cacheHit: false,
+      destPath: setup.dest('cli'),
+      size: data.length,
+    });
+    expect(r.err).toMatch(/^fetch: (resolve|download)/m);
+    expect(fs.readFileSync(setup.dest('cli')).equals(data)).toBe(true);
+  }, 20_000);
+
   it('reports a checksum mismatch as the engine does, after one attempt', async () => {
     server.route('/sum.img', { body: randomBytes(1 << 20), lastModified: new Date(0) });
     const err = await client
-      .fetchImage({ host: HOST, cache: 'instance', href: server.url('/sum.img'), dest: setup.dest('sum'), expectedChecksum: 'sha256:' + 'ab'.repeat(32) })
+      .fetchImage({
+        host: HOST,
+        cache: 'instance',
+        href: server.url('/sum.img'),
+        dest: setup.dest('sum'),
+        expectedChecksum: 'sha256:' + 'ab'.repeat(32),
+      })
       .catch((e) => e);
     expect(err).toBeInstanceOf(ImageChecksumError);
     expect(err.code).toBe('IMAGE_CHECKSUM_ERROR');
@@ -89,14 +140,20 @@ describe('worker replicas', () => {
     const raw = JSON.stringify(await client['queue'](queueNames.fetch(HOST, 'instance')).getJob(jobId));
     expect(raw).not.toContain('s3cr3t-pw');
     expect(raw).not.toContain('tok-123456');
-    expect(server.requests.find((r) => r.path === '/private.img' && r.method === 'GET')?.headers.authorization).toBe(
-      'Bearer tok-123456',
-    );
+    expect(
+      server.requests.find((r) => r.path === '/private.img' && r.method === 'GET')?.headers.authorization,
+    ).toBe('Bearer tok-123456');
   }, 20_000);
 
   it('finishes a download after kill -9 of the replica doing it, continuing it with Range', async () => {
     const data = randomBytes(12 << 20);
-    server.route('/killed.img', { body: data, lastModified: new Date(0), etag: '"k1"', ranges: true, stallAt: 9 << 20 });
+    server.route('/killed.img', {
+      body: data,
+      lastModified: new Date(0),
+      etag: '"k1"',
+      ranges: true,
+      stallAt: 9 << 20,
+    });
     const fetching = clientProcess({
       redis: SHARED_REDIS,
       prefix,
@@ -109,9 +166,14 @@ describe('worker replicas', () => {
     for (let i = 0; i < 200 && !victim; i++) {
       await new Promise((r) => setTimeout(r, 50));
       const work = workLeft();
-      const image = work.length ? path.join(setup.masterDir('instance'), '.imagecache-work', work[0]!, 'image') : '';
+      const image = work.length
+        ? path.join(setup.masterDir('instance'), '.imagecache-work', work[0]!, 'image')
+        : '';
       if (image && (fs.statSync(image, { throwIfNoEntry: false })?.size ?? 0) >= 8 << 20) {
-        victim = whoHasOpen(replicas.map((r) => r.pid), '/image');
+        victim = whoHasOpen(
+          replicas.map((r) => r.pid),
+          '/image',
+        );
       }
     }
     expect(victim).toBeDefined();
@@ -130,12 +192,26 @@ describe('worker replicas', () => {
 
   it('hands a running job back on SIGTERM after the grace period; another replica finishes it', async () => {
     const data = randomBytes(12 << 20);
-    server.route('/handback.img', { body: data, lastModified: new Date(0), etag: '"h1"', ranges: true, stallAt: 9 << 20 });
-    const p = client.fetchImage({ host: HOST, cache: 'instance', href: server.url('/handback.img'), dest: setup.dest('handback') });
+    server.route('/handback.img', {
+      body: data,
+      lastModified: new Date(0),
+      etag: '"h1"',
+      ranges: true,
+      stallAt: 9 << 20,
+    });
+    const p = client.fetchImage({
+      host: HOST,
+      cache: 'instance',
+      href: server.url('/handback.img'),
+      dest: setup.dest('handback'),
+    });
     let busy: number | undefined;
     for (let i = 0; i < 200 && !busy; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      busy = whoHasOpen(replicas.map((r) => r.pid), '/image');
+      busy = whoHasOpen(
+        replicas.map((r) => r.pid),
+        '/image',
+      );
     }
     expect(busy).toBeDefined();
     const leaving = replicas.find((r) => r.pid === busy)!;

@@ -55,3 +55,30 @@ export function describeRedis(config: RedisConfig | string): string {
   if (config.mode === 'sentinel') return `sentinel ${config.name}`;
   return `cluster ${config.cluster.map((n) => `${n.host}:${n.port}`).join(',')}`;
 }
+
+/** Resolves when the connection is ready, or has failed, or after `ms`: whichever comes first. */
+export function whenSettled(redis: RedisClient, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      redis.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+    redis.once('error', done);
+  });
+}
+
+/** `p`, or a rejection after `ms` (health checks must answer even when Redis doesn't). */
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}

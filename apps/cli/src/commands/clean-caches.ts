@@ -13,6 +13,7 @@ export function registerCleanCaches(program: Command, ctx: CommandContext): void
     .argument('<href...>', 'images that will be fetched')
     .option('--config <file>', 'host configuration (its caches are the ones cleaned)')
     .option('--redis <url>', "ask the host's workers through this Redis")
+    .option('--redis-prefix <prefix>', 'with --redis: key prefix of the deployment (default {imagecache})')
     .option('--host <name>', 'with --redis: the host')
     .action(async (directory: string, hrefs: string[], flags: RemoteFlags & { config?: string }) => {
       let report: SpaceReport;

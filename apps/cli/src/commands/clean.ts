@@ -16,6 +16,7 @@ export function registerClean(program: Command, ctx: CommandContext): void {
     .option('--cache <name>', 'cache of the configuration (default: the first)')
     .option('--amount <size>', 'free at least this much, even below the size')
     .option('--redis <url>', "ask the host's workers through this Redis")
+    .option('--redis-prefix <prefix>', 'with --redis: key prefix of the deployment (default {imagecache})')
     .option('--host <name>', 'with --redis: the host')
     .action(async (flags: CacheSelection & RemoteFlags & { amount?: string }) => {
       const amount = flags.amount === undefined ? undefined : parseSize(flags.amount, '--amount');

@@ -30,6 +30,7 @@ export function registerFetch(program: Command, ctx: CommandContext): void {
     .option('--config <file>', 'host configuration (JSON or YAML)')
     .option('--cache <name>', 'cache of the configuration to use (default: the first)')
     .option('--redis <url>', "ask the host's workers through this Redis instead of fetching in this process")
+    .option('--redis-prefix <prefix>', 'with --redis: key prefix of the deployment (default {imagecache})')
     .option('--host <name>', 'with --redis: the host whose workers fetch (the destination is on that host)')
     .option('-q, --quiet', 'no progress output')
     .action(async (href: string, dest: string, flags: FetchFlags) => {
