@@ -13,6 +13,7 @@ fi
 export TURBO_TELEMETRY_DISABLED=1
 pnpm exec tsc -p tsconfig.json
 pnpm exec eslint .
+pnpm exec prettier --check . --log-level warn
 
 results="$(mktemp -d)/jest.json"
 status=0

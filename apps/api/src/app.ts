@@ -2,7 +2,14 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { z } from 'zod';
 import type { RedisConfig } from '@imagecache/config';
 import { ConfigError, ImageCacheError, UsageError } from '@imagecache/errors';
-import { connectRedis, ImageCacheClient, prefixOf, whenSettled, withTimeout, type RedisClient } from '@imagecache/queue';
+import {
+  connectRedis,
+  ImageCacheClient,
+  prefixOf,
+  whenSettled,
+  withTimeout,
+  type RedisClient,
+} from '@imagecache/queue';
 import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, type BoardOptions } from './board';
 import { API_ERROR_CODES, apiError, engineError } from './errors';
 import { createApiMetrics } from './metrics';
@@ -314,4 +321,3 @@ function jobPath(jobId: string): string {
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
-

@@ -1,7 +1,11 @@
 import { UsageError } from '@imagecache/errors';
 import type { CacheConfig, HostConfig } from '@imagecache/config';
 import { CacheRegistry, ImageCache, Semaphore, type Logger } from '@imagecache/core';
-import { DEFAULT_OCI_DISK_TYPES, OCI_DISK_TYPES_FOR_CONVERSION, type SourceOptions } from '@imagecache/sources';
+import {
+  DEFAULT_OCI_DISK_TYPES,
+  OCI_DISK_TYPES_FOR_CONVERSION,
+  type SourceOptions,
+} from '@imagecache/sources';
 
 /** The caches of one host, built from its configuration. */
 export interface Host {
@@ -28,7 +32,8 @@ export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): Sourc
     oci: {
       platform: oci.platform,
       // A cache that converts to raw prefers the smaller qcow2 of an index; one that keeps the format, raw.
-      diskTypes: oci.diskTypes ?? (cache?.forceRaw ?? true ? OCI_DISK_TYPES_FOR_CONVERSION : DEFAULT_OCI_DISK_TYPES),
+      diskTypes:
+        oci.diskTypes ?? ((cache?.forceRaw ?? true) ? OCI_DISK_TYPES_FOR_CONVERSION : DEFAULT_OCI_DISK_TYPES),
       registries: oci.registries,
     },
   };
@@ -72,6 +77,3 @@ export function openHost(config: HostConfig, logger: Logger): Host {
     },
   };
 }
-
-
-

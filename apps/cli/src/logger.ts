@@ -7,7 +7,10 @@ export function createLogger(level: string): Logger {
     {
       level,
       base: undefined,
-      redact: { paths: ['auth', '*.auth', 'password', '*.password', 'token', '*.token', 'headers.authorization'], censor: '***' },
+      redact: {
+        paths: ['auth', '*.auth', 'password', '*.password', 'token', '*.token', 'headers.authorization'],
+        censor: '***',
+      },
     },
     pino.destination({ fd: 2, sync: true }),
   );

@@ -10,7 +10,9 @@ run(process.argv.slice(2), controller.signal).then(
     process.exitCode = code;
   },
   (err) => {
-    process.stderr.write(`imagecache: unexpected failure: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(
+      `imagecache: unexpected failure: ${err instanceof Error ? err.stack : String(err)}\n`,
+    );
     process.exitCode = 1;
   },
 );

@@ -1,4 +1,10 @@
-import { configForSingleCache, loadConfig, parseDuration, parseSize, type HostConfig } from '@imagecache/config';
+import {
+  configForSingleCache,
+  loadConfig,
+  parseDuration,
+  parseSize,
+  type HostConfig,
+} from '@imagecache/config';
 import { UsageError } from '@imagecache/errors';
 
 /** Options every verb that works on caches shares. */
@@ -15,7 +21,9 @@ export interface CacheSelection {
 export function hostConfigFrom(o: CacheSelection): HostConfig {
   if (o.config !== undefined) {
     if (o.masterDir !== undefined || o.cacheSize !== undefined || o.ttl !== undefined) {
-      throw new UsageError('--master-dir, --cache-size and --ttl apply without --config; set them in the file instead');
+      throw new UsageError(
+        '--master-dir, --cache-size and --ttl apply without --config; set them in the file instead',
+      );
     }
     return loadConfig({ file: o.config });
   }

@@ -53,8 +53,21 @@ export async function run(argv: string[], signal: AbortSignal): Promise<number> 
     .exitOverride()
     // Errors are reported once, by output.error, in the --json or human form.
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
-  for (const register of [registerFetch, registerClean, registerCleanCaches, registerInspect, registerLs, registerWorker, registerApi]) register(program, ctx);
-  for (const cmd of program.commands) cmd.option('--json', 'print one JSON object on stdout').option('--log-level <level>', 'log level').exitOverride();
+  for (const register of [
+    registerFetch,
+    registerClean,
+    registerCleanCaches,
+    registerInspect,
+    registerLs,
+    registerWorker,
+    registerApi,
+  ])
+    register(program, ctx);
+  for (const cmd of program.commands)
+    cmd
+      .option('--json', 'print one JSON object on stdout')
+      .option('--log-level <level>', 'log level')
+      .exitOverride();
 
   if (argv.length === 0) {
     program.outputHelp();

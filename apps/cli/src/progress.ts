@@ -34,7 +34,11 @@ function barProgress(label: string): ProgressReporter {
       // Stages after the download carry no byte counts: the bar keeps what it showed.
       bytes = p.bytes ?? bytes;
       total = p.totalBytes ?? total;
-      const payload = { stage: p.stage.padEnd(10), done: formatSize(bytes), all: total ? formatSize(total) : '?' };
+      const payload = {
+        stage: p.stage.padEnd(10),
+        done: formatSize(bytes),
+        all: total ? formatSize(total) : '?',
+      };
       if (!started) {
         bar.start(total || 1, bytes, payload);
         started = true;

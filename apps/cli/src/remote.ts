@@ -15,11 +15,16 @@ export function isRemote<T extends RemoteFlags>(flags: T): flags is T & { redis:
 }
 
 /** Runs `fn` with a client of the Redis given, closing it afterwards. */
-export async function withClient<T>(flags: RemoteFlags & { redis: string }, fn: (client: ImageCacheClient, host: string) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  flags: RemoteFlags & { redis: string },
+  fn: (client: ImageCacheClient, host: string) => Promise<T>,
+): Promise<T> {
   if (!flags.host) throw new UsageError('--redis needs --host (the host whose workers should do it)');
   // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
   const { ImageCacheClient } = await import('@imagecache/queue');
-  const redis = flags.redisPrefix ? { mode: 'standalone' as const, url: flags.redis, prefix: flags.redisPrefix } : flags.redis;
+  const redis = flags.redisPrefix
+    ? { mode: 'standalone' as const, url: flags.redis, prefix: flags.redisPrefix }
+    : flags.redis;
   const client = new ImageCacheClient({ redis, pollIntervalMs: 2000 });
   try {
     return await fn(client, flags.host);

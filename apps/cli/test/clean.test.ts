@@ -29,7 +29,11 @@ function setUp() {
 describe('imagecache clean, ls and clean-caches', () => {
   it('lists masters and frees an amount, oldest first, never one in use', async () => {
     const { root, caches, config } = setUp();
-    for (const [name, age] of [['old', 300], ['new', 100], ['used', 500]] as const) {
+    for (const [name, age] of [
+      ['old', 300],
+      ['new', 100],
+      ['used', 500],
+    ] as const) {
       const f = path.join(caches.instance, name);
       fs.writeFileSync(f, Buffer.alloc(1000));
       fs.utimesSync(f, new Date(Date.now() - age * 1000), new Date(Date.now() - age * 1000));
@@ -38,13 +42,23 @@ describe('imagecache clean, ls and clean-caches', () => {
 
     const ls = await cli(['ls', '--config', config, '--cache', 'instance', '--json']);
     expect(ls.code).toBe(0);
-    expect(ls.json().caches[0].masters.map((m: { name: string; links: number }) => `${m.name}:${m.links}`).sort()).toEqual([
-      'new:1',
-      'old:1',
-      'used:2',
-    ]);
+    expect(
+      ls
+        .json()
+        .caches[0].masters.map((m: { name: string; links: number }) => `${m.name}:${m.links}`)
+        .sort(),
+    ).toEqual(['new:1', 'old:1', 'used:2']);
 
-    const clean = await cli(['clean', '--config', config, '--cache', 'instance', '--amount', '1500', '--json']);
+    const clean = await cli([
+      'clean',
+      '--config',
+      config,
+      '--cache',
+      'instance',
+      '--amount',
+      '1500',
+      '--json',
+    ]);
     expect(clean.code).toBe(0);
     expect(clean.json()).toMatchObject({ cache: 'instance', freed: 2000, stillRequired: 0 });
     expect(fs.readdirSync(caches.instance).filter((f) => !f.startsWith('.'))).toEqual(['used']);

@@ -13,9 +13,15 @@ export interface CliRun {
 }
 
 /** Runs `./bin/imagecache ARGS` as a user would (built dist; see the README's test command). */
-export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void } = {}): Promise<CliRun> {
+export function cli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void } = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(BIN, args, {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

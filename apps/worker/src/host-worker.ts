@@ -62,19 +62,28 @@ export class HostWorker {
     const command = this.connect();
     const secrets = new SecretStore(command, prefix);
     const sweep = this.options.sweepIntervalSeconds ?? 3600;
-    this.metrics = this.options.metrics ?? (this.options.metricsPort !== undefined ? new WorkerMetrics() : undefined);
+    this.metrics =
+      this.options.metrics ?? (this.options.metricsPort !== undefined ? new WorkerMetrics() : undefined);
     for (const cache of registry.caches) this.metrics?.watchCache(cache);
     await this.startMetrics(); // first: a port in use fails the start before any job is taken
 
     for (const cache of registry.caches) {
       await cache.start(); // creates the folder and sweeps work left by crashed processes
-      this.run(queueNames.fetch(host, cache.name), fetchProcessor(cache, secrets), this.options.concurrency ?? 20);
+      this.run(
+        queueNames.fetch(host, cache.name),
+        fetchProcessor(cache, secrets),
+        this.options.concurrency ?? 20,
+      );
       const cleanName = queueNames.clean(host, cache.name);
       this.run(cleanName, cleanProcessor(cache), 1);
       const cleanQueue = this.queue(cleanName);
       await cleanQueue.setGlobalConcurrency(1);
       if (sweep > 0) {
-        await cleanQueue.upsertJobScheduler('sweep', { every: sweep * 1000 }, { name: JOB_NAMES.clean, data: {} });
+        await cleanQueue.upsertJobScheduler(
+          'sweep',
+          { every: sweep * 1000 },
+          { name: JOB_NAMES.clean, data: {} },
+        );
       } else {
         await cleanQueue.removeJobScheduler('sweep');
       }
@@ -119,7 +128,15 @@ export class HostWorker {
     const { metricsPort, metricsHost: host, registry, redis, logger } = this.options;
     if (!this.metrics || metricsPort === undefined) return;
     const metrics = this.metrics;
-    this.metricsServer = await serveMetrics({ metrics, workers: this.workers, registry, redis, port: metricsPort, host, logger });
+    this.metricsServer = await serveMetrics({
+      metrics,
+      workers: this.workers,
+      registry,
+      redis,
+      port: metricsPort,
+      host,
+      logger,
+    });
   }
 
   private run(name: string, processor: Processor, concurrency: number): void {
@@ -159,7 +176,8 @@ export class HostWorker {
       try {
         const { jobId, reason } = JSON.parse(message) as { jobId: string; reason?: string };
         for (const w of this.workers) {
-          if (w.cancelJob(jobId, reason ?? 'cancelled')) this.options.logger.info({ job: jobId }, 'job cancelled');
+          if (w.cancelJob(jobId, reason ?? 'cancelled'))
+            this.options.logger.info({ job: jobId }, 'job cancelled');
         }
       } catch {
         // not ours

@@ -126,7 +126,11 @@ export class WorkerMetrics {
     const caches = () => [...this.caches.values()];
     const scan = (c: ImageCache) => this.scan(c);
     const scanned = [
-      { name: 'imagecache_cache_bytes', help: 'Bytes of the masters in each cache (read at scrape time).', pick: 'bytes' },
+      {
+        name: 'imagecache_cache_bytes',
+        help: 'Bytes of the masters in each cache (read at scrape time).',
+        pick: 'bytes',
+      },
       { name: 'imagecache_cache_files', help: 'Masters in each cache (read at scrape time).', pick: 'files' },
     ] as const;
     for (const { name, help, pick } of scanned) {
@@ -394,4 +398,3 @@ async function readiness(ping: () => Promise<unknown>, opts: MetricsServerOption
   }
   return { ready, body: { status: ready ? 'ok' : 'unavailable', checks } };
 }
-

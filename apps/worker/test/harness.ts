@@ -22,7 +22,13 @@ export interface HostSetup {
 }
 
 /** A host configuration file with the given caches, in a fresh folder. */
-export function hostSetup(opts: { host: string; redis: string; prefix: string; caches?: string[]; forceRaw?: boolean }): HostSetup {
+export function hostSetup(opts: {
+  host: string;
+  redis: string;
+  prefix: string;
+  caches?: string[];
+  forceRaw?: boolean;
+}): HostSetup {
   const root = tmpDir('imagecache-dist-');
   fs.mkdirSync(path.join(root, 'dest'));
   const caches = opts.caches ?? ['instance'];
@@ -31,7 +37,11 @@ export function hostSetup(opts: { host: string; redis: string; prefix: string; c
     config,
     JSON.stringify({
       host: opts.host,
-      caches: caches.map((name) => ({ name, masterDir: path.join(root, name), forceRaw: opts.forceRaw ?? false })),
+      caches: caches.map((name) => ({
+        name,
+        masterDir: path.join(root, name),
+        forceRaw: opts.forceRaw ?? false,
+      })),
       redis: { url: opts.redis, prefix: opts.prefix },
       sweepInterval: 0,
       logLevel: 'info',
@@ -76,12 +86,22 @@ export async function startWorker(config: string, args: string[] = []): Promise<
 }
 
 /** Runs the client fixture in its own process: N concurrent fetches, one JSON line of outcomes. */
-export function clientProcess(args: object): Promise<{ code: number | null; results: { ok?: Record<string, unknown>; error?: { code: string } }[]; stderr: string }> {
+export function clientProcess(
+  args: object,
+): Promise<{
+  code: number | null;
+  results: { ok?: Record<string, unknown>; error?: { code: string } }[];
+  stderr: string;
+}> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures/fetch-many.cjs'), JSON.stringify(args)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, IMAGECACHE_REPO: REPO },
-    });
+    const child = spawn(
+      process.execPath,
+      [path.join(__dirname, 'fixtures/fetch-many.cjs'), JSON.stringify(args)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, IMAGECACHE_REPO: REPO },
+      },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -103,9 +123,27 @@ export async function startOwnRedis(): Promise<{ url: string; stop(): void; rest
   const dir = tmpDir('imagecache-redis-');
   let child: ChildProcess;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--dir',
+        dir,
+      ],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 100; i++) {
-      if (spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG') return;
+      if (spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG')
+        return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server on ${port} did not start`);

@@ -27,11 +27,21 @@ async function host(redis: string, opts: { forceRaw?: boolean; replicas?: number
     const registry = new CacheRegistry().register(
       new ImageCache({ name: 'instance', masterDir, forceRaw: opts.forceRaw ?? false, cacheSize: 1e12 }),
     );
-    const w = new HostWorker({ host: 'h1', registry, redis: { mode: 'standalone', url: redis, prefix }, sweepIntervalSeconds: 0, lockDurationMs: 5000, logger: silentLogger });
+    const w = new HostWorker({
+      host: 'h1',
+      registry,
+      redis: { mode: 'standalone', url: redis, prefix },
+      sweepIntervalSeconds: 0,
+      lockDurationMs: 5000,
+      logger: silentLogger,
+    });
     await w.start();
     workers.push(w);
   }
-  const client = new ImageCacheClient({ redis: { mode: 'standalone', url: redis, prefix }, pollIntervalMs: 300 });
+  const client = new ImageCacheClient({
+    redis: { mode: 'standalone', url: redis, prefix },
+    pollIntervalMs: 300,
+  });
   return {
     masterDir,
     dest: (n: string) => path.join(root, 'dest', n),
@@ -68,7 +78,16 @@ describe('cancelling a fetch', () => {
     const fd = fs.openSync(raw, 'w');
     for (let i = 0; i < 160; i++) fs.writeSync(fd, randomBytes(MiB));
     fs.closeSync(fd);
-    execFileSync('qemu-img', ['convert', '-c', '-f', 'raw', '-O', 'qcow2', raw, path.join(fixtures, 'big.qcow2')]);
+    execFileSync('qemu-img', [
+      'convert',
+      '-c',
+      '-f',
+      'raw',
+      '-O',
+      'qcow2',
+      raw,
+      path.join(fixtures, 'big.qcow2'),
+    ]);
     server.route('/big.qcow2', { file: path.join(fixtures, 'big.qcow2'), lastModified: new Date(0) });
     const h = await host(SHARED_REDIS, { forceRaw: true });
     try {
@@ -99,7 +118,10 @@ describe('cancelling a fetch', () => {
       let left: string[] = ['?'];
       for (let i = 0; i < 100 && left.length > 0; i++) {
         await new Promise((r) => setTimeout(r, 50));
-        left = [...processesMentioning(h.masterDir), ...fs.readdirSync(path.join(h.masterDir, '.imagecache-work'))];
+        left = [
+          ...processesMentioning(h.masterDir),
+          ...fs.readdirSync(path.join(h.masterDir, '.imagecache-work')),
+        ];
       }
       expect(left).toEqual([]);
       expect(fs.existsSync(h.dest('big'))).toBe(false);
@@ -116,14 +138,24 @@ describe('a Redis restart', () => {
     try {
       const data = randomBytes(2 * MiB);
       server.route('/slow.img', { body: data, lastModified: new Date(0), delayMs: 1500 });
-      const p = h.client.fetchImage({ host: 'h1', cache: 'instance', href: server.url('/slow.img'), dest: h.dest('slow') });
+      const p = h.client.fetchImage({
+        host: 'h1',
+        cache: 'instance',
+        href: server.url('/slow.img'),
+        dest: h.dest('slow'),
+      });
       await new Promise((r) => setTimeout(r, 500));
       await redis.restart();
       const r = await p;
       expect(r.cacheHit).toBe(false);
       expect(fs.readFileSync(h.dest('slow')).equals(data)).toBe(true);
       // And the next call goes through the restarted Redis as usual.
-      const again = await h.client.fetchImage({ host: 'h1', cache: 'instance', href: server.url('/slow.img'), dest: h.dest('again') });
+      const again = await h.client.fetchImage({
+        host: 'h1',
+        cache: 'instance',
+        href: server.url('/slow.img'),
+        dest: h.dest('again'),
+      });
       expect(again.cacheHit).toBe(true);
     } finally {
       await h.close();

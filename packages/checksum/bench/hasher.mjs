@@ -65,7 +65,8 @@ for (let i = 0; i < runs; i++) {
   const o = openssl();
   const h = await ours();
   expected ??= o.hex;
-  if (o.hex !== expected || h.hex !== expected) throw new Error(`digest mismatch: openssl ${o.hex}, ours ${h.hex}`);
+  if (o.hex !== expected || h.hex !== expected)
+    throw new Error(`digest mismatch: openssl ${o.hex}, ours ${h.hex}`);
   a.push(o.s);
   b.push(h.s);
 }

@@ -26,7 +26,10 @@ export function isHex(s: string): boolean {
  * (`SHA256`, `sha-256`, `SHA2-256` all give `sha256`); undefined when unknown.
  */
 export function lookupAlgo(name: string): ChecksumAlgo | undefined {
-  const key = name.trim().toLowerCase().replace(/[-_\s]/g, '');
+  const key = name
+    .trim()
+    .toLowerCase()
+    .replace(/[-_\s]/g, '');
   return Object.prototype.hasOwnProperty.call(ALIASES, key) ? ALIASES[key] : undefined;
 }
 

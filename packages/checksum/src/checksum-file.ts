@@ -64,10 +64,13 @@ export function parseChecksumFile(
   if (lines.length === 1 && only !== undefined && !/\s/.test(only)) {
     const found = isHex(only) ? algoForLength(only.length) : undefined;
     if (found === undefined) {
-      throw new ImageDownloadFailed(`${where} holds no valid checksum (a single line that is not a md5/sha256/sha512)`, {
-        ...details,
-        retryable: false,
-      });
+      throw new ImageDownloadFailed(
+        `${where} holds no valid checksum (a single line that is not a md5/sha256/sha512)`,
+        {
+          ...details,
+          retryable: false,
+        },
+      );
     }
     if (algo !== undefined && found !== algo) {
       throw new ImageChecksumAlgorithmFailure(
@@ -126,10 +129,13 @@ export function parseChecksumFile(
   const wanted = algo === undefined ? entries : entries.filter((e) => e.algo === algo);
   if (wanted.length === 0) {
     const have = [...new Set(entries.map((e) => e.algo))].join(', ');
-    throw new ImageChecksumAlgorithmFailure(`${where} has no ${algo} entry for ${fileName} (found: ${have})`, {
-      ...details,
-      algo,
-    });
+    throw new ImageChecksumAlgorithmFailure(
+      `${where} has no ${algo} entry for ${fileName} (found: ${have})`,
+      {
+        ...details,
+        algo,
+      },
+    );
   }
   const allowed = allowMd5 ? wanted : wanted.filter((e) => e.algo !== 'md5');
   if (allowed.length === 0) checkMd5('md5', false);

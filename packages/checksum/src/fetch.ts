@@ -83,9 +83,13 @@ export async function fetchChecksumFile(
     if (status < 200 || status >= 300) {
       await res.body.dump().catch(() => undefined);
       if (status >= 300 && status < 400) {
-        throw fail(`checksum file ${safeUrl}: HTTP ${status} (redirect not followed: too many redirects?)`, false, {
-          status,
-        });
+        throw fail(
+          `checksum file ${safeUrl}: HTTP ${status} (redirect not followed: too many redirects?)`,
+          false,
+          {
+            status,
+          },
+        );
       }
       const retryable = status === 408 || status === 429 || status >= 500;
       throw fail(`could not fetch checksum file ${safeUrl}: HTTP ${status}`, retryable, { status });
@@ -110,7 +114,10 @@ export async function fetchChecksumFile(
   } catch (err) {
     if (err instanceof ImageCacheError) throw err;
     if (opts.signal?.aborted) {
-      throw new OperationAborted(`fetching checksum file ${safeUrl} was aborted`, { href: opts.href, cause: err });
+      throw new OperationAborted(`fetching checksum file ${safeUrl} was aborted`, {
+        href: opts.href,
+        cause: err,
+      });
     }
     const reason = err instanceof Error ? `${err.message}${codeOf(err)}` : String(err);
     throw fail(`could not fetch checksum file ${safeUrl}: ${reason}`, true, { cause: err });

@@ -48,9 +48,12 @@ export function parseChecksum(input: ChecksumInput, policy: ChecksumPolicy = {})
   if (scheme) {
     const proto = (scheme[1] ?? '').toLowerCase();
     if (proto !== 'http' && proto !== 'https') {
-      throw new ImageChecksumAlgorithmFailure(`checksum URL scheme '${proto}' is not supported (http, https only)`, {
-        href: checksum,
-      });
+      throw new ImageChecksumAlgorithmFailure(
+        `checksum URL scheme '${proto}' is not supported (http, https only)`,
+        {
+          href: checksum,
+        },
+      );
     }
     try {
       new URL(checksum);
@@ -67,9 +70,11 @@ export function parseChecksum(input: ChecksumInput, policy: ChecksumPolicy = {})
   if (colon >= 0) {
     const name = checksum.slice(0, colon).trim();
     value = checksum.slice(colon + 1).trim();
-    if (name === '') throw new ImageChecksumAlgorithmFailure(`checksum '${checksum}' has no algorithm before ':'`);
+    if (name === '')
+      throw new ImageChecksumAlgorithmFailure(`checksum '${checksum}' has no algorithm before ':'`);
     algo = normalizeAlgo(name, { checksum });
-    if (value === '') throw new ImageChecksumAlgorithmFailure(`checksum '${checksum}' has an empty value`, { algo });
+    if (value === '')
+      throw new ImageChecksumAlgorithmFailure(`checksum '${checksum}' has an empty value`, { algo });
   } else if (outerAlgo !== undefined) {
     algo = normalizeAlgo(outerAlgo);
   }

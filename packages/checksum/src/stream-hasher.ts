@@ -96,7 +96,11 @@ export interface HashFileOptions {
  * Hashes a file with a StreamHasher, reading it in SharedArrayBuffer blocks while earlier blocks are hashed:
  * the pattern a download loop should follow. Resolves with the lower-case hex digest.
  */
-export async function hashFile(path: string, algo: ChecksumAlgo, opts: HashFileOptions = {}): Promise<string> {
+export async function hashFile(
+  path: string,
+  algo: ChecksumAlgo,
+  opts: HashFileOptions = {},
+): Promise<string> {
   const blockSize = opts.blockSize ?? 4 * 1024 * 1024;
   const count = Math.max(1, opts.blocks ?? 4);
   const hasher = new StreamHasher(algo);

@@ -186,7 +186,9 @@ export class PoolWorker {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, name: 'imagecache-hash' });
     this.worker.on('message', (m: Reply) => this.onReply(m));
     this.worker.on('error', (e: Error) => this.die(new HashWorkerError(`hash worker failed: ${e.message}`)));
-    this.worker.on('exit', (code: number) => this.die(new HashWorkerError(`hash worker exited (code ${code})`)));
+    this.worker.on('exit', (code: number) =>
+      this.die(new HashWorkerError(`hash worker exited (code ${code})`)),
+    );
     // After the listeners: adding a 'message' listener refs the worker again.
     this.worker.unref();
   }
@@ -279,7 +281,8 @@ export interface HashPoolOptions {
 /** Sets the pool's bound (existing workers beyond it stay until they die or closeHashWorkers()). */
 export function configureHashPool(opts: HashPoolOptions): void {
   if (opts.maxWorkers !== undefined) {
-    if (!Number.isInteger(opts.maxWorkers) || opts.maxWorkers < 1) throw new RangeError('maxWorkers must be ≥ 1');
+    if (!Number.isInteger(opts.maxWorkers) || opts.maxWorkers < 1)
+      throw new RangeError('maxWorkers must be ≥ 1');
     maxWorkers = opts.maxWorkers;
   }
 }

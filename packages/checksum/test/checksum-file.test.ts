@@ -40,7 +40,10 @@ describe('parseChecksumFile', () => {
   });
 
   it('GNU with a tab separator and a single entry line', () => {
-    expect(parseChecksumFile(`${SHA256}\timage.qcow2\n`, 'image.qcow2')).toEqual({ algo: 'sha256', value: SHA256 });
+    expect(parseChecksumFile(`${SHA256}\timage.qcow2\n`, 'image.qcow2')).toEqual({
+      algo: 'sha256',
+      value: SHA256,
+    });
   });
 
   it('GNU names with spaces and parentheses', () => {
@@ -67,9 +70,9 @@ describe('parseChecksumFile', () => {
   });
 
   it('BSD names with parentheses', () => {
-    expect(parseChecksumFile(`SHA256 (x (1).img) = ${SHA256}\nSHA256 (y) = ${OTHER256}`, 'x (1).img').value).toBe(
-      SHA256,
-    );
+    expect(
+      parseChecksumFile(`SHA256 (x (1).img) = ${SHA256}\nSHA256 (y) = ${OTHER256}`, 'x (1).img').value,
+    ).toBe(SHA256);
   });
 
   it('skips comments and blank lines (CentOS CHECKSUM files)', () => {
@@ -88,9 +91,9 @@ describe('parseChecksumFile', () => {
     expect(parseChecksumFile(text, 'image.qcow2').value).toBe(SHA256);
     const only = `${OTHER256}  imageXqcow2\n${MD5}  unrelated\n`;
     expect(() => parseChecksumFile(only, 'image.qcow2')).toThrow(ImageDownloadFailed);
-    expect(() => parseChecksumFile(`SHA256 (imageXqcow2) = ${OTHER256}\n# c\nSHA256 (b) = ${SHA256}`, 'image.qcow2')).toThrow(
-      ImageDownloadFailed,
-    );
+    expect(() =>
+      parseChecksumFile(`SHA256 (imageXqcow2) = ${OTHER256}\n# c\nSHA256 (b) = ${SHA256}`, 'image.qcow2'),
+    ).toThrow(ImageDownloadFailed);
   });
 
   it('does not match a name that merely ends with the file name, nor other regex characters', () => {
@@ -104,10 +107,12 @@ describe('parseChecksumFile', () => {
   });
 
   it('a leading ./ on an entry matches by basename; other directories do not', () => {
-    expect(parseChecksumFile(`${SHA256}  ./image.qcow2\n${OTHER256}  ./b\n`, 'image.qcow2').value).toBe(SHA256);
-    expect(parseChecksumFile(`SHA256 (./image.qcow2) = ${SHA256}\nSHA256 (b) = ${OTHER256}`, 'image.qcow2').value).toBe(
+    expect(parseChecksumFile(`${SHA256}  ./image.qcow2\n${OTHER256}  ./b\n`, 'image.qcow2').value).toBe(
       SHA256,
     );
+    expect(
+      parseChecksumFile(`SHA256 (./image.qcow2) = ${SHA256}\nSHA256 (b) = ${OTHER256}`, 'image.qcow2').value,
+    ).toBe(SHA256);
     expect(() => parseChecksumFile(`${SHA256}  dir/image.qcow2\n${OTHER256}  b\n`, 'image.qcow2')).toThrow(
       ImageDownloadFailed,
     );
@@ -133,10 +138,14 @@ describe('parseChecksumFile', () => {
   it('md5 entries when md5 is disallowed', () => {
     const both = `${MD5}  i.img\n${SHA256}  i.img\n`;
     expect(parseChecksumFile(both, 'i.img', undefined, { allowMd5: false }).algo).toBe('sha256');
-    const err = thrown(() => parseChecksumFile(`${MD5}  i.img\n${SHA256}  j.img\n`, 'i.img', undefined, { allowMd5: false }));
+    const err = thrown(() =>
+      parseChecksumFile(`${MD5}  i.img\n${SHA256}  j.img\n`, 'i.img', undefined, { allowMd5: false }),
+    );
     expect(err).toBeInstanceOf(ImageChecksumAlgorithmFailure);
     expect(err.message).toMatch(/md5/);
-    expect(() => parseChecksumFile(MD5, 'i.img', undefined, { allowMd5: false })).toThrow(ImageChecksumAlgorithmFailure);
+    expect(() => parseChecksumFile(MD5, 'i.img', undefined, { allowMd5: false })).toThrow(
+      ImageChecksumAlgorithmFailure,
+    );
   });
 
   it('entries of unsupported algorithms are refused as such', () => {
@@ -144,11 +153,13 @@ describe('parseChecksumFile', () => {
     const err = thrown(() => parseChecksumFile(`SHA1 (i.img) = ${sha1}\nSHA1 (j.img) = ${sha1}`, 'i.img'));
     expect(err).toBeInstanceOf(ImageChecksumAlgorithmFailure);
     expect(err.message).toMatch(/unsupported: SHA1/);
-    expect(() => parseChecksumFile(`${sha1}  i.img\n${sha1}  j.img`, 'i.img')).toThrow(ImageChecksumAlgorithmFailure);
-    // a BSD algorithm that contradicts the hash's length
-    expect(() => parseChecksumFile(`SHA512 (i.img) = ${SHA256}\n# x\nSHA256 (j) = ${SHA256}`, 'i.img')).toThrow(
+    expect(() => parseChecksumFile(`${sha1}  i.img\n${sha1}  j.img`, 'i.img')).toThrow(
       ImageChecksumAlgorithmFailure,
     );
+    // a BSD algorithm that contradicts the hash's length
+    expect(() =>
+      parseChecksumFile(`SHA512 (i.img) = ${SHA256}\n# x\nSHA256 (j) = ${SHA256}`, 'i.img'),
+    ).toThrow(ImageChecksumAlgorithmFailure);
   });
 
   it('not found → ImageDownloadFailed (permanent) naming the file and the redacted URL', () => {

@@ -4,7 +4,8 @@ import { startImageServer, type ImageServer } from '@imagecache/testing';
 import { createServer } from 'node:net';
 
 const SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-const SHA512 = 'cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e';
+const SHA512 =
+  'cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e';
 const SUMS = `${'a'.repeat(64)}  other.qcow2\n${SHA256}  image.qcow2\n`;
 
 let server: ImageServer;
@@ -67,7 +68,9 @@ describe('fetchChecksumFile', () => {
     server.route('/chain/12', { body: SUMS });
     server.route('/chain10/10', { body: SUMS });
     for (let i = 0; i < 10; i++) server.route(`/chain10/${i}`, { redirectTo: `/chain10/${i + 1}` });
-    await expect(fetchChecksumFile(server.url('/chain10/0'), 'image.qcow2')).resolves.toMatchObject({ value: SHA256 });
+    await expect(fetchChecksumFile(server.url('/chain10/0'), 'image.qcow2')).resolves.toMatchObject({
+      value: SHA256,
+    });
     const err = await failure(fetchChecksumFile(server.url('/chain/0'), 'image.qcow2'));
     expect(err).toBeInstanceOf(ImageDownloadFailed);
     expect(err.retryable).toBe(false);
@@ -122,8 +125,12 @@ describe('fetchChecksumFile', () => {
     }
     // within a custom cap
     server.route('/big/small', { body: SUMS });
-    await expect(fetchChecksumFile(server.url('/big/small'), 'image.qcow2', { maxBytes: SUMS.length })).resolves.toBeTruthy();
-    const err = await failure(fetchChecksumFile(server.url('/big/small'), 'image.qcow2', { maxBytes: SUMS.length - 1 }));
+    await expect(
+      fetchChecksumFile(server.url('/big/small'), 'image.qcow2', { maxBytes: SUMS.length }),
+    ).resolves.toBeTruthy();
+    const err = await failure(
+      fetchChecksumFile(server.url('/big/small'), 'image.qcow2', { maxBytes: SUMS.length - 1 }),
+    );
     expect(err.message).toMatch(/too large/);
   });
 
@@ -195,9 +202,13 @@ describe('fetchChecksumFile', () => {
     delayed('/abort/SUMS', 600);
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
-    const err = await failure(fetchChecksumFile(server.url('/abort/SUMS'), 'image.qcow2', { signal: ac.signal }));
+    const err = await failure(
+      fetchChecksumFile(server.url('/abort/SUMS'), 'image.qcow2', { signal: ac.signal }),
+    );
     expect(err).toBeInstanceOf(OperationAborted);
-    const pre = await failure(fetchChecksumFile(server.url('/ok/SHA256SUMS'), 'image.qcow2', { signal: AbortSignal.abort() }));
+    const pre = await failure(
+      fetchChecksumFile(server.url('/ok/SHA256SUMS'), 'image.qcow2', { signal: AbortSignal.abort() }),
+    );
     expect(pre).toBeInstanceOf(OperationAborted);
   });
 

@@ -21,23 +21,83 @@ describe('parseChecksum: accepted forms', () => {
     ['null', { checksum: null, algo: 'sha256' }, { kind: 'none' }],
     ['algo only', { algo: 'sha256' }, { kind: 'none' }],
     ['md5:value', { checksum: `md5:${MD5}` }, { kind: 'value', expected: { algo: 'md5', value: MD5 } }],
-    ['sha256:value', { checksum: `sha256:${SHA256}` }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['sha512:value', { checksum: `sha512:${SHA512}` }, { kind: 'value', expected: { algo: 'sha512', value: SHA512 } }],
-    ['SHA256:VALUE (upper case)', { checksum: `SHA256:${SHA256.toUpperCase()}` }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['sha-256:value', { checksum: `sha-256:${SHA256}` }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['SHA2-512:value', { checksum: `SHA2-512:${SHA512}` }, { kind: 'value', expected: { algo: 'sha512', value: SHA512 } }],
-    ['surrounding whitespace', { checksum: `  sha256: ${SHA256}\n` }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['embedded algo wins over algo', { checksum: `sha256:${SHA256}`, algo: 'sha512' }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['embedded algo wins over an unknown algo', { checksum: `sha256:${SHA256}`, algo: 'crc32' }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['bare value + algo', { checksum: SHA512, algo: 'sha512' }, { kind: 'value', expected: { algo: 'sha512', value: SHA512 } }],
-    ['bare value + algo in upper case', { checksum: SHA256, algo: 'SHA256' }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['bare value + empty algo', { checksum: SHA256, algo: '' }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
+    [
+      'sha256:value',
+      { checksum: `sha256:${SHA256}` },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'sha512:value',
+      { checksum: `sha512:${SHA512}` },
+      { kind: 'value', expected: { algo: 'sha512', value: SHA512 } },
+    ],
+    [
+      'SHA256:VALUE (upper case)',
+      { checksum: `SHA256:${SHA256.toUpperCase()}` },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'sha-256:value',
+      { checksum: `sha-256:${SHA256}` },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'SHA2-512:value',
+      { checksum: `SHA2-512:${SHA512}` },
+      { kind: 'value', expected: { algo: 'sha512', value: SHA512 } },
+    ],
+    [
+      'surrounding whitespace',
+      { checksum: `  sha256: ${SHA256}\n` },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'embedded algo wins over algo',
+      { checksum: `sha256:${SHA256}`, algo: 'sha512' },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'embedded algo wins over an unknown algo',
+      { checksum: `sha256:${SHA256}`, algo: 'crc32' },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'bare value + algo',
+      { checksum: SHA512, algo: 'sha512' },
+      { kind: 'value', expected: { algo: 'sha512', value: SHA512 } },
+    ],
+    [
+      'bare value + algo in upper case',
+      { checksum: SHA256, algo: 'SHA256' },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'bare value + empty algo',
+      { checksum: SHA256, algo: '' },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
     ['bare 32 → md5', { checksum: MD5 }, { kind: 'value', expected: { algo: 'md5', value: MD5 } }],
-    ['bare 64 → sha256', { checksum: SHA256 }, { kind: 'value', expected: { algo: 'sha256', value: SHA256 } }],
-    ['bare 128 → sha512', { checksum: SHA512 }, { kind: 'value', expected: { algo: 'sha512', value: SHA512 } }],
-    ['bare upper case', { checksum: SHA512.toUpperCase() }, { kind: 'value', expected: { algo: 'sha512', value: SHA512 } }],
+    [
+      'bare 64 → sha256',
+      { checksum: SHA256 },
+      { kind: 'value', expected: { algo: 'sha256', value: SHA256 } },
+    ],
+    [
+      'bare 128 → sha512',
+      { checksum: SHA512 },
+      { kind: 'value', expected: { algo: 'sha512', value: SHA512 } },
+    ],
+    [
+      'bare upper case',
+      { checksum: SHA512.toUpperCase() },
+      { kind: 'value', expected: { algo: 'sha512', value: SHA512 } },
+    ],
     ['http URL', { checksum: 'http://h/SHA256SUMS' }, { kind: 'url', url: 'http://h/SHA256SUMS' }],
-    ['HTTPS URL + algo', { checksum: 'HTTPS://h/x/CHECKSUM', algo: 'SHA-512' }, { kind: 'url', url: 'HTTPS://h/x/CHECKSUM', algo: 'sha512' }],
+    [
+      'HTTPS URL + algo',
+      { checksum: 'HTTPS://h/x/CHECKSUM', algo: 'SHA-512' },
+      { kind: 'url', url: 'HTTPS://h/x/CHECKSUM', algo: 'sha512' },
+    ],
   ])('%s', (_name, input, expected) => {
     expect(parseChecksum(input)).toEqual(expected);
   });
@@ -50,7 +110,10 @@ describe('parseChecksum: accepted forms', () => {
   });
 
   it('keeps a URL with credentials as given (they are needed to fetch it)', () => {
-    expect(parseChecksum({ checksum: 'https://u:p@h/SUMS' })).toEqual({ kind: 'url', url: 'https://u:p@h/SUMS' });
+    expect(parseChecksum({ checksum: 'https://u:p@h/SUMS' })).toEqual({
+      kind: 'url',
+      url: 'https://u:p@h/SUMS',
+    });
   });
 });
 
@@ -61,12 +124,20 @@ describe('parseChecksum: refused forms', () => {
     ['algo with empty value', { checksum: 'sha256:' }, /empty value/],
     ['algo with blank value', { checksum: 'sha256:  ' }, /empty value/],
     ['empty algo', { checksum: `:${SHA256}` }, /no algorithm/],
-    ['unknown embedded algo sha1', { checksum: 'sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709' }, /unsupported checksum algorithm 'sha1'/],
+    [
+      'unknown embedded algo sha1',
+      { checksum: 'sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709' },
+      /unsupported checksum algorithm 'sha1'/,
+    ],
     ['unknown algo argument', { checksum: SHA256, algo: 'crc32' }, /unsupported checksum algorithm 'crc32'/],
     ['wrong length for embedded algo', { checksum: 'sha256:abc' }, /sha256 checksum has 64 hex digits/],
     ['sha512 with a sha256 value', { checksum: `sha512:${SHA256}` }, /sha512 checksum has 128/],
     ['bare value of the wrong length for algo', { checksum: MD5, algo: 'sha256' }, /64 hex digits/],
-    ['bare value of unknown length', { checksum: 'da39a3ee5e6b4b0d3255bfef95601890afd80709' }, /cannot infer the algorithm of a 40-digit/],
+    [
+      'bare value of unknown length',
+      { checksum: 'da39a3ee5e6b4b0d3255bfef95601890afd80709' },
+      /cannot infer the algorithm of a 40-digit/,
+    ],
     ['not hex', { checksum: `sha256:${'g'.repeat(64)}` }, /not hexadecimal/],
     ['bare not hex', { checksum: 'z'.repeat(32) }, /not hexadecimal/],
     ['extra colon parts', { checksum: `sha256:${SHA256}:extra` }, /not hexadecimal/],

@@ -105,7 +105,9 @@ describe('StreamHasher', () => {
 
   it('several hashers at once give independent results', async () => {
     const n = 7;
-    const inputs = Array.from({ length: n }, (_, i) => Array.from({ length: 5 + i }, (_x, j) => randomBytes((j + 1) * 4099 * (i + 1))));
+    const inputs = Array.from({ length: n }, (_, i) =>
+      Array.from({ length: 5 + i }, (_x, j) => randomBytes((j + 1) * 4099 * (i + 1))),
+    );
     const hashers = inputs.map((_, i) => new StreamHasher(ALGOS[i % 3] as ChecksumAlgo));
     // interleave the chunks of all hashers
     const pending: Promise<void>[] = [];
@@ -168,7 +170,9 @@ describe('StreamHasher', () => {
   it('a worker crash rejects pending and later calls, and the pool recovers', async () => {
     const h = new StreamHasher('sha256');
     await h.update(Buffer.from('before'));
-    const worker = _poolWorkers().find((w) => w.load > 0 && w === (h as unknown as { channel: { owner: unknown } }).channel.owner);
+    const worker = _poolWorkers().find(
+      (w) => w.load > 0 && w === (h as unknown as { channel: { owner: unknown } }).channel.owner,
+    );
     expect(worker).toBeDefined();
     const big = sharedCopy(randomBytes(8 * MiB));
     // process.exit(7) inside the worker thread, before it gets to the requests queued next
@@ -216,6 +220,8 @@ describe('hashFile', () => {
     await expect(hashFile(path.join(dir, 'nope'), 'sha256')).rejects.toThrow(/ENOENT/);
     const file = path.join(dir, 'abort');
     randomFile(file, MiB);
-    await expect(hashFile(file, 'sha256', { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(hashFile(file, 'sha256', { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'ABORTED',
+    });
   });
 });

@@ -37,7 +37,8 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
     { name: 'IMAGECACHE_HTTP_CA_FILE', description: 'Overrides `http.caFile` (an absolute path).' },
     {
       name: 'IMAGECACHE_IMAGE_SERVICE_ENDPOINT',
-      description: 'Overrides `imageService.endpoint` (an http(s) URL): where image ids (a UUID, glance://ID) are fetched from.',
+      description:
+        'Overrides `imageService.endpoint` (an http(s) URL): where image ids (a UUID, glance://ID) are fetched from.',
     },
     {
       name: 'IMAGECACHE_CACHE_<NAME>_SIZE',
@@ -118,7 +119,11 @@ export function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): EnvApplied {
       .filter((s) => s !== '');
   });
   set('IMAGECACHE_HTTP_CA_FILE', 'http.caFile', (v) => (section('http').caFile = v));
-  set('IMAGECACHE_IMAGE_SERVICE_ENDPOINT', 'imageService.endpoint', (v) => (section('imageService').endpoint = v));
+  set(
+    'IMAGECACHE_IMAGE_SERVICE_ENDPOINT',
+    'imageService.endpoint',
+    (v) => (section('imageService').endpoint = v),
+  );
 
   const urlVar = envValue(env, 'IMAGECACHE_REDIS_URL') !== undefined ? 'IMAGECACHE_REDIS_URL' : 'REDIS_URL';
   set(urlVar, 'redis.url', (v) => {

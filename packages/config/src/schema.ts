@@ -150,7 +150,8 @@ const KeystoneAuthSchema = z
   .superRefine((a, ctx) => {
     const both = (x: string, y: string) =>
       ctx.addIssue({ code: 'custom', path: [y], message: `give ${x} or ${y}, not both` });
-    if (a.userDomainName !== undefined && a.userDomainId !== undefined) both('userDomainName', 'userDomainId');
+    if (a.userDomainName !== undefined && a.userDomainId !== undefined)
+      both('userDomainName', 'userDomainId');
     if (a.projectName !== undefined && a.projectId !== undefined) both('projectName', 'projectId');
     if (a.projectDomainName !== undefined && a.projectDomainId !== undefined)
       both('projectDomainName', 'projectDomainId');
@@ -313,10 +314,7 @@ export const KNOWN_KEYS = Object.freeze({
   qemuImg: Object.keys(QemuImgSchema.shape),
   imageService: Object.keys(ImageServiceSchema.shape),
   imageServiceAuth: [
-    ...new Set([
-      ...Object.keys(TokenAuthSchema.shape),
-      ...Object.keys(KeystoneAuthSchema.shape),
-    ]),
+    ...new Set([...Object.keys(TokenAuthSchema.shape), ...Object.keys(KeystoneAuthSchema.shape)]),
   ],
   oci: Object.keys(OciSchema.shape),
   ociPlatform: Object.keys(OciPlatformSchema.shape),

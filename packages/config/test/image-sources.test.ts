@@ -13,10 +13,24 @@ describe('imageService', () => {
       projectName: 'service',
       userDomainName: 'Default',
     };
-    const c = parseHostConfig({ ...base, imageService: { endpoint: 'http://glance.example:9292', auth: keystone } });
-    expect(c.imageService).toEqual({ endpoint: 'http://glance.example:9292', auth: keystone, interface: 'public' });
-    const t = parseHostConfig({ ...base, imageService: { auth: { type: 'token', token: 'tok' }, region: 'R2' } });
-    expect(t.imageService).toEqual({ auth: { type: 'token', token: 'tok' }, interface: 'public', region: 'R2' });
+    const c = parseHostConfig({
+      ...base,
+      imageService: { endpoint: 'http://glance.example:9292', auth: keystone },
+    });
+    expect(c.imageService).toEqual({
+      endpoint: 'http://glance.example:9292',
+      auth: keystone,
+      interface: 'public',
+    });
+    const t = parseHostConfig({
+      ...base,
+      imageService: { auth: { type: 'token', token: 'tok' }, region: 'R2' },
+    });
+    expect(t.imageService).toEqual({
+      auth: { type: 'token', token: 'tok' },
+      interface: 'public',
+      region: 'R2',
+    });
   });
 
   test('refuses a bad endpoint, an unknown auth key (with a hint), both a project name and id', () => {
@@ -25,7 +39,15 @@ describe('imageService', () => {
         ...base,
         imageService: {
           endpoint: 'glance.example:9292',
-          auth: { type: 'keystone', authUrl: 'http://k', username: 'u', password: 'p', projectName: 'a', projectId: 'b', projetDomainName: 'x' },
+          auth: {
+            type: 'keystone',
+            authUrl: 'http://k',
+            username: 'u',
+            password: 'p',
+            projectName: 'a',
+            projectId: 'b',
+            projetDomainName: 'x',
+          },
         },
       }),
     );
@@ -38,17 +60,36 @@ describe('imageService', () => {
     const both = configError(() =>
       parseHostConfig({
         ...base,
-        imageService: { auth: { type: 'keystone', authUrl: 'http://k', username: 'u', password: 'p', projectName: 'a', projectId: 'b' } },
+        imageService: {
+          auth: {
+            type: 'keystone',
+            authUrl: 'http://k',
+            username: 'u',
+            password: 'p',
+            projectName: 'a',
+            projectId: 'b',
+          },
+        },
       }),
     );
-    expect(issuesOf(both)).toEqual([{ path: 'imageService.auth.projectId', message: 'give projectName or projectId, not both' }]);
+    expect(issuesOf(both)).toEqual([
+      { path: 'imageService.auth.projectId', message: 'give projectName or projectId, not both' },
+    ]);
   });
 
   test('never quotes a password or a token', () => {
     const err = configError(() =>
       parseHostConfig({
         ...base,
-        imageService: { auth: { type: 'keystone', authUrl: 'http://k', username: 'u', password: 'Hunter2-Secret', extra: 1 } },
+        imageService: {
+          auth: {
+            type: 'keystone',
+            authUrl: 'http://k',
+            username: 'u',
+            password: 'Hunter2-Secret',
+            extra: 1,
+          },
+        },
         oci: { registries: [{ host: 'r', auth: { type: 'bearer', token: 'Tok-Secret-9', x: 1 } }] },
       }),
     );
@@ -58,9 +99,16 @@ describe('imageService', () => {
 
   test('IMAGECACHE_IMAGE_SERVICE_ENDPOINT sets the endpoint, also in the single-cache mode', () => {
     const env = { IMAGECACHE_IMAGE_SERVICE_ENDPOINT: 'http://127.0.0.1:9292' };
-    expect(configForSingleCache({ masterDir: '/srv/m', env }).imageService.endpoint).toBe('http://127.0.0.1:9292');
-    const err = configError(() => configForSingleCache({ masterDir: '/srv/m', env: { IMAGECACHE_IMAGE_SERVICE_ENDPOINT: 'nope' } }));
-    expect(issuesOf(err)[0]).toMatchObject({ path: 'imageService.endpoint', env: 'IMAGECACHE_IMAGE_SERVICE_ENDPOINT' });
+    expect(configForSingleCache({ masterDir: '/srv/m', env }).imageService.endpoint).toBe(
+      'http://127.0.0.1:9292',
+    );
+    const err = configError(() =>
+      configForSingleCache({ masterDir: '/srv/m', env: { IMAGECACHE_IMAGE_SERVICE_ENDPOINT: 'nope' } }),
+    );
+    expect(issuesOf(err)[0]).toMatchObject({
+      path: 'imageService.endpoint',
+      env: 'IMAGECACHE_IMAGE_SERVICE_ENDPOINT',
+    });
   });
 });
 
@@ -73,7 +121,12 @@ describe('oci', () => {
         diskTypes: ['qcow2', 'raw'],
         registries: [
           { host: '127.0.0.1:5000' },
-          { host: 'registry.example', auth: { type: 'basic', username: 'u', password: 'p' }, plainHttp: false, caFile: '/etc/ca.pem' },
+          {
+            host: 'registry.example',
+            auth: { type: 'basic', username: 'u', password: 'p' },
+            plainHttp: false,
+            caFile: '/etc/ca.pem',
+          },
         ],
       },
     });
@@ -82,7 +135,12 @@ describe('oci', () => {
       diskTypes: ['qcow2', 'raw'],
       registries: [
         { host: '127.0.0.1:5000' },
-        { host: 'registry.example', auth: { type: 'basic', username: 'u', password: 'p' }, plainHttp: false, caFile: '/etc/ca.pem' },
+        {
+          host: 'registry.example',
+          auth: { type: 'basic', username: 'u', password: 'p' },
+          plainHttp: false,
+          caFile: '/etc/ca.pem',
+        },
       ],
     });
   });

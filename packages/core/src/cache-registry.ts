@@ -29,7 +29,8 @@ export class CacheRegistry {
   ) {}
 
   register(cache: ImageCache): this {
-    if (this.entries.some((c) => c.name === cache.name)) throw new Error(`cache ${cache.name} is already registered`);
+    if (this.entries.some((c) => c.name === cache.name))
+      throw new Error(`cache ${cache.name} is already registered`);
     this.entries.push(cache);
     cache.useRegistry(this);
     return this;
@@ -45,10 +46,17 @@ export class CacheRegistry {
   }
 
   /** Frees room for the images' download sizes in `directory` (spec.md §8), or throws InsufficientDiskSpace. */
-  async cleanUpCaches(directory: string, images: readonly ImageRequest[], signal?: AbortSignal): Promise<SpaceReport> {
+  async cleanUpCaches(
+    directory: string,
+    images: readonly ImageRequest[],
+    signal?: AbortSignal,
+  ): Promise<SpaceReport> {
     let required = 0;
     for (const image of images) {
-      const source = await resolveSource(image.href, { ...this.sourceOptions, auth: image.auth ?? this.sourceOptions.auth });
+      const source = await resolveSource(image.href, {
+        ...this.sourceOptions,
+        auth: image.auth ?? this.sourceOptions.auth,
+      });
       const info = await source.show({ signal });
       if (info.size === undefined) this.logger.warn({ href: source.safeHref }, 'size unknown: counted as 0');
       required += info.size ?? 0;

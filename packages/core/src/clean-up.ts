@@ -106,7 +106,10 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
   }
 
   if (totalSize > plan.cacheSize) {
-    logger.info({ masterDir, totalSize, cacheSize: plan.cacheSize }, 'cache still larger than its size: the rest is in use');
+    logger.info(
+      { masterDir, totalSize, cacheSize: plan.cacheSize },
+      'cache still larger than its size: the rest is in use',
+    );
   }
   const stillRequired = amountLeft();
   if (stillRequired > 0) logger.warn({ masterDir, freed, stillRequired }, 'could not free the amount asked');

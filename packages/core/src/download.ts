@@ -47,12 +47,20 @@ interface PartialState {
  * (libuv pool) and hashing (worker thread) overlap, and each byte is read once. A partial `file` left by an
  * earlier attempt (or a crashed process) for the same href is continued with Range + If-Range.
  */
-export async function downloadTo(source: ImageSource, file: string, opts: DownloadOptions): Promise<Downloaded> {
+export async function downloadTo(
+  source: ImageSource,
+  file: string,
+  opts: DownloadOptions,
+): Promise<Downloaded> {
   const statePath = file + '.state.json';
   const previous = await readState(statePath);
   const algos = [...new Set(opts.algos)].sort().join(',');
   const resumable = previous?.href === source.safeHref && previous.algos === algos && previous.validator;
-  const fh = await fs.promises.open(file, resumable ? fs.constants.O_RDWR | fs.constants.O_CREAT : 'w', 0o644);
+  const fh = await fs.promises.open(
+    file,
+    resumable ? fs.constants.O_RDWR | fs.constants.O_CREAT : 'w',
+    0o644,
+  );
   let hasher = new Hashers(opts.algos);
   let size = 0;
   let bytesDownloaded = 0;
@@ -61,7 +69,8 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
   try {
     if (resumable) size = await hashExisting(fh, hasher);
     const resumedFrom = size;
-    if (size > 0) opts.logger.info({ href: source.safeHref, resumeAt: size }, 'continuing a partial download');
+    if (size > 0)
+      opts.logger.info({ href: source.safeHref, resumeAt: size }, 'continuing a partial download');
     if (opts.knownSize !== undefined && size === opts.knownSize && size > 0) {
       return { size, digests: await hasher.digests(), bytesDownloaded, resumedFrom, attempts: 0 };
     }
@@ -99,7 +108,9 @@ export async function downloadTo(source: ImageSource, file: string, opts: Downlo
           size = await pipe.drain();
         }
         if (total !== undefined && size !== total) {
-          throw new ImageDownloadFailed(`${source.safeHref}: got ${size} of ${total} bytes`, { href: source.href });
+          throw new ImageDownloadFailed(`${source.safeHref}: got ${size} of ${total} bytes`, {
+            href: source.href,
+          });
         }
         return { size, digests: await hasher.digests(), bytesDownloaded, resumedFrom, attempts: attempt };
       } catch (err) {
@@ -209,7 +220,8 @@ async function writeState(file: string, state: PartialState): Promise<void> {
 }
 
 function asError(err: unknown, source: ImageSource, signal?: AbortSignal): ImageCacheError {
-  if (signal?.aborted) return new OperationAborted(`download of ${source.safeHref} cancelled`, { href: source.href });
+  if (signal?.aborted)
+    return new OperationAborted(`download of ${source.safeHref} cancelled`, { href: source.href });
   if (err instanceof ImageCacheError) return err;
   const e = err as NodeJS.ErrnoException;
   return new ImageDownloadFailed(`${source.safeHref}: ${e.message}`, { href: source.href, cause: err });

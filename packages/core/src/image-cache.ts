@@ -17,7 +17,13 @@ import {
   withHref,
 } from '@imagecache/errors';
 import { DEFAULT_PERMITTED_FORMATS } from '@imagecache/formats';
-import { resolveSource, type ImageAuth, type ImageInfo, type ImageSource, type SourceOptions } from '@imagecache/sources';
+import {
+  resolveSource,
+  type ImageAuth,
+  type ImageInfo,
+  type ImageSource,
+  type SourceOptions,
+} from '@imagecache/sources';
 import { CacheFolder } from './cache-folder';
 import { cleanUpFolder, type CleanUpResult } from './clean-up';
 import { freeSpace } from './disk-space';
@@ -143,7 +149,10 @@ export class ImageCache {
       { checksum: opts.expectedChecksum, algo: opts.expectedChecksumAlgo },
       { allowMd5: !this.options.disallowMd5 },
     );
-    const source = await resolveSource(href, { ...this.sourceOptions, auth: opts.auth ?? this.sourceOptions.auth });
+    const source = await resolveSource(href, {
+      ...this.sourceOptions,
+      auth: opts.auth ?? this.sourceOptions.auth,
+    });
     await this.start();
     const name = masterName(href, source.imageId, forceRaw);
     opts.onProgress?.({ stage: 'resolve' });
@@ -180,7 +189,9 @@ export class ImageCache {
     if (!result.cacheHit && !info.noCache) {
       opts.onProgress?.({ stage: 'evict' });
       await timed(durations, 'evict', () =>
-        this.cleanUp().catch((err) => this.logger.warn({ err, cache: this.name }, 'clean-up after fetch failed')),
+        this.cleanUp().catch((err) =>
+          this.logger.warn({ err, cache: this.name }, 'clean-up after fetch failed'),
+        ),
       );
     }
     durations.total = performance.now() - started;
@@ -203,7 +214,10 @@ export class ImageCache {
         logger: this.logger,
       });
       if (result.removed.length > 0) {
-        this.logger.info({ cache: this.name, removed: result.removed.length, freed: result.freed }, 'evicted masters');
+        this.logger.info(
+          { cache: this.name, removed: result.removed.length, freed: result.freed },
+          'evicted masters',
+        );
       }
       return result;
     });
@@ -274,7 +288,8 @@ export class ImageCache {
       try {
         placedBy = await timed(ctx.durations, 'link', () => placeFile(ctx.masterPath, ctx.destPath));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(ctx.masterPath)) return undefined;
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(ctx.masterPath))
+          return undefined;
         throw await this.wrap(err, ctx);
       }
     }
@@ -343,7 +358,8 @@ export class ImageCache {
         href: source.href,
         onProgress: (p) => {
           const t = performance.now();
-          if (p.stage === 'inspect' || p.stage === 'convert' || p.stage === 'decompress') stageStart[p.stage] = t;
+          if (p.stage === 'inspect' || p.stage === 'convert' || p.stage === 'decompress')
+            stageStart[p.stage] = t;
           opts.onProgress?.(p);
         },
       });
@@ -363,12 +379,20 @@ export class ImageCache {
       };
 
       opts.onProgress?.({ stage: 'publish' });
-      if (!info.noCache) await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, workDir));
+      if (!info.noCache)
+        await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, workDir));
       opts.onProgress?.({ stage: 'link' });
       const placedBy = await timed(durations, 'link', () => placeFile(prepared.file, ctx.destPath));
       durations.total = performance.now() - ctx.started;
       this.logger.info(
-        { cache: this.name, href: source.safeHref, master: ctx.name, bytes: dl.size, format: meta.format, converted: meta.converted },
+        {
+          cache: this.name,
+          href: source.safeHref,
+          master: ctx.name,
+          bytes: dl.size,
+          format: meta.format,
+          converted: meta.converted,
+        },
         'fetched image',
       );
       return {
@@ -437,7 +461,10 @@ export class ImageCache {
     await fs.promises.rm(this.folder.metaPath(ctx.name), { force: true });
   }
 
-  private async expectedChecksum(ctx: FetchContext, signal: AbortSignal): Promise<ExpectedChecksum | undefined> {
+  private async expectedChecksum(
+    ctx: FetchContext,
+    signal: AbortSignal,
+  ): Promise<ExpectedChecksum | undefined> {
     const c = ctx.checksum;
     if (c.kind === 'value') return c.expected;
     if (c.kind === 'url') return fetchChecksumFile(c.url, ctx.info.fileName, { signal, algo: c.algo });
@@ -469,7 +496,10 @@ export class ImageCache {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOSPC' || e.code === 'EDQUOT') {
       const free = await freeSpace(this.masterDir).catch(() => 0);
-      return new InsufficientDiskSpace(this.masterDir, ctx.info.size ?? 0, free, { href: ctx.source.href, cause: err });
+      return new InsufficientDiskSpace(this.masterDir, ctx.info.size ?? 0, free, {
+        href: ctx.source.href,
+        cause: err,
+      });
     }
     return new ImageCacheError(`fetch of ${ctx.source.safeHref} to ${ctx.destPath} failed: ${e.message}`, {
       href: ctx.source.href,
@@ -489,7 +519,11 @@ export interface MasterEntry {
   checksum?: { algo: string; value: string };
 }
 
-async function timed<T>(durations: FetchResult['durations'], stage: FetchStage, fn: () => Promise<T>): Promise<T> {
+async function timed<T>(
+  durations: FetchResult['durations'],
+  stage: FetchStage,
+  fn: () => Promise<T>,
+): Promise<T> {
   const t = performance.now();
   try {
     return await fn();

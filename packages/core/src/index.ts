@@ -4,7 +4,12 @@ export { CacheRegistry } from './cache-registry';
 export type { ImageRequest, SpaceReport } from './cache-registry';
 export type { CleanUpResult, RemovedMaster } from './clean-up';
 export type { ImageCacheOptions } from './options';
-export { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, DEFAULT_DOWNLOAD_CONCURRENCY, defaultLimiter } from './options';
+export {
+  DEFAULT_CACHE_SIZE,
+  DEFAULT_CACHE_TTL,
+  DEFAULT_DOWNLOAD_CONCURRENCY,
+  defaultLimiter,
+} from './options';
 export type { FetchResult, FetchProgress, FetchStage, MasterMeta } from './result';
 export { masterName, CONVERTED_SUFFIX } from './master-name';
 export { Semaphore } from './semaphore';

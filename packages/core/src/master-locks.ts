@@ -49,10 +49,16 @@ export class FolderLocks {
   /** Names whose lock folder exists right now (held by some process), read in one directory listing. */
   async heldNames(): Promise<Set<string>> {
     const entries = await fs.promises.readdir(this.lockDir).catch(() => [] as string[]);
-    return new Set(entries.filter((e) => e.endsWith(LOCK_SUFFIX)).map((e) => e.slice(0, -LOCK_SUFFIX.length)));
+    return new Set(
+      entries.filter((e) => e.endsWith(LOCK_SUFFIX)).map((e) => e.slice(0, -LOCK_SUFFIX.length)),
+    );
   }
 
-  private async acquire(name: string, lost: AbortController, signal?: AbortSignal): Promise<() => Promise<void>> {
+  private async acquire(
+    name: string,
+    lost: AbortController,
+    signal?: AbortSignal,
+  ): Promise<() => Promise<void>> {
     const lockfilePath = path.join(this.lockDir, name + LOCK_SUFFIX);
     let wait = POLL_MIN_MS;
     for (;;) {

@@ -13,7 +13,11 @@ export type PlaceMethod = 'link' | 'copy';
  * copy-on-write clone or copy whose mtime is set to the source's, so a later freshness check recognises it.
  * Throws the ENOENT of `src` as is, so a caller can tell a vanished master.
  */
-export async function placeFile(src: string, dest: string, opts: { copy?: boolean } = {}): Promise<PlaceMethod> {
+export async function placeFile(
+  src: string,
+  dest: string,
+  opts: { copy?: boolean } = {},
+): Promise<PlaceMethod> {
   if (!opts.copy) {
     // Links are metadata: synchronous, like the rest of the hit path (see metadata-io.ts).
     try {
@@ -45,7 +49,10 @@ export async function placeFile(src: string, dest: string, opts: { copy?: boolea
 }
 
 function besidePath(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}.imagecache-${randomBytes(4).toString('hex')}`);
+  return path.join(
+    path.dirname(dest),
+    `.${path.basename(dest)}.imagecache-${randomBytes(4).toString('hex')}`,
+  );
 }
 
 async function besideThenRename(dest: string, make: (tmp: string) => Promise<void>): Promise<void> {

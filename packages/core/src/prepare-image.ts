@@ -73,7 +73,12 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
     await opts.makeRoom(dir, Math.min(Math.ceil(report.actualSize * opts.growthFactor), report.virtualSize));
   }
   const out = path.join(dir, 'converted');
-  await convertToRaw(file, out, { sourceFormat: format, memoryCap: opts.memoryCap, signal: opts.signal, href: opts.href });
+  await convertToRaw(file, out, {
+    sourceFormat: format,
+    memoryCap: opts.memoryCap,
+    signal: opts.signal,
+    href: opts.href,
+  });
   await fs.promises.rm(file, { force: true });
   const after = await inspectFormat(out, { signal: opts.signal });
   if (!RAW_FORMATS.includes(after.format)) {

@@ -12,7 +12,9 @@ export function startSweeper(registry: CacheRegistry, intervalSeconds: number, l
     if (running) return;
     running = true;
     for (const cache of registry.caches) {
-      await cache.cleanUp().catch((err) => logger.warn({ err, cache: cache.name }, 'periodic clean-up failed'));
+      await cache
+        .cleanUp()
+        .catch((err) => logger.warn({ err, cache: cache.name }, 'periodic clean-up failed'));
     }
     running = false;
   }, intervalSeconds * 1000);

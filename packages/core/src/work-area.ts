@@ -44,11 +44,13 @@ export class WorkArea {
       const dir = path.join(this.folder.workDir, entry);
       const name = entry.endsWith(WORK_SUFFIX) ? entry.slice(0, -WORK_SUFFIX.length) : entry;
       if (await this.isHeld(name, now)) continue;
-      if (!opts.all && entry.endsWith(WORK_SUFFIX) && now - (await lastChange(dir)) < PARTIAL_TTL_MS) continue;
+      if (!opts.all && entry.endsWith(WORK_SUFFIX) && now - (await lastChange(dir)) < PARTIAL_TTL_MS)
+        continue;
       await this.remove(dir);
       swept++;
     }
-    if (swept > 0) this.logger.info({ masterDir: this.folder.masterDir, swept }, 'swept leftover work in progress');
+    if (swept > 0)
+      this.logger.info({ masterDir: this.folder.masterDir, swept }, 'swept leftover work in progress');
     return swept;
   }
 

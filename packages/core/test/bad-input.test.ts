@@ -25,17 +25,49 @@ describe('bad input', () => {
     ['malformed href', () => ['http://', dest('a')], 'INVALID_HREF'],
     ['not an href at all', () => ['not a url', dest('a')], 'INVALID_HREF'],
     ['relative destination', () => [server.url('/ok.img'), 'rel/a'], 'INVALID_DESTINATION'],
-    ['missing destination folder', () => [server.url('/ok.img'), path.join(root, 'nope', 'a')], 'INVALID_DESTINATION'],
-    ['destination is a folder', () => [server.url('/ok.img'), path.join(root, 'adir')], 'INVALID_DESTINATION'],
-    ['file outside the allowed roots', () => [`file://${outside}/secret.img`, dest('a')], 'IMAGE_REF_VALIDATION_FAILED'],
+    [
+      'missing destination folder',
+      () => [server.url('/ok.img'), path.join(root, 'nope', 'a')],
+      'INVALID_DESTINATION',
+    ],
+    [
+      'destination is a folder',
+      () => [server.url('/ok.img'), path.join(root, 'adir')],
+      'INVALID_DESTINATION',
+    ],
+    [
+      'file outside the allowed roots',
+      () => [`file://${outside}/secret.img`, dest('a')],
+      'IMAGE_REF_VALIDATION_FAILED',
+    ],
     ['file:///etc/passwd', () => ['file:///etc/passwd', dest('a')], 'IMAGE_REF_VALIDATION_FAILED'],
     ['file:///dev/zero', () => ['file:///dev/zero', dest('a')], 'IMAGE_REF_VALIDATION_FAILED'],
-    ['escaping with ..', () => [`file://${root}/../${path.basename(outside)}/secret.img`, dest('a')], 'IMAGE_REF_VALIDATION_FAILED'],
-    ['a symlink out of the root', () => [`file://${root}/link.img`, dest('a')], 'IMAGE_REF_VALIDATION_FAILED'],
+    [
+      'escaping with ..',
+      () => [`file://${root}/../${path.basename(outside)}/secret.img`, dest('a')],
+      'IMAGE_REF_VALIDATION_FAILED',
+    ],
+    [
+      'a symlink out of the root',
+      () => [`file://${root}/link.img`, dest('a')],
+      'IMAGE_REF_VALIDATION_FAILED',
+    ],
     ['a folder as a file', () => [`file://${root}/adir`, dest('a')], 'IMAGE_REF_VALIDATION_FAILED'],
-    ['checksum of the wrong length', () => [server.url('/ok.img'), dest('a'), { expectedChecksum: 'sha256:abc' }], 'IMAGE_CHECKSUM_ALGORITHM_FAILURE'],
-    ['unknown algorithm', () => [server.url('/ok.img'), dest('a'), { expectedChecksum: 'crc32:abcd' }], 'IMAGE_CHECKSUM_ALGORITHM_FAILURE'],
-    ['algorithm without value', () => [server.url('/ok.img'), dest('a'), { expectedChecksum: 'sha256:' }], 'IMAGE_CHECKSUM_ALGORITHM_FAILURE'],
+    [
+      'checksum of the wrong length',
+      () => [server.url('/ok.img'), dest('a'), { expectedChecksum: 'sha256:abc' }],
+      'IMAGE_CHECKSUM_ALGORITHM_FAILURE',
+    ],
+    [
+      'unknown algorithm',
+      () => [server.url('/ok.img'), dest('a'), { expectedChecksum: 'crc32:abcd' }],
+      'IMAGE_CHECKSUM_ALGORITHM_FAILURE',
+    ],
+    [
+      'algorithm without value',
+      () => [server.url('/ok.img'), dest('a'), { expectedChecksum: 'sha256:' }],
+      'IMAGE_CHECKSUM_ALGORITHM_FAILURE',
+    ],
     ['a 403', () => [server.url('/forbidden'), dest('a')], 'IMAGE_NOT_FOUND'],
   ];
 
@@ -69,7 +101,9 @@ describe('bad input', () => {
 
   it('refuses expectedFormat on a cache that does not inspect images', async () => {
     const k = newCache({ validate: false });
-    const err = await k.cache.fetchImage(server.url('/ok.img'), k.dest('a'), { expectedFormat: 'raw' }).catch((e) => e);
+    const err = await k.cache
+      .fetchImage(server.url('/ok.img'), k.dest('a'), { expectedFormat: 'raw' })
+      .catch((e) => e);
     expect(err.code).toBe('USAGE_ERROR');
   });
 });

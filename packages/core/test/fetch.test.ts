@@ -35,7 +35,11 @@ describe('fetchImage', () => {
     const again = await cache.fetchImage(href, dest('a.img'));
     expect(again).toMatchObject({ cacheHit: true, placedBy: 'already', bytesDownloaded: 0 });
     const other = await cache.fetchImage(href, dest('b.img'));
-    expect(other).toMatchObject({ cacheHit: true, placedBy: 'link', checksum: { algo: 'sha256', value: sha256 } });
+    expect(other).toMatchObject({
+      cacheHit: true,
+      placedBy: 'link',
+      checksum: { algo: 'sha256', value: sha256 },
+    });
     expect(ino(dest('b.img'))).toBe(ino(first.masterPath!));
     expect(server.count('GET')).toBe(1);
     expect(workLeft(cache)).toEqual([]);
@@ -53,7 +57,10 @@ describe('fetchImage', () => {
     const href = server.url('/disk.img');
     const first = await cache.fetchImage(href, dest('a.img'));
     const mtime = fs.statSync(first.masterPath!).mtime;
-    server.route('/disk.img', { body: data, lastModified: new Date(Math.floor(mtime.getTime() / 1000) * 1000) });
+    server.route('/disk.img', {
+      body: data,
+      lastModified: new Date(Math.floor(mtime.getTime() / 1000) * 1000),
+    });
     fs.utimesSync(first.masterPath!, mtime, new Date(Math.floor(mtime.getTime() / 1000) * 1000));
     expect((await cache.fetchImage(href, dest('a.img'))).cacheHit).toBe(true);
 
@@ -89,7 +96,11 @@ describe('fetchImage', () => {
 
   it('never caches a no-store image', async () => {
     const { cache, dest } = newCache();
-    server.route('/nostore.img', { body: data, lastModified: past, headers: { 'cache-control': 'private, no-store' } });
+    server.route('/nostore.img', {
+      body: data,
+      lastModified: past,
+      headers: { 'cache-control': 'private, no-store' },
+    });
     const r = await cache.fetchImage(server.url('/nostore.img'), dest('a.img'));
     expect(r.masterPath).toBeUndefined();
     expect(masters(cache)).toEqual([]);
@@ -113,15 +124,19 @@ describe('fetchImage', () => {
     const { cache, dest } = newCache();
     const href = server.url('/disk.img');
     const md5 = createHash('md5').update(data).digest('hex');
-    expect((await cache.fetchImage(href, dest('a'), { expectedChecksum: `sha256:${sha256.toUpperCase()}` })).checksum)
-      .toEqual({ algo: 'sha256', value: sha256 });
+    expect(
+      (await cache.fetchImage(href, dest('a'), { expectedChecksum: `sha256:${sha256.toUpperCase()}` }))
+        .checksum,
+    ).toEqual({ algo: 'sha256', value: sha256 });
     fs.rmSync(cache.masterDir, { recursive: true });
     const fresh = newCache();
     const r = await fresh.cache.fetchImage(href, fresh.dest('a'), { expectedChecksum: md5 });
     expect(r.checksum).toEqual({ algo: 'md5', value: md5 });
     server.route('/disk.img.sha256sum', { body: `# sums\n${sha256}  other.img\n${sha256}  disk.img\n` });
     const third = newCache();
-    const u = await third.cache.fetchImage(href, third.dest('a'), { expectedChecksum: server.url('/disk.img.sha256sum') });
+    const u = await third.cache.fetchImage(href, third.dest('a'), {
+      expectedChecksum: server.url('/disk.img.sha256sum'),
+    });
     expect(u.checksum?.value).toBe(sha256);
   });
 
@@ -166,7 +181,13 @@ describe('fetchImage', () => {
 
   it('resumes an interrupted download with Range and gets every byte right', async () => {
     const { cache, dest } = newCache();
-    server.route('/flaky.img', { body: data, lastModified: past, etag: '"v1"', ranges: true, truncateAt: 1_300_000 });
+    server.route('/flaky.img', {
+      body: data,
+      lastModified: past,
+      etag: '"v1"',
+      ranges: true,
+      truncateAt: 1_300_000,
+    });
     const r = await cache.fetchImage(server.url('/flaky.img'), dest('a'), { expectedChecksum: sha256 });
     expect(fs.readFileSync(dest('a')).equals(data)).toBe(true);
     const gets = server.requests.filter((q) => q.method === 'GET');
@@ -182,8 +203,16 @@ describe('fetchImage', () => {
   it('keeps a partial download when asked, and the next fetch continues it with Range', async () => {
     const { cache, dest } = newCache({ downloadRetries: 0 });
     const big = randomBytes(10 << 20);
-    server.route('/big.img', { body: big, lastModified: past, etag: '"b1"', ranges: true, truncateAt: 9 << 20 });
-    const e = await cache.fetchImage(server.url('/big.img'), dest('a'), { keepPartial: true }).catch((x) => x);
+    server.route('/big.img', {
+      body: big,
+      lastModified: past,
+      etag: '"b1"',
+      ranges: true,
+      truncateAt: 9 << 20,
+    });
+    const e = await cache
+      .fetchImage(server.url('/big.img'), dest('a'), { keepPartial: true })
+      .catch((x) => x);
     expect(e.code).toBe('IMAGE_DOWNLOAD_FAILED');
     expect(workLeft(cache)).toHaveLength(1);
     expect(masters(cache)).toEqual([]);
@@ -215,7 +244,9 @@ describe('fetchImage', () => {
     const { cache, dest } = newCache();
     server.route('/slow.img', { body: data, lastModified: past, delayMs: 100 });
     const href = server.url('/slow.img');
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => cache.fetchImage(href, dest(`d${i}`))));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => cache.fetchImage(href, dest(`d${i}`))),
+    );
     expect(server.count('GET', '/slow.img')).toBe(1);
     expect(results.filter((r) => !r.cacheHit)).toHaveLength(1);
     const inode = ino(results[0]!.masterPath!);

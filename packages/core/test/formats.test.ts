@@ -18,10 +18,13 @@ function logQemuImgRuns(dir: string): string {
   fs.mkdirSync(bin);
   const log = path.join(dir, 'qemu-img.log');
   const real = execFileSync('which', ['qemu-img'], { encoding: 'utf8' }).trim();
-  fs.writeFileSync(path.join(bin, 'qemu-img'), `#!/bin/sh\necho "$*" >> ${log}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, 'qemu-img'), `#!/bin/sh\necho "$*" >> ${log}\nexec ${real} "$@"\n`, {
+    mode: 0o755,
+  });
   return log;
 }
-const qemuRuns = () => (fs.existsSync(qemuLog) ? fs.readFileSync(qemuLog, 'utf8').trim().split('\n').filter(Boolean) : []);
+const qemuRuns = () =>
+  fs.existsSync(qemuLog) ? fs.readFileSync(qemuLog, 'utf8').trim().split('\n').filter(Boolean) : [];
 
 function qemuImg(...args: string[]): void {
   execFileSync('qemu-img', args, { stdio: 'pipe' });
@@ -42,7 +45,13 @@ beforeAll(async () => {
   qemuImg('convert', '-f', 'raw', '-O', 'qcow2', raw, path.join(fixtures, 'disk.qcow2'));
   qemuImg('create', '-f', 'qcow2', '-b', '/etc/hostname', '-F', 'raw', path.join(fixtures, 'backing.qcow2'));
   qemuImg('convert', '-f', 'raw', '-O', 'vmdk', raw, path.join(fixtures, 'disk.vmdk'));
-  execFileSync('zstd', ['-q', '-f', path.join(fixtures, 'disk.qcow2'), '-o', path.join(fixtures, 'disk.qcow2.zst')]);
+  execFileSync('zstd', [
+    '-q',
+    '-f',
+    path.join(fixtures, 'disk.qcow2'),
+    '-o',
+    path.join(fixtures, 'disk.qcow2.zst'),
+  ]);
   fs.rmSync(qemuLog, { force: true });
 
   server = await startImageServer();
@@ -61,7 +70,13 @@ describe('inspection and conversion', () => {
     const { cache, dest } = newCache({ forceRaw: true });
     const href = server.url('/disk.qcow2');
     const r = await cache.fetchImage(href, dest('disk'));
-    expect(r).toMatchObject({ cacheHit: false, converted: true, format: 'raw', virtualSize: 64 * MiB, size: 64 * MiB });
+    expect(r).toMatchObject({
+      cacheHit: false,
+      converted: true,
+      format: 'raw',
+      virtualSize: 64 * MiB,
+      size: 64 * MiB,
+    });
     expect(path.basename(r.masterPath!)).toBe(`${masterName(href, undefined, false)}.converted`);
     expect(fs.statSync(dest('disk')).ino).toBe(fs.statSync(r.masterPath!).ino);
     const runs = qemuRuns();
@@ -129,21 +144,28 @@ describe('inspection and conversion', () => {
   if ('skip' in small) console.log(`conversion disk-full test skipped: ${small.skip}`);
   afterAll(() => 'skip' in small || small.unmount());
 
-  maybe('fails with InsufficientDiskSpace when there is no room to convert, and leaves the cache as it was', async () => {
-    if ('skip' in small) return;
-    const data = path.join(fixtures, 'full.raw');
-    fs.writeFileSync(data, randomBytes(30 * MiB));
-    qemuImg('convert', '-f', 'raw', '-O', 'qcow2', data, path.join(fixtures, 'full.qcow2'));
-    server.route('/full.qcow2', { file: path.join(fixtures, 'full.qcow2'), lastModified: new Date(0) });
-    const cache = new ImageCache({ masterDir: path.join(small.dir, 'm'), forceRaw: true, retryDelayMs: 10 });
-    const destDir = tmpDir();
-    const err = await cache.fetchImage(server.url('/full.qcow2'), path.join(destDir, 'x')).catch((e) => e);
-    expect(err.code).toBe('INSUFFICIENT_DISK_SPACE');
-    expect(err.required).toBeGreaterThan(err.free);
-    expect(qemuRuns()).toEqual([]);
-    expect(masters(cache)).toEqual([]);
-    expect(workLeft(cache)).toEqual([]);
-  });
+  maybe(
+    'fails with InsufficientDiskSpace when there is no room to convert, and leaves the cache as it was',
+    async () => {
+      if ('skip' in small) return;
+      const data = path.join(fixtures, 'full.raw');
+      fs.writeFileSync(data, randomBytes(30 * MiB));
+      qemuImg('convert', '-f', 'raw', '-O', 'qcow2', data, path.join(fixtures, 'full.qcow2'));
+      server.route('/full.qcow2', { file: path.join(fixtures, 'full.qcow2'), lastModified: new Date(0) });
+      const cache = new ImageCache({
+        masterDir: path.join(small.dir, 'm'),
+        forceRaw: true,
+        retryDelayMs: 10,
+      });
+      const destDir = tmpDir();
+      const err = await cache.fetchImage(server.url('/full.qcow2'), path.join(destDir, 'x')).catch((e) => e);
+      expect(err.code).toBe('INSUFFICIENT_DISK_SPACE');
+      expect(err.required).toBeGreaterThan(err.free);
+      expect(qemuRuns()).toEqual([]);
+      expect(masters(cache)).toEqual([]);
+      expect(workLeft(cache)).toEqual([]);
+    },
+  );
 });
 
 describe('cancelling a conversion', () => {
@@ -175,7 +197,9 @@ describe('cancelling a conversion', () => {
     const err = await p.catch((e) => e);
     expect(err.code).toBe('ABORTED');
     expect(qemuRuns()).toHaveLength(1);
-    const alive = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(cache.masterDir));
+    const alive = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(cache.masterDir));
     expect(alive).toEqual([]);
     expect(workLeft(cache)).toEqual([]);
     expect(masters(cache)).toEqual([]);

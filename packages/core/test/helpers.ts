@@ -4,7 +4,11 @@ import { ImageCache, type ImageCacheOptions } from '@imagecache/core';
 import { tmpDir } from '@imagecache/testing';
 
 /** A cache in a fresh folder, with a destination folder beside it, and fast retries. */
-export function newCache(opts: Partial<ImageCacheOptions> = {}): { cache: ImageCache; root: string; dest: (n: string) => string } {
+export function newCache(opts: Partial<ImageCacheOptions> = {}): {
+  cache: ImageCache;
+  root: string;
+  dest: (n: string) => string;
+} {
   const root = tmpDir('imagecache-core-');
   const destDir = path.join(root, 'dest');
   fs.mkdirSync(destDir);

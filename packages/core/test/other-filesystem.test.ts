@@ -47,7 +47,11 @@ describe('a full disk', () => {
   maybe('fails with InsufficientDiskSpace and leaves the cache as it was', async () => {
     if ('skip' in small) return;
     const { dest } = newCache();
-    const cache = new ImageCache({ masterDir: path.join(small.dir, 'master'), forceRaw: false, retryDelayMs: 10 });
+    const cache = new ImageCache({
+      masterDir: path.join(small.dir, 'master'),
+      forceRaw: false,
+      retryDelayMs: 10,
+    });
     const err = await cache.fetchImage(server.url('/big.img'), dest('big')).catch((e) => e);
     expect(err.code).toBe('INSUFFICIENT_DISK_SPACE');
     expect(masters(cache)).toEqual([]);

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CacheRegistry, ImageCache } from '@imagecache/core';
+import { CacheRegistry, ImageCache, silentLogger, startSweeper } from '@imagecache/core';
 import { InsufficientDiskSpace } from '@imagecache/errors';
 import { mountTmpfs, startImageServer, tmpDir, type ImageServer } from '@imagecache/testing';
 import { masters } from './helpers';
@@ -19,8 +19,13 @@ function fill(cache: ImageCache, name: string, size: number): void {
 describe('CacheRegistry', () => {
   it('orders caches by priority, ties in registration order', () => {
     const root = tmpDir();
-    const mk = (name: string, priority: number) => new ImageCache({ name, priority, masterDir: path.join(root, name) });
-    const reg = new CacheRegistry().register(mk('tftp', 25)).register(mk('instance', 50)).register(mk('iso', 75)).register(mk('other', 50));
+    const mk = (name: string, priority: number) =>
+      new ImageCache({ name, priority, masterDir: path.join(root, name) });
+    const reg = new CacheRegistry()
+      .register(mk('tftp', 25))
+      .register(mk('instance', 50))
+      .register(mk('iso', 75))
+      .register(mk('other', 50));
     expect(reg.caches.map((c) => c.name)).toEqual(['iso', 'instance', 'other', 'tftp']);
   });
 
@@ -30,9 +35,23 @@ describe('CacheRegistry', () => {
 
   maybe('frees space on the same device, highest priority first, else InsufficientDiskSpace', async () => {
     if ('skip' in fs64) return;
-    const elsewhere = new ImageCache({ name: 'elsewhere', priority: 100, masterDir: path.join(tmpDir(), 'm') });
-    const iso = new ImageCache({ name: 'iso', priority: 75, masterDir: path.join(fs64.dir, 'iso'), cacheSize: 1e9 });
-    const inst = new ImageCache({ name: 'instance', priority: 50, masterDir: path.join(fs64.dir, 'inst'), cacheSize: 1e9 });
+    const elsewhere = new ImageCache({
+      name: 'elsewhere',
+      priority: 100,
+      masterDir: path.join(tmpDir(), 'm'),
+    });
+    const iso = new ImageCache({
+      name: 'iso',
+      priority: 75,
+      masterDir: path.join(fs64.dir, 'iso'),
+      cacheSize: 1e9,
+    });
+    const inst = new ImageCache({
+      name: 'instance',
+      priority: 50,
+      masterDir: path.join(fs64.dir, 'inst'),
+      cacheSize: 1e9,
+    });
     const reg = new CacheRegistry().register(inst).register(iso).register(elsewhere);
     for (const c of [iso, inst, elsewhere]) await c.start();
     fill(elsewhere, 'x', MiB);
@@ -62,5 +81,30 @@ describe('CacheRegistry', () => {
 
   afterAll(() => {
     if (!('skip' in fs64)) fs64.unmount();
+  });
+});
+
+describe('startSweeper', () => {
+  it('cleans every registered cache periodically, and stops', async () => {
+    const root = tmpDir();
+    const a = new ImageCache({ name: 'a', masterDir: path.join(root, 'a'), cacheSize: 0 });
+    const b = new ImageCache({ name: 'b', masterDir: path.join(root, 'b'), cacheSize: 0 });
+    const reg = new CacheRegistry().register(a).register(b);
+    for (const c of [a, b]) {
+      await c.start();
+      fill(c, 'old', 10);
+    }
+    const stop = startSweeper(reg, 1, silentLogger);
+    try {
+      for (let i = 0; i < 40 && (masters(a).length || masters(b).length); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(masters(a)).toEqual([]);
+      expect(masters(b)).toEqual([]);
+    } finally {
+      stop();
+    }
+    fill(a, 'later', 10);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(masters(a)).toEqual(['later']);
   });
 });

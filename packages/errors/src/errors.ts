@@ -38,7 +38,13 @@ export class ImageCacheError extends Error {
   }
 
   toJSON(): SerializedError {
-    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable, details: this.details };
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      details: this.details,
+    };
   }
 }
 

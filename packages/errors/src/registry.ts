@@ -64,7 +64,11 @@ export function withHref(err: E.ImageCacheError, href: string): E.ImageCacheErro
   if (err.href !== undefined) return err;
   const safe = redactHref(href);
   const s = err.toJSON();
-  const copy = deserializeError({ ...s, message: `${safe}: ${s.message}`, details: { ...s.details, href: safe } });
+  const copy = deserializeError({
+    ...s,
+    message: `${safe}: ${s.message}`,
+    details: { ...s.details, href: safe },
+  });
   if (err.cause !== undefined) Object.defineProperty(copy, 'cause', { value: err.cause });
   return copy;
 }

@@ -13,7 +13,8 @@ export type ConnectionRole = 'producer' | 'worker';
 
 /** A Redis connection for a single URL, Sentinel or Cluster deployment (config `redis`). */
 export function connectRedis(config: RedisConfig | string, role: ConnectionRole): RedisClient {
-  const c: RedisConfig = typeof config === 'string' ? { mode: 'standalone', url: config, prefix: DEFAULT_PREFIX } : config;
+  const c: RedisConfig =
+    typeof config === 'string' ? { mode: 'standalone', url: config, prefix: DEFAULT_PREFIX } : config;
   const base: RedisOptions = {
     username: c.username,
     password: c.password,

@@ -23,7 +23,8 @@ export interface ImageCacheClientOptions {
 }
 
 /** Credentials for one image (as the engine's ImageAuth). */
-export type RequestAuth = { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+export type RequestAuth =
+  { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
 
 interface CallOptions {
   signal?: AbortSignal;
@@ -129,7 +130,13 @@ export class ImageCacheClient {
       expectedChecksumAlgo: req.expectedChecksumAlgo,
       secret,
     };
-    const jobId = await this.add(queue, JOB_NAMES.fetch, data, { ...DEFAULT_JOB_OPTIONS.fetch, ...req.jobOptions }, req);
+    const jobId = await this.add(
+      queue,
+      JOB_NAMES.fetch,
+      data,
+      { ...DEFAULT_JOB_OPTIONS.fetch, ...req.jobOptions },
+      req,
+    );
     return { queue, jobId };
   }
 
@@ -147,7 +154,13 @@ export class ImageCacheClient {
       req.images.map((i) => i.auth),
     );
     const opts = { ...DEFAULT_JOB_OPTIONS.cleanCaches, ...req.jobOptions };
-    const jobId = await this.add(queue, JOB_NAMES.cleanCaches, { directory: req.directory, hrefs: shown, secret }, opts, req);
+    const jobId = await this.add(
+      queue,
+      JOB_NAMES.cleanCaches,
+      { directory: req.directory, hrefs: shown, secret },
+      opts,
+      req,
+    );
     return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
   }
 
@@ -163,9 +176,11 @@ export class ImageCacheClient {
   async getJob(jobId: string): Promise<JobView | undefined> {
     const queue = queueOfJobId(jobId);
     if (!queue) return undefined;
-    const job = await this.queue(queue).getJob(jobId).catch((err) => {
-      throw queueUnavailable(err, describeRedis(this.options.redis));
-    });
+    const job = await this.queue(queue)
+      .getJob(jobId)
+      .catch((err) => {
+        throw queueUnavailable(err, describeRedis(this.options.redis));
+      });
     if (!job) return undefined;
     const { secret: _secret, error, ...data } = job.data as Record<string, unknown>;
     const state = await job.getState();
@@ -215,7 +230,13 @@ export class ImageCacheClient {
     });
   }
 
-  private async add(queueName: string, name: string, data: object, opts: JobsOptions, call: CallOptions): Promise<string> {
+  private async add(
+    queueName: string,
+    name: string,
+    data: object,
+    opts: JobsOptions,
+    call: CallOptions,
+  ): Promise<string> {
     if (call.signal?.aborted) throw new OperationAborted('cancelled before it was queued');
     await this.ready();
     await this.listen(queueName); // before the add: the completion can't be missed
@@ -246,7 +267,11 @@ export class ImageCacheClient {
         timeoutMs > 0
           ? setTimeout(() => {
               done();
-              reject(new QueueTimeout(`no answer for job ${jobId} within ${timeoutMs} ms; it may still finish`, { jobId }));
+              reject(
+                new QueueTimeout(`no answer for job ${jobId} within ${timeoutMs} ms; it may still finish`, {
+                  jobId,
+                }),
+              );
             }, timeoutMs)
           : undefined;
       const onAbort = () => {

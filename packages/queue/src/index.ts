@@ -17,6 +17,13 @@ export {
 export type { FetchJobData, CleanJobData, CleanCachesJobData, JobProgress, JobSecret } from './catalog';
 export { DEFAULT_PREFIX, queueNames, jobIdFor, queueOfJobId, keys } from './names';
 export type { JobKind } from './names';
-export { connectRedis, prefixOf, describeRedis, queueUnavailable, whenSettled, withTimeout } from './connection';
+export {
+  connectRedis,
+  prefixOf,
+  describeRedis,
+  queueUnavailable,
+  whenSettled,
+  withTimeout,
+} from './connection';
 export type { RedisClient, ConnectionRole } from './connection';
 export { SecretStore, SECRET_TTL_SECONDS } from './secrets';

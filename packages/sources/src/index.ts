@@ -3,7 +3,12 @@ export { HttpSource, parseContentRange } from './http/http-source';
 export { closeHttpConnections } from './http/dispatchers';
 export { FileSource, FORBIDDEN_FOLDERS } from './file-source';
 export { GlanceSource } from './glance/glance-source';
-export { KeystoneSession, keystoneSession, clearKeystoneSessions, TOKEN_REFRESH_MARGIN_MS } from './glance/keystone';
+export {
+  KeystoneSession,
+  keystoneSession,
+  clearKeystoneSessions,
+  TOKEN_REFRESH_MARGIN_MS,
+} from './glance/keystone';
 export type { KeystoneToken } from './glance/keystone';
 export { OciSource, hostPlatform, normalizeArch } from './oci/oci-source';
 export { parseOciHref, digestHref } from './oci/reference';

@@ -40,9 +40,7 @@ export interface KeystoneCredentials {
 
 /** How the image service (OpenStack Glance v2) is reached. */
 export type ImageServiceAuth =
-  | { type: 'none' }
-  | { type: 'token'; token: string }
-  | ({ type: 'keystone' } & KeystoneCredentials);
+  { type: 'none' } | { type: 'token'; token: string } | ({ type: 'keystone' } & KeystoneCredentials);
 
 export interface ImageServiceOptions {
   /**
@@ -102,7 +100,12 @@ export interface SourceOptions {
 /** Ironic's order when the deploy ramdisk writes the image (raw is streamed as it is). */
 export const DEFAULT_OCI_DISK_TYPES: readonly string[] = Object.freeze(['raw', 'qcow2', 'qemu', 'applehv']);
 /** Ironic's order when the conductor downloads and converts (`image_download_source=local`): smaller first. */
-export const OCI_DISK_TYPES_FOR_CONVERSION: readonly string[] = Object.freeze(['qcow2', 'qemu', 'raw', 'applehv']);
+export const OCI_DISK_TYPES_FOR_CONVERSION: readonly string[] = Object.freeze([
+  'qcow2',
+  'qemu',
+  'raw',
+  'applehv',
+]);
 
 export const DEFAULT_FILE_ROOTS: readonly string[] = Object.freeze(['/var/lib/imagecache/files']);
 

@@ -26,7 +26,10 @@ export async function resolveSource(href: string, options: SourceOptions = {}): 
     case 'oci':
       return OciSource.resolve(href, options);
     case undefined:
-      throw invalidHref(href, 'not a URL nor an image UUID (expected http://, https://, file://, oci://, glance:// or a UUID)');
+      throw invalidHref(
+        href,
+        'not a URL nor an image UUID (expected http://, https://, file://, oci://, glance:// or a UUID)',
+      );
     default:
       throw invalidHref(
         href,

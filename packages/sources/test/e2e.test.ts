@@ -42,8 +42,18 @@ const sha = (algo: string, b: Buffer) => createHash(algo).update(b).digest('hex'
 function captureLogger(): Logger & { text(): string } {
   const lines: string[] = [];
   const log = (level: string) => (obj: object, msg?: string) =>
-    lines.push(JSON.stringify({ level, msg, ...obj }, (_k, v) => (v instanceof Error ? { ...v, message: v.message } : v)));
-  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), text: () => lines.join('\n') };
+    lines.push(
+      JSON.stringify({ level, msg, ...obj }, (_k, v) =>
+        v instanceof Error ? { ...v, message: v.message } : v,
+      ),
+    );
+  return {
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    text: () => lines.join('\n'),
+  };
 }
 
 let n = 0;
@@ -58,7 +68,12 @@ function newCache(sources: SourceOptions, opts: { forceRaw?: boolean; logger?: L
     logger: opts.logger,
   });
   const masters = () =>
-    fs.existsSync(cache.masterDir) ? fs.readdirSync(cache.masterDir).filter((f) => !f.startsWith('.')).sort() : [];
+    fs.existsSync(cache.masterDir)
+      ? fs
+          .readdirSync(cache.masterDir)
+          .filter((f) => !f.startsWith('.'))
+          .sort()
+      : [];
   return { cache, dest: (name: string) => path.join(dir, 'dest', name), masters };
 }
 
@@ -72,7 +87,9 @@ beforeAll(async () => {
     startRegistry('htpasswd'),
   );
   qcowId = await glance.createImage(qcow2, { name: 'disk', disk_format: 'qcow2' });
-  digest = (await reg.pushArtifact(repo, [{ data: qcow2, title: 'disk.qcow2' }], { tag: 'v1', diskType: 'qcow2' })).digest;
+  digest = (
+    await reg.pushArtifact(repo, [{ data: qcow2, title: 'disk.qcow2' }], { tag: 'v1', diskType: 'qcow2' })
+  ).digest;
 }, 60_000);
 afterAll(async () => {
   await closeHttpConnections();
@@ -94,7 +111,12 @@ describe('engine: image-service ids', () => {
     });
     expect(fs.readFileSync(dest('a')).equals(qcow2)).toBe(true);
     const hit = await cache.fetchImage(`glance://${qcowId}`, dest('b'));
-    expect(hit).toMatchObject({ cacheHit: true, bytesDownloaded: 0, masterPath: miss.masterPath, format: 'qcow2' });
+    expect(hit).toMatchObject({
+      cacheHit: true,
+      bytesDownloaded: 0,
+      masterPath: miss.masterPath,
+      format: 'qcow2',
+    });
     expect(fs.statSync(dest('b')).ino).toBe(fs.statSync(miss.masterPath!).ino);
     expect(masters()).toEqual([qcowId]);
   });
@@ -166,11 +188,15 @@ describe('engine: oci://', () => {
     ]);
     const { cache, dest } = newCache({});
     const r = await cache.fetchImage(`oci://${reg.host}/images/zstd@${art.digest}`, dest('a'));
-    expect(r).toMatchObject({ format: 'qcow2', size: qcow2.length, checksum: { algo: 'sha256', value: sha('sha256', zst) } });
+    expect(r).toMatchObject({
+      format: 'qcow2',
+      size: qcow2.length,
+      checksum: { algo: 'sha256', value: sha('sha256', zst) },
+    });
     expect(fs.readFileSync(dest('a')).equals(qcow2)).toBe(true);
   });
 
-  it("carries per-request credentials that never reach logs, results or errors", async () => {
+  it('carries per-request credentials that never reach logs, results or errors', async () => {
     const art = await secureReg.pushArtifact('private/disk', [{ data: qcow2 }]);
     const href = `oci://${secureReg.host}/private/disk@${art.digest}`;
     const logger = captureLogger();
@@ -184,7 +210,11 @@ describe('engine: oci://', () => {
     )) as ImageCacheError;
     expect(err).toBeInstanceOf(ImageAuthRequired);
     const everything = `${logger.text()}\n${JSON.stringify(r)}\n${err.message}\n${JSON.stringify(err.toJSON())}`;
-    for (const secret of [secureReg.password, wrong, Buffer.from(`${secureReg.user}:${secureReg.password}`).toString('base64')]) {
+    for (const secret of [
+      secureReg.password,
+      wrong,
+      Buffer.from(`${secureReg.user}:${secureReg.password}`).toString('base64'),
+    ]) {
       expect(everything).not.toContain(secret);
     }
     expect(logger.text()).toContain('fetched image');
@@ -206,7 +236,11 @@ describe('CLI', () => {
     expect(a).toMatchObject({
       http: { inactivityTimeoutMs: 0 },
       imageService: { endpoint: 'http://glance.example:9292', auth: { type: 'token', token: 't' } },
-      oci: { platform: { architecture: 'arm64' }, diskTypes: OCI_DISK_TYPES_FOR_CONVERSION, registries: [{ host: 'r:5000', plainHttp: true }] },
+      oci: {
+        platform: { architecture: 'arm64' },
+        diskTypes: OCI_DISK_TYPES_FOR_CONVERSION,
+        registries: [{ host: 'r:5000', plainHttp: true }],
+      },
     });
     expect(sourceOptionsFor(config, config.caches[1]).oci?.diskTypes).toEqual(DEFAULT_OCI_DISK_TYPES);
   });
@@ -239,7 +273,10 @@ describe('CLI', () => {
         imageService: { endpoint: glance.url },
         oci: {
           registries: [
-            { host: secureReg.host, auth: { type: 'basic', username: secureReg.user, password: secureReg.password } },
+            {
+              host: secureReg.host,
+              auth: { type: 'basic', username: secureReg.user, password: secureReg.password },
+            },
           ],
         },
       }),
@@ -247,22 +284,49 @@ describe('CLI', () => {
     const common = ['--config', config, '--json', '--log-level', 'debug'];
     const miss = await cli(['fetch', qcowId, path.join(dir, 'dest/a'), ...common]);
     expect(miss.code).toBe(0);
-    expect(JSON.parse(miss.stdout)).toMatchObject({ cacheHit: false, masterPath: path.join(dir, 'master', qcowId) });
+    expect(JSON.parse(miss.stdout)).toMatchObject({
+      cacheHit: false,
+      masterPath: path.join(dir, 'master', qcowId),
+    });
     const hit = await cli(['fetch', qcowId, path.join(dir, 'dest/b'), ...common]);
     expect(JSON.parse(hit.stdout)).toMatchObject({ cacheHit: true, bytesDownloaded: 0 });
 
     const href = `oci://${secureReg.host}/cli/disk@${art.digest}`;
     const oci = await cli(['fetch', href, path.join(dir, 'dest/c'), ...common]);
     expect(oci.code).toBe(0);
-    expect(JSON.parse(oci.stdout)).toMatchObject({ cacheHit: false, masterPath: path.join(dir, 'master', uuidv5Url(href)) });
+    expect(JSON.parse(oci.stdout)).toMatchObject({
+      cacheHit: false,
+      masterPath: path.join(dir, 'master', uuidv5Url(href)),
+    });
     for (const r of [miss, hit, oci]) expect(r.stdout + r.stderr).not.toContain(secureReg.password);
 
     // The image service from the environment, in the --master-dir mode; an unknown id exits 20.
     const env = { IMAGECACHE_IMAGE_SERVICE_ENDPOINT: glance.url };
-    const md = await cli(['fetch', qcowId, path.join(dir, 'dest/d'), '--master-dir', path.join(dir, 'm2'), '--no-force-raw', '--json'], env);
-    expect(JSON.parse(md.stdout)).toMatchObject({ cacheHit: false, masterPath: path.join(dir, 'm2', qcowId) });
+    const md = await cli(
+      [
+        'fetch',
+        qcowId,
+        path.join(dir, 'dest/d'),
+        '--master-dir',
+        path.join(dir, 'm2'),
+        '--no-force-raw',
+        '--json',
+      ],
+      env,
+    );
+    expect(JSON.parse(md.stdout)).toMatchObject({
+      cacheHit: false,
+      masterPath: path.join(dir, 'm2', qcowId),
+    });
     const gone = await cli(
-      ['fetch', '00000000-0000-4000-8000-000000000000', path.join(dir, 'dest/e'), '--master-dir', path.join(dir, 'm2'), '--json'],
+      [
+        'fetch',
+        '00000000-0000-4000-8000-000000000000',
+        path.join(dir, 'dest/e'),
+        '--master-dir',
+        path.join(dir, 'm2'),
+        '--json',
+      ],
       env,
     );
     expect(gone.code).toBe(20);

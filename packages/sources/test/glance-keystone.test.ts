@@ -12,7 +12,14 @@ import {
   type SourceOptions,
 } from '@imagecache/sources';
 import { caught, readAll } from './helpers';
-import { freePort, startGlance, startKeystone, startTogether, type Glance, type Keystone } from './servers/servers';
+import {
+  freePort,
+  startGlance,
+  startKeystone,
+  startTogether,
+  type Glance,
+  type Keystone,
+} from './servers/servers';
 
 let keystone: Keystone;
 let glance: Glance;
@@ -60,25 +67,39 @@ function shown(err: Error): string {
 
 describe('image service behind Keystone', () => {
   it('fetches with Keystone v3 password auth; one token serves every request', async () => {
-    const opts: SourceOptions = { imageService: { endpoint: glance.url, auth: { type: 'keystone', ...creds } } };
+    const opts: SourceOptions = {
+      imageService: { endpoint: glance.url, auth: { type: 'keystone', ...creds } },
+    };
     expect((await fetchAll(id, opts)).equals(data)).toBe(true);
     expect((await fetchAll(`glance://${id}`, opts)).equals(data)).toBe(true);
     expect(keystoneSession(creds, http).issued).toBe(1);
   });
 
   it('refuses requests without a token: ImageAuthRequired naming the missing configuration', async () => {
-    const err = await caught(resolveSource(id, { imageService: { endpoint: glance.url } }).then((s) => s.show()));
+    const err = await caught(
+      resolveSource(id, { imageService: { endpoint: glance.url } }).then((s) => s.show()),
+    );
     expect(err).toBeInstanceOf(ImageAuthRequired);
     expect(err.message).toMatch(/HTTP 401 .*requires authentication \(configure imageService\.auth\)/);
   });
 
   it("uses a static token, and the request's own token (X-Auth-Token)", async () => {
     const token = await keystone.token('demo', 'demopw', 'demo');
-    expect((await fetchAll(id, { imageService: { endpoint: glance.url, auth: { type: 'token', token } } })).equals(data)).toBe(true);
-    expect((await fetchAll(id, { imageService: { endpoint: glance.url }, auth: { type: 'bearer', token } })).equals(data)).toBe(true);
+    expect(
+      (await fetchAll(id, { imageService: { endpoint: glance.url, auth: { type: 'token', token } } })).equals(
+        data,
+      ),
+    ).toBe(true);
+    expect(
+      (
+        await fetchAll(id, { imageService: { endpoint: glance.url }, auth: { type: 'bearer', token } })
+      ).equals(data),
+    ).toBe(true);
     const bad = 'gAAAAA-not-a-token';
     const err = await caught(
-      resolveSource(id, { imageService: { endpoint: glance.url, auth: { type: 'token', token: bad } } }).then((s) => s.show()),
+      resolveSource(id, { imageService: { endpoint: glance.url, auth: { type: 'token', token: bad } } }).then(
+        (s) => s.show(),
+      ),
     );
     expect(err).toBeInstanceOf(ImageAuthRequired);
     expect(err.message).toMatch(/refused the configured token/);
@@ -88,7 +109,9 @@ describe('image service behind Keystone', () => {
   it('refuses wrong credentials with a clear error and without showing them', async () => {
     const wrong = { ...creds, password: 'Not-Demo-PW-123' };
     const err = await caught(
-      resolveSource(id, { imageService: { endpoint: glance.url, auth: { type: 'keystone', ...wrong } } }).then((s) => s.show()),
+      resolveSource(id, {
+        imageService: { endpoint: glance.url, auth: { type: 'keystone', ...wrong } },
+      }).then((s) => s.show()),
     );
     expect(err).toBeInstanceOf(ImageAuthRequired);
     expect(err.message).toMatch(/Keystone refused the configured credentials \(HTTP 401\)/);
@@ -98,29 +121,46 @@ describe('image service behind Keystone', () => {
 
   it('renews a revoked token once, then fails clearly when Keystone refuses the credentials', async () => {
     // A user of its own, whose password changes half-way.
-    const project = (await (await keystone.admin('GET', '/v3/projects?name=demo')).json()) as { projects: { id: string }[] };
+    const project = (await (await keystone.admin('GET', '/v3/projects?name=demo')).json()) as {
+      projects: { id: string }[];
+    };
     const user = (await (
-      await keystone.admin('POST', '/v3/users', { user: { name: 'rotating', password: 'rot-pw-1', domain_id: 'default' } })
+      await keystone.admin('POST', '/v3/users', {
+        user: { name: 'rotating', password: 'rot-pw-1', domain_id: 'default' },
+      })
     ).json()) as { user: { id: string } };
-    const roles = (await (await keystone.admin('GET', '/v3/roles?name=member')).json()) as { roles: { id: string }[] };
+    const roles = (await (await keystone.admin('GET', '/v3/roles?name=member')).json()) as {
+      roles: { id: string }[];
+    };
     const grant = await keystone.admin(
       'PUT',
       `/v3/projects/${project.projects[0]!.id}/users/${user.user.id}/roles/${roles.roles[0]!.id}`,
     );
     expect(grant.status).toBe(204);
-    const mine: KeystoneCredentials = { authUrl: `${keystone.url}/v3`, username: 'rotating', password: 'rot-pw-1', projectName: 'demo' };
-    const opts: SourceOptions = { imageService: { endpoint: glance.url, auth: { type: 'keystone', ...mine } } };
+    const mine: KeystoneCredentials = {
+      authUrl: `${keystone.url}/v3`,
+      username: 'rotating',
+      password: 'rot-pw-1',
+      projectName: 'demo',
+    };
+    const opts: SourceOptions = {
+      imageService: { endpoint: glance.url, auth: { type: 'keystone', ...mine } },
+    };
     const session = keystoneSession(mine, http);
     const first = await session.token();
 
-    const revoke = await keystone.admin('DELETE', '/v3/auth/tokens', undefined, { 'x-subject-token': first.value });
+    const revoke = await keystone.admin('DELETE', '/v3/auth/tokens', undefined, {
+      'x-subject-token': first.value,
+    });
     expect(revoke.status).toBe(204);
     expect((await fetchAll(id, opts)).equals(data)).toBe(true); // 401 → new token → 200
     expect(session.issued).toBe(2);
 
     const second = await session.token();
     await keystone.admin('DELETE', '/v3/auth/tokens', undefined, { 'x-subject-token': second.value });
-    const change = await keystone.admin('PATCH', `/v3/users/${user.user.id}`, { user: { password: 'rot-pw-2' } });
+    const change = await keystone.admin('PATCH', `/v3/users/${user.user.id}`, {
+      user: { password: 'rot-pw-2' },
+    });
     expect(change.status).toBe(200);
     const err = await caught(resolveSource(id, opts).then((s) => s.show()));
     expect(err).toBeInstanceOf(ImageAuthRequired);
@@ -149,12 +189,16 @@ describe('image service behind Keystone', () => {
     const opts: SourceOptions = { imageService: { auth: { type: 'keystone', ...creds } } };
     expect((await fetchAll(id, opts)).equals(data)).toBe(true);
     const err = await caught(
-      resolveSource(id, { imageService: { auth: { type: 'keystone', ...creds }, interface: 'internal' } }).then((s) => s.show()),
+      resolveSource(id, {
+        imageService: { auth: { type: 'keystone', ...creds }, interface: 'internal' },
+      }).then((s) => s.show()),
     );
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toMatch(/lists no internal image endpoint/);
     const region = await caught(
-      resolveSource(id, { imageService: { auth: { type: 'keystone', ...creds }, region: 'RegionTwo' } }).then((s) => s.show()),
+      resolveSource(id, { imageService: { auth: { type: 'keystone', ...creds }, region: 'RegionTwo' } }).then(
+        (s) => s.show(),
+      ),
     );
     expect(region.message).toMatch(/lists no public image endpoint in region RegionTwo/);
   });

@@ -1,7 +1,13 @@
 // A real Glance (Debian's python3-glance, standalone: sqlite, file store, no Keystone) on loopback.
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConfigError, ImageDownloadFailed, ImageNotAuthorized, ImageNotFound, InvalidImage } from '@imagecache/errors';
+import {
+  ConfigError,
+  ImageDownloadFailed,
+  ImageNotAuthorized,
+  ImageNotFound,
+  InvalidImage,
+} from '@imagecache/errors';
 import { closeHttpConnections, GlanceSource, resolveSource, type SourceOptions } from '@imagecache/sources';
 import { caught, readAll } from './helpers';
 import { freePort, startGlance, type Glance } from './servers/servers';
@@ -75,7 +81,9 @@ describe('image service (Glance v2): show', () => {
 
   it('refuses a deactivated image', async () => {
     const other = await glance.createImage(data);
-    expect((await fetch(`${glance.url}/v2/images/${other}/actions/deactivate`, { method: 'POST' })).status).toBe(204);
+    expect(
+      (await fetch(`${glance.url}/v2/images/${other}/actions/deactivate`, { method: 'POST' })).status,
+    ).toBe(204);
     const err = await caught((await resolveSource(other, opts)).show());
     expect(err).toBeInstanceOf(InvalidImage);
     expect(err.message).toMatch(/deactivated/);
@@ -100,7 +108,9 @@ describe('image service (Glance v2): show', () => {
 
   it('maps an unreachable image service to a retryable ImageDownloadFailed', async () => {
     const port = await freePort();
-    const err = await caught((await resolveSource(id, { imageService: { endpoint: `http://127.0.0.1:${port}` } })).show());
+    const err = await caught(
+      (await resolveSource(id, { imageService: { endpoint: `http://127.0.0.1:${port}` } })).show(),
+    );
     expect(err).toBeInstanceOf(ImageDownloadFailed);
     expect(err.retryable).toBe(true);
     expect(err.message).toMatch(/connection refused/);

@@ -23,7 +23,10 @@ let basicDigest: string;
 let tokenDigest: string;
 
 beforeAll(async () => {
-  [basicReg, tokenReg] = await startTogether<[Registry, Registry]>(startRegistry('htpasswd'), startRegistry('token'));
+  [basicReg, tokenReg] = await startTogether<[Registry, Registry]>(
+    startRegistry('htpasswd'),
+    startRegistry('token'),
+  );
   basicDigest = (await basicReg.pushArtifact(repo, [{ data: disk }], { tag: 'v1' })).digest;
   tokenDigest = (await tokenReg.pushArtifact(repo, [{ data: disk }], { tag: 'v1' })).digest;
 }, 30_000);
@@ -71,7 +74,9 @@ describe('registry with HTTP Basic (htpasswd)', () => {
         [basicReg.host]: { auth: Buffer.from(`${basicReg.user}:${basicReg.password}`).toString('base64') },
       },
     });
-    expect((await fetchAll(href(), { auth: { type: 'pullSecret', dockerConfigJson } })).equals(disk)).toBe(true);
+    expect((await fetchAll(href(), { auth: { type: 'pullSecret', dockerConfigJson } })).equals(disk)).toBe(
+      true,
+    );
   });
 
   it('refuses a wrong password without showing it', async () => {
@@ -90,14 +95,23 @@ describe('registry with token auth (Bearer challenge, token service)', () => {
 
   it('gets a token with the configured credentials and pulls', async () => {
     const opts: SourceOptions = {
-      oci: { registries: [{ host: tokenReg.host, auth: { type: 'basic', username: tokenReg.user, password: tokenReg.password } }] },
+      oci: {
+        registries: [
+          {
+            host: tokenReg.host,
+            auth: { type: 'basic', username: tokenReg.user, password: tokenReg.password },
+          },
+        ],
+      },
     };
     expect((await fetchAll(href(), opts)).equals(disk)).toBe(true);
     expect((await fetchAll(`oci://${tokenReg.host}/${repo}:v1`, opts)).equals(disk)).toBe(true);
   });
 
   it('uses a bearer secret as Ironic does (Basic with an empty user at the token service)', async () => {
-    expect((await fetchAll(href(), { auth: { type: 'bearer', token: tokenReg.password } })).equals(disk)).toBe(true);
+    expect(
+      (await fetchAll(href(), { auth: { type: 'bearer', token: tokenReg.password } })).equals(disk),
+    ).toBe(true);
   });
 
   it('refuses anonymous pulls and wrong credentials with ImageAuthRequired, showing no secret', async () => {
@@ -117,7 +131,9 @@ describe('registry with token auth (Bearer challenge, token service)', () => {
   });
 
   it('reuses a cached token until it expires (the token service is not asked again)', async () => {
-    const opts: SourceOptions = { auth: { type: 'basic', username: tokenReg.user, password: tokenReg.password } };
+    const opts: SourceOptions = {
+      auth: { type: 'basic', username: tokenReg.user, password: tokenReg.password },
+    };
     expect((await fetchAll(href(), opts)).equals(disk)).toBe(true);
     // Stop the token service: the cached token still serves.
     const pid = Number(fs.readFileSync(path.join(tokenReg.dir, 'token.pid'), 'utf8'));
@@ -134,18 +150,30 @@ describe('registry with token auth (Bearer challenge, token service)', () => {
 describe('challenges and pull secrets', () => {
   it('parses Bearer and Basic challenges', () => {
     expect(
-      parseChallenge('Bearer realm="http://h:1/token",service="test-registry",scope="repository:a/b:pull",error="invalid_token"'),
+      parseChallenge(
+        'Bearer realm="http://h:1/token",service="test-registry",scope="repository:a/b:pull",error="invalid_token"',
+      ),
     ).toEqual({
       scheme: 'bearer',
-      params: { realm: 'http://h:1/token', service: 'test-registry', scope: 'repository:a/b:pull', error: 'invalid_token' },
+      params: {
+        realm: 'http://h:1/token',
+        service: 'test-registry',
+        scope: 'repository:a/b:pull',
+        error: 'invalid_token',
+      },
     });
-    expect(parseChallenge('Basic realm="test-registry"')).toEqual({ scheme: 'basic', params: { realm: 'test-registry' } });
+    expect(parseChallenge('Basic realm="test-registry"')).toEqual({
+      scheme: 'basic',
+      params: { realm: 'test-registry' },
+    });
     expect(parseChallenge(undefined)).toBeUndefined();
   });
 
   it('reads the entry of a registry from a .dockerconfigjson or .dockercfg', () => {
     const auth = Buffer.from('u:p:w').toString('base64');
-    expect(fromPullSecret(JSON.stringify({ auths: { 'https://reg:5000/v1/': { auth } } }), 'reg:5000')).toEqual({
+    expect(
+      fromPullSecret(JSON.stringify({ auths: { 'https://reg:5000/v1/': { auth } } }), 'reg:5000'),
+    ).toEqual({
       type: 'basic',
       username: 'u',
       password: 'p:w',

@@ -3,7 +3,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ImageAuthRequired, ImageDownloadFailed, ImageNotFound, InvalidHref, InvalidImage } from '@imagecache/errors';
+import {
+  ImageAuthRequired,
+  ImageDownloadFailed,
+  ImageNotFound,
+  InvalidHref,
+  InvalidImage,
+} from '@imagecache/errors';
 import {
   closeHttpConnections,
   clearRegistryTokens,
@@ -46,9 +52,14 @@ function indexOf(entries: { digest: string; json: string; arch: string; diskType
 
 beforeAll(async () => {
   reg = await startRegistry('none');
-  single = await reg.pushArtifact(repo, [{ data: disk, title: 'disk-amd64.qcow2' }], { tag: 'v1', diskType: 'qcow2' });
+  single = await reg.pushArtifact(repo, [{ data: disk, title: 'disk-amd64.qcow2' }], {
+    tag: 'v1',
+    diskType: 'qcow2',
+  });
   const a = await reg.pushArtifact(repo, [{ data: disk, title: 'disk-amd64.qcow2' }], { diskType: 'qcow2' });
-  const b = await reg.pushArtifact(repo, [{ data: diskArm, title: 'disk-arm64.qcow2' }], { diskType: 'qcow2' });
+  const b = await reg.pushArtifact(repo, [{ data: diskArm, title: 'disk-arm64.qcow2' }], {
+    diskType: 'qcow2',
+  });
   const c = await reg.pushArtifact(repo, [{ data: diskRaw, title: 'disk-amd64.raw' }], { diskType: 'raw' });
   amd64 = a.digest;
   arm64 = b.digest;
@@ -104,9 +115,15 @@ describe('oci:// references', () => {
       repository: 'a/b/c',
       digest: { algo: 'sha256', hex: d, text: `sha256:${d}` },
     });
-    expect(parseOciHref('oci://[::1]:5000/x:latest')).toMatchObject({ hostname: '::1', repository: 'x', tag: 'latest' });
+    expect(parseOciHref('oci://[::1]:5000/x:latest')).toMatchObject({
+      hostname: '::1',
+      repository: 'x',
+      tag: 'latest',
+    });
     // A digest wins over a tag beside it (docker's rule).
-    expect(parseOciHref(`oci://r/x:v1@sha512:${'b'.repeat(128)}`)).toMatchObject({ digest: { algo: 'sha512' } });
+    expect(parseOciHref(`oci://r/x:v1@sha512:${'b'.repeat(128)}`)).toMatchObject({
+      digest: { algo: 'sha512' },
+    });
     expect(parseOciHref(`oci://r/x:v1@sha512:${'b'.repeat(128)}`).tag).toBeUndefined();
   });
 });
@@ -150,7 +167,9 @@ describe('OCI registry: by digest and by tag', () => {
   it('maps a missing tag, manifest and blob to ImageNotFound', async () => {
     const errTag = await caught(resolveSource(`oci://${reg.host}/${repo}:nope`));
     expect(errTag).toBeInstanceOf(ImageNotFound);
-    const errRepo = await caught(resolveSource(`oci://${reg.host}/no/such@sha256:${'0'.repeat(64)}`).then((s) => s.show()));
+    const errRepo = await caught(
+      resolveSource(`oci://${reg.host}/no/such@sha256:${'0'.repeat(64)}`).then((s) => s.show()),
+    );
     expect(errRepo).toBeInstanceOf(ImageNotFound);
 
     const lonely = randomBytes(1000);
@@ -199,7 +218,10 @@ describe('OCI registry: an index', () => {
   });
 
   it('aarch64 ≡ arm64; an index named by its digest is resolved too', async () => {
-    const idx = await fetch(`${reg.url}/v2/${repo}/manifests/multi`, { method: 'HEAD', headers: { accept: OCI_INDEX } });
+    const idx = await fetch(`${reg.url}/v2/${repo}/manifests/multi`, {
+      method: 'HEAD',
+      headers: { accept: OCI_INDEX },
+    });
     const indexDigest = idx.headers.get('docker-content-digest')!;
     const s = await resolveSource(`oci://${reg.host}/${repo}@${indexDigest}`, platform('aarch64'));
     expect(s.imageId).toBeUndefined();
@@ -212,7 +234,9 @@ describe('OCI registry: an index', () => {
   it('refuses a platform the index does not have, naming those it has', async () => {
     const err = await caught(resolveSource(`oci://${reg.host}/${repo}:multi`, platform('s390x')));
     expect(err).toBeInstanceOf(ImageNotFound);
-    expect(err.message).toMatch(/no manifest for linux\/s390x \(it has linux\/x86_64, linux\/arm64, linux\/amd64\)/);
+    expect(err.message).toMatch(
+      /no manifest for linux\/s390x \(it has linux\/x86_64, linux\/arm64, linux\/amd64\)/,
+    );
   });
 });
 

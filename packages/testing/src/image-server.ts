@@ -71,7 +71,8 @@ export async function startImageServer(): Promise<ImageServer> {
     url: (p) => `http://127.0.0.1:${port}${p}`,
     route: (p, r) => void routes.set(p, r),
     requests,
-    count: (method, p) => requests.filter((r) => r.method === method && (p === undefined || r.path === p)).length,
+    count: (method, p) =>
+      requests.filter((r) => r.method === method && (p === undefined || r.path === p)).length,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -8,7 +8,9 @@ import { isRemote, withClient, type RemoteFlags } from '../remote';
 export function registerCleanCaches(program: Command, ctx: CommandContext): void {
   program
     .command('clean-caches')
-    .description("free room in DIRECTORY for the images' download sizes, cleaning the caches on its filesystem by priority")
+    .description(
+      "free room in DIRECTORY for the images' download sizes, cleaning the caches on its filesystem by priority",
+    )
     .argument('<directory>', 'folder the images will be written to')
     .argument('<href...>', 'images that will be fetched')
     .option('--config <file>', 'host configuration (its caches are the ones cleaned)')
@@ -19,12 +21,21 @@ export function registerCleanCaches(program: Command, ctx: CommandContext): void
       let report: SpaceReport;
       if (isRemote(flags)) {
         report = (await withClient(flags, (client, host) =>
-          client.cleanUpCaches({ host, directory, images: hrefs.map((href) => ({ href })), signal: ctx.signal }),
+          client.cleanUpCaches({
+            host,
+            directory,
+            images: hrefs.map((href) => ({ href })),
+            signal: ctx.signal,
+          }),
         )) as unknown as SpaceReport;
       } else {
         if (!flags.config) throw new UsageError('clean-caches needs --config (or --redis and --host)');
         const host = ctx.openHost(loadConfig({ file: flags.config }));
-        report = await host.registry.cleanUpCaches(directory, hrefs.map((href) => ({ href })), ctx.signal);
+        report = await host.registry.cleanUpCaches(
+          directory,
+          hrefs.map((href) => ({ href })),
+          ctx.signal,
+        );
       }
       ctx.output.result(report, () =>
         [

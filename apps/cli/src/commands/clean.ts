@@ -8,7 +8,9 @@ import type { CommandContext } from '../program';
 export function registerClean(program: Command, ctx: CommandContext): void {
   program
     .command('clean')
-    .description('evict masters unused for longer than the TTL, then the oldest while over the size (or until --amount is freed)')
+    .description(
+      'evict masters unused for longer than the TTL, then the oldest while over the size (or until --amount is freed)',
+    )
     .option('--master-dir <dir>', 'master folder')
     .option('--cache-size <size>', 'cache size (default 20GiB)')
     .option('--ttl <seconds>', 'TTL in seconds or units (default 7d)')

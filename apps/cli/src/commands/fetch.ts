@@ -17,9 +17,15 @@ export function registerFetch(program: Command, ctx: CommandContext): void {
   program
     .command('fetch')
     .description('make HREF appear at DEST through the master cache (hard link, or copy across filesystems)')
-    .argument('<href>', 'http(s):// URL, file:// path, image-service UUID (or glance://ID), or oci:// reference')
+    .argument(
+      '<href>',
+      'http(s):// URL, file:// path, image-service UUID (or glance://ID), or oci:// reference',
+    )
     .argument('<dest>', 'absolute destination path')
-    .option('--master-dir <dir>', 'master folder (default $IMAGECACHE_MASTER_DIR or /var/lib/imagecache/master_images)')
+    .option(
+      '--master-dir <dir>',
+      'master folder (default $IMAGECACHE_MASTER_DIR or /var/lib/imagecache/master_images)',
+    )
     .option('--cache-size <size>', 'cache size, bytes or units such as 20GiB (default 20GiB)')
     .option('--ttl <seconds>', 'seconds (or 7d, 12h) an unused master is kept (default 7d)')
     .option('--force-raw', 'convert to raw (the master gets .converted); the default')
@@ -48,7 +54,8 @@ export function registerFetch(program: Command, ctx: CommandContext): void {
               expectedChecksum: flags.checksum,
               expectedChecksumAlgo: flags.checksumAlgo,
               signal: ctx.signal,
-              onProgress: (p) => progress.update({ stage: p.stage as FetchStage, bytes: p.bytes, totalBytes: p.totalBytes }),
+              onProgress: (p) =>
+                progress.update({ stage: p.stage as FetchStage, bytes: p.bytes, totalBytes: p.totalBytes }),
             }),
           );
           progress.stop();

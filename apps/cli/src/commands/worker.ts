@@ -6,33 +6,55 @@ import type { CommandContext } from '../program';
 export function registerWorker(program: Command, ctx: CommandContext): void {
   program
     .command('worker')
-    .description("run this host's queue workers (one set per cache) until SIGTERM/SIGINT; needs `redis` in the config")
+    .description(
+      "run this host's queue workers (one set per cache) until SIGTERM/SIGINT; needs `redis` in the config",
+    )
     .requiredOption('--config <file>', 'host configuration (its caches and redis)')
-    .option('--grace <seconds>', 'on SIGTERM, let running jobs finish this long before handing them back', '30')
+    .option(
+      '--grace <seconds>',
+      'on SIGTERM, let running jobs finish this long before handing them back',
+      '30',
+    )
     .option('--lock-duration <seconds>', "a job's lock; a dead worker's jobs are taken over after it", '60')
-    .option('--metrics-port <port>', 'serve /metrics, /healthz and /readyz on this port (default: not served)')
+    .option(
+      '--metrics-port <port>',
+      'serve /metrics, /healthz and /readyz on this port (default: not served)',
+    )
     .option('--metrics-bind <address>', 'address of the metrics server', '127.0.0.1')
-    .action(async (flags: { config: string; grace: string; lockDuration: string; metricsPort?: string; metricsBind: string }) => {
-      const config = loadConfig({ file: flags.config });
-      if (!config.redis) throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
-      const host = ctx.openHost(config);
-      // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
-      const { HostWorker } = await import('@imagecache/worker');
-      const worker = new HostWorker({
-        host: config.host,
-        registry: host.registry,
-        redis: config.redis,
-        concurrency: config.downloadConcurrency,
-        sweepIntervalSeconds: config.sweepInterval,
-        gracePeriodMs: Number(flags.grace) * 1000,
-        lockDurationMs: Number(flags.lockDuration) * 1000,
-        metricsPort: flags.metricsPort === undefined ? undefined : Number(flags.metricsPort),
-        metricsHost: flags.metricsBind,
-        logger: ctx.logger(),
-      });
-      await worker.start();
-      process.stderr.write(`imagecache worker: serving ${config.caches.length} cache(s) of host ${config.host}\n`);
-      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
-      await worker.close();
-    });
+    .action(
+      async (flags: {
+        config: string;
+        grace: string;
+        lockDuration: string;
+        metricsPort?: string;
+        metricsBind: string;
+      }) => {
+        const config = loadConfig({ file: flags.config });
+        if (!config.redis)
+          throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
+        const host = ctx.openHost(config);
+        // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
+        const { HostWorker } = await import('@imagecache/worker');
+        const worker = new HostWorker({
+          host: config.host,
+          registry: host.registry,
+          redis: config.redis,
+          concurrency: config.downloadConcurrency,
+          sweepIntervalSeconds: config.sweepInterval,
+          gracePeriodMs: Number(flags.grace) * 1000,
+          lockDurationMs: Number(flags.lockDuration) * 1000,
+          metricsPort: flags.metricsPort === undefined ? undefined : Number(flags.metricsPort),
+          metricsHost: flags.metricsBind,
+          logger: ctx.logger(),
+        });
+        await worker.start();
+        process.stderr.write(
+          `imagecache worker: serving ${config.caches.length} cache(s) of host ${config.host}\n`,
+        );
+        await new Promise<void>((resolve) =>
+          ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
+        await worker.close();
+      },
+    );
 }

@@ -9,7 +9,9 @@ export function cleanProcessor(cache: ImageCache) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     const data = CleanJobDataSchema.parse(job.data);
     try {
-      await job.log(`${new Date().toISOString()} clean-up${data.amount !== undefined ? ` of ${data.amount} bytes` : ''}`);
+      await job.log(
+        `${new Date().toISOString()} clean-up${data.amount !== undefined ? ` of ${data.amount} bytes` : ''}`,
+      );
       const startedAt = Date.now();
       const result = await cache.cleanUp(data.amount);
       return { cache: cache.name, ...result, startedAt, finishedAt: Date.now() };

@@ -9,7 +9,12 @@ export const SHUTDOWN = 'shutdown';
  * caller rebuilds it from there). Permanent errors and cancellations fail at once; a shutdown hands the job
  * back (delayed, no attempt used) so another replica picks it up; the rest is retried with back-off.
  */
-export async function failAttempt(job: Job, err: unknown, signal: AbortSignal | undefined, token?: string): Promise<never> {
+export async function failAttempt(
+  job: Job,
+  err: unknown,
+  signal: AbortSignal | undefined,
+  token?: string,
+): Promise<never> {
   const e = toImageCacheError(err);
   if (signal?.aborted && signal.reason === SHUTDOWN && token) {
     await job.updateData({ ...job.data, error: undefined });

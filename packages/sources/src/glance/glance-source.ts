@@ -13,7 +13,12 @@ import { dispatchersFor, type Dispatchers } from '../http/dispatchers';
 import { basicHeader, parseContentRange } from '../http/http-source';
 import { contentLength, header, type HttpResponse, type RequestContext } from '../http/request';
 import { statusError } from '../http/status';
-import { resolveHttpOptions, type ImageServiceOptions, type ResolvedHttpOptions, type SourceOptions } from '../options';
+import {
+  resolveHttpOptions,
+  type ImageServiceOptions,
+  type ResolvedHttpOptions,
+  type SourceOptions,
+} from '../options';
 import type { ImageBody, ImageInfo, ImageSource, OpenOptions } from '../types';
 import { keystoneSession, KeystoneSession, type KeystoneToken } from './keystone';
 
@@ -73,8 +78,10 @@ export class GlanceSource implements ImageSource {
     const own = options.auth;
     if (own) {
       if (own.type === 'bearer') this.requestCredentials = { 'x-auth-token': own.token };
-      else if (own.type === 'basic') this.requestCredentials = { authorization: basicHeader(own.username, own.password) };
-      else throw new UsageError('a registry pull secret (auth type pullSecret) applies to oci:// images only');
+      else if (own.type === 'basic')
+        this.requestCredentials = { authorization: basicHeader(own.username, own.password) };
+      else
+        throw new UsageError('a registry pull secret (auth type pullSecret) applies to oci:// images only');
     } else if (auth.type === 'keystone') {
       this.session = keystoneSession(auth, this.http);
     }
@@ -88,7 +95,10 @@ export class GlanceSource implements ImageSource {
   }
 
   async show(opts: { signal?: AbortSignal } = {}): Promise<ImageInfo> {
-    const res = await this.call(`/v2/images/${this.imageId}`, { collect: MAX_IMAGE_RECORD, signal: opts.signal });
+    const res = await this.call(`/v2/images/${this.imageId}`, {
+      collect: MAX_IMAGE_RECORD,
+      signal: opts.signal,
+    });
     const what = `GET ${labelOf(res.url)}`;
     if (!isOk(res.status)) throw this.statusError('GET', res);
     const image = jsonOf(res, what, this.safeHref) as GlanceImage;
@@ -139,7 +149,8 @@ export class GlanceSource implements ImageSource {
     const what = `GET ${labelOf(res.url)}`;
     if (res.status === 206 && body && offset > 0) {
       const range = parseContentRange(header(res.headers, 'content-range'));
-      if (range && range.start === offset) return { stream: body, start: offset, totalSize: range.total, info };
+      if (range && range.start === offset)
+        return { stream: body, start: offset, totalSize: range.total, info };
       body.destroy();
       return this.open({ signal: opts.signal });
     }
@@ -195,7 +206,8 @@ export class GlanceSource implements ImageSource {
     for (let attempt = 1; ; attempt++) {
       const token = this.session ? await this.session.token(o.signal) : undefined;
       const credentials = this.requestCredentials ?? this.staticCredentials(token?.value);
-      const base = this.service.endpoint !== undefined ? serviceBase(this.service.endpoint) : this.catalogBase(token);
+      const base =
+        this.service.endpoint !== undefined ? serviceBase(this.service.endpoint) : this.catalogBase(token);
       const url = new URL(base.href.replace(/\/$/, '') + path);
       const res = await requestFollowing({
         dispatchers: this.dispatchers,

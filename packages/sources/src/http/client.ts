@@ -74,10 +74,13 @@ export async function requestFollowing(p: FollowParams): Promise<HttpResponse> {
       });
     }
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-      throw new ImageDownloadFailed(`${p.method} ${label}: HTTP ${res.status} to a ${next.protocol} URL, refused`, {
-        href: p.ctx.safeHref,
-        retryable: false,
-      });
+      throw new ImageDownloadFailed(
+        `${p.method} ${label}: HTTP ${res.status} to a ${next.protocol} URL, refused`,
+        {
+          href: p.ctx.safeHref,
+          retryable: false,
+        },
+      );
     }
     next.username = '';
     next.password = '';

@@ -5,7 +5,13 @@ import { resolveHttpOptions, type ResolvedHttpOptions, type SourceOptions } from
 import type { ImageAuth, ImageBody, ImageInfo, ImageSource, OpenOptions } from '../types';
 import { dispatchersFor, type Dispatchers } from './dispatchers';
 import { isOk, labelOf, requestFollowing } from './client';
-import { contentLength, header, type HttpBodyStream, type HttpResponse, type RequestContext } from './request';
+import {
+  contentLength,
+  header,
+  type HttpBodyStream,
+  type HttpResponse,
+  type RequestContext,
+} from './request';
 import { statusError } from './status';
 
 /** How long a GET made by show() (HEAD refused) waits for open() before it is dropped. */

@@ -16,7 +16,14 @@ import {
 } from '../options';
 import type { ImageBody, ImageInfo, ImageSource, OpenOptions } from '../types';
 import { uuidv5Url } from '../uuid5';
-import { digestHref, isLoopback, parseDigest, parseOciHref, type Digest, type OciReference } from './reference';
+import {
+  digestHref,
+  isLoopback,
+  parseDigest,
+  parseOciHref,
+  type Digest,
+  type OciReference,
+} from './reference';
 import { registryCredentials, RegistryAuth } from './registry-auth';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -121,7 +128,12 @@ export class OciSource implements ImageSource {
       inactivityTimeoutMs: this.http.inactivityTimeoutMs,
       connectTimeoutMs: this.http.connectTimeoutMs,
     };
-    this.auth = new RegistryAuth(this.ref, registryCredentials(this.ref, options), this.dispatchers, this.ctx);
+    this.auth = new RegistryAuth(
+      this.ref,
+      registryCredentials(this.ref, options),
+      this.dispatchers,
+      this.ctx,
+    );
     const p = options.oci?.platform;
     const host = hostPlatform();
     this.platform = {
@@ -171,7 +183,8 @@ export class OciSource implements ImageSource {
     const body = res.body;
     if (res.status === 206 && body && offset > 0) {
       const range = parseContentRange(header(res.headers, 'content-range'));
-      if (range && range.start === offset) return { stream: body, start: offset, totalSize: range.total, info };
+      if (range && range.start === offset)
+        return { stream: body, start: offset, totalSize: range.total, info };
       body.destroy();
       return this.open({ signal: opts.signal });
     }
@@ -202,9 +215,12 @@ export class OciSource implements ImageSource {
       const d = this.contentDigest(chosen.digest, 'an index entry');
       const next = await this.fetchManifest(d.text, d, signal);
       if (isIndex(next.manifest, next.contentType)) {
-        throw new InvalidImage(`${this.safeHref}: the index entry ${d.text} is an index itself, not a manifest`, {
-          href: this.safeHref,
-        });
+        throw new InvalidImage(
+          `${this.safeHref}: the index entry ${d.text} is an index itself, not a manifest`,
+          {
+            href: this.safeHref,
+          },
+        );
       }
       manifest = next.manifest;
       digest = d;
@@ -212,9 +228,12 @@ export class OciSource implements ImageSource {
     }
     const layers = Array.isArray(manifest.layers) ? manifest.layers : undefined;
     if (!layers) {
-      throw new InvalidImage(`${this.safeHref}: manifest ${digest.text} is neither an image manifest nor an index`, {
-        href: this.safeHref,
-      });
+      throw new InvalidImage(
+        `${this.safeHref}: manifest ${digest.text} is neither an image manifest nor an index`,
+        {
+          href: this.safeHref,
+        },
+      );
     }
     if (layers.length !== 1) {
       throw new InvalidImage(
@@ -242,7 +261,11 @@ export class OciSource implements ImageSource {
     expected: Digest | undefined,
     signal?: AbortSignal,
   ): Promise<{ manifest: Manifest; digest: Digest; contentType?: string }> {
-    const res = await this.call(`manifests/${reference}`, { accept: MANIFEST_ACCEPT, collect: MAX_MANIFEST, signal });
+    const res = await this.call(`manifests/${reference}`, {
+      accept: MANIFEST_ACCEPT,
+      collect: MAX_MANIFEST,
+      signal,
+    });
     const what = `GET ${labelOf(res.url)}`;
     if (!isOk(res.status)) throw statusError('GET', labelOf(res.url), res, this.safeHref);
     const bytes = res.data ?? Buffer.alloc(0);
@@ -273,7 +296,8 @@ export class OciSource implements ImageSource {
     const exact = manifests.filter(
       (e) => e.platform?.architecture && normalizeArch(e.platform.architecture) === architecture && osOk(e),
     );
-    const candidates = exact.length > 0 ? exact : manifests.filter((e) => !e.platform?.architecture && osOk(e));
+    const candidates =
+      exact.length > 0 ? exact : manifests.filter((e) => !e.platform?.architecture && osOk(e));
     if (candidates.length === 0) {
       const offered = [
         ...new Set(manifests.map((e) => `${e.platform?.os ?? '?'}/${e.platform?.architecture ?? '?'}`)),

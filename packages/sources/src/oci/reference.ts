@@ -27,7 +27,8 @@ const HEX_LENGTH: Record<DigestAlgo, number> = { sha256: 64, sha512: 128 };
 /** One repository path component (OCI distribution spec). */
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-const HOSTNAME = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const HOSTNAME =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 /**
  * Parses `oci://HOST[:PORT]/REPO@ALGO:HEX` or `oci://HOST[:PORT]/REPO:TAG`. Refuses (InvalidHref), before any
@@ -36,18 +37,29 @@ const HOSTNAME = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](
  */
 export function parseOciHref(href: string): OciReference {
   const m = /^oci:\/\/([^/]*)\/(.*)$/i.exec(href);
-  if (!m) throw invalidHref(href, 'expected oci://HOST[:PORT]/REPOSITORY@sha256:DIGEST or oci://HOST/REPOSITORY:TAG');
+  if (!m)
+    throw invalidHref(
+      href,
+      'expected oci://HOST[:PORT]/REPOSITORY@sha256:DIGEST or oci://HOST/REPOSITORY:TAG',
+    );
   const authority = m[1] ?? '';
   let rest = m[2] ?? '';
   if (authority.includes('@')) {
-    throw invalidHref(href, 'credentials do not belong in an oci:// href (configure the registry, or pass auth)');
+    throw invalidHref(
+      href,
+      'credentials do not belong in an oci:// href (configure the registry, or pass auth)',
+    );
   }
   if (/[?#]/.test(rest)) throw invalidHref(href, 'an oci:// href has no query or fragment');
   const hm = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(authority);
   const host = hm?.[1] ?? '';
   const port = hm?.[2];
   const hostname = host.startsWith('[') ? host.slice(1, -1) : host;
-  if (!hm || (!host.startsWith('[') && !HOSTNAME.test(host)) || (port !== undefined && Number(port) > 65535)) {
+  if (
+    !hm ||
+    (!host.startsWith('[') && !HOSTNAME.test(host)) ||
+    (port !== undefined && Number(port) > 65535)
+  ) {
     throw invalidHref(href, `"${authority}" is not a registry HOST[:PORT]`);
   }
 

@@ -20,7 +20,10 @@ const DEFAULT_TOKEN_LIFE_S = 60;
  * The credentials for `ref`'s registry: the request's own (`basic`, `bearer`, or the registry's entry of a
  * pull secret), else the registry's configured ones, else none (anonymous).
  */
-export function registryCredentials(ref: OciReference, options: SourceOptions): RegistryCredentials | undefined {
+export function registryCredentials(
+  ref: OciReference,
+  options: SourceOptions,
+): RegistryCredentials | undefined {
   const own = options.auth;
   if (own?.type === 'basic' || own?.type === 'bearer') return own;
   if (own?.type === 'pullSecret') {
@@ -56,11 +59,14 @@ export function fromPullSecret(text: string, registry: string): RegistryCredenti
     if (typeof entry.auth === 'string' && entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      if (colon < 0) throw new UsageError(`the pull secret's auth for ${registry} is not base64 of "user:password"`);
+      if (colon < 0)
+        throw new UsageError(`the pull secret's auth for ${registry} is not base64 of "user:password"`);
       return { type: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
     }
     if (typeof entry.identitytoken === 'string') {
-      throw new UsageError(`the pull secret's identitytoken for ${registry} is not supported (give auth or registrytoken)`);
+      throw new UsageError(
+        `the pull secret's identitytoken for ${registry} is not supported (give auth or registrytoken)`,
+      );
     }
   }
   return undefined;
@@ -192,7 +198,11 @@ export class RegistryAuth {
     const c = this.creds;
     // A token is a pre-shared secret at the token service: Basic with an empty user name, as Ironic sends it.
     const authorization =
-      c?.type === 'basic' ? basicHeader(c.username, c.password) : c?.type === 'bearer' ? basicHeader('', c.token) : undefined;
+      c?.type === 'basic'
+        ? basicHeader(c.username, c.password)
+        : c?.type === 'bearer'
+          ? basicHeader('', c.token)
+          : undefined;
     const started = this.now();
     const label = labelOf(realm);
     const res = await requestFollowing({
@@ -226,7 +236,9 @@ export class RegistryAuth {
         retryable: false,
       });
     }
-    const life = (typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : DEFAULT_TOKEN_LIFE_S) * 1000;
+    const life =
+      (typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : DEFAULT_TOKEN_LIFE_S) *
+      1000;
     tokens.set(this.key, { value, refreshAt: started + life - Math.min(10_000, life / 4) });
     return value;
   }

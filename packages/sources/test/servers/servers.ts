@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { tmpDir } from '@imagecache/testing';
 
 const DIR = __dirname;
-const DEBIAN_HINT = 'run scripts/setup.sh (Debian packages python3-glance python3-keystone docker-registry apache2-utils)';
+const DEBIAN_HINT =
+  'run scripts/setup.sh (Debian packages python3-glance python3-keystone docker-registry apache2-utils)';
 
 function run(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -55,7 +56,13 @@ export async function freePort(pair = false): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = await listenOnce(0);
     if (handedOut.has(port) || (pair && handedOut.has(port + 1))) continue;
-    if (!pair || (await listenOnce(port + 1).then(() => true, () => false))) {
+    if (
+      !pair ||
+      (await listenOnce(port + 1).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       handedOut.add(port);
       if (pair) handedOut.add(port + 1);
       return port;
@@ -167,7 +174,8 @@ export async function startGlance(
           headers: { 'content-type': 'application/octet-stream', ...headers },
           body: data,
         });
-        if (put.status !== 204) throw new Error(`PUT /v2/images/${id}/file: ${put.status} ${await put.text()}`);
+        if (put.status !== 204)
+          throw new Error(`PUT /v2/images/${id}/file: ${put.status} ${await put.text()}`);
       }
       return id;
     },
@@ -190,7 +198,12 @@ export interface Keystone {
   /** A project-scoped token (X-Subject-Token). */
   token(user: string, password: string, project: string): Promise<string>;
   /** Calls Keystone's API with an admin token. */
-  admin(method: string, pathname: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  admin(
+    method: string,
+    pathname: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Response>;
 }
 
 /** `imageUrl`: an image service endpoint (public, RegionOne) in the catalog. */
@@ -219,7 +232,10 @@ export async function startKeystone(
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         auth: {
-          identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password } } },
+          identity: {
+            methods: ['password'],
+            password: { user: { name: user, domain: { id: 'default' }, password } },
+          },
           scope: { project: { name: project, domain: { id: 'default' } } },
         },
       }),
