@@ -86,9 +86,7 @@ export async function startWorker(config: string, args: string[] = []): Promise<
 }
 
 /** Runs the client fixture in its own process: N concurrent fetches, one JSON line of outcomes. */
-export function clientProcess(
-  args: object,
-): Promise<{
+export function clientProcess(args: object): Promise<{
   code: number | null;
   results: { ok?: Record<string, unknown>; error?: { code: string } }[];
   stderr: string;
