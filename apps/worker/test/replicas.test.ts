@@ -101,6 +101,12 @@ describe('worker replicas', () => {
     });
     expect(r.err).toMatch(/^fetch: (resolve|download)/m);
     expect(fs.readFileSync(setup.dest('cli')).equals(data)).toBe(true);
+
+    const ls = await client.list({ host: HOST, cache: 'instance' });
+    const listed = (ls.masters as { path: string; links: number }[]).find(
+      (m) => fs.statSync(m.path).ino === fs.statSync(setup.dest('cli')).ino,
+    );
+    expect(listed?.links).toBe(2);
   }, 20_000);
 
   it('reports a checksum mismatch as the engine does, after one attempt', async () => {

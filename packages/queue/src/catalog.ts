@@ -2,7 +2,13 @@ import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
 
 /** Job names (BullMQ's `name` of each job). */
-export const JOB_NAMES = { fetch: 'fetch', clean: 'clean', cleanCaches: 'clean-caches' } as const;
+/** `list` runs on a cache's clean queue: reading the folder is quick, and it never races an eviction. */
+export const JOB_NAMES = {
+  fetch: 'fetch',
+  clean: 'clean',
+  list: 'list',
+  cleanCaches: 'clean-caches',
+} as const;
 
 const SerializedErrorSchema = z.object({
   name: z.string(),
@@ -78,6 +84,11 @@ export const DEFAULT_JOB_OPTIONS: Readonly<Record<keyof typeof JOB_NAMES, JobsOp
     backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
     removeOnComplete: { age: 3600, count: 1000 },
     removeOnFail: { age: 24 * 3600 },
+  },
+  list: {
+    attempts: 1,
+    removeOnComplete: { age: 600, count: 100 },
+    removeOnFail: { age: 3600 },
   },
   cleanCaches: {
     attempts: 3,

@@ -147,6 +147,14 @@ export class ImageCacheClient {
     return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
   }
 
+  /** The masters of a host's cache, as `ImageCache.list()` gives them (dates as ISO strings). */
+  async list(req: CallOptions & { host: string; cache: string }): Promise<Record<string, unknown>> {
+    const queue = queueNames.clean(req.host, req.cache);
+    const opts = { ...DEFAULT_JOB_OPTIONS.list, ...req.jobOptions };
+    const jobId = await this.add(queue, JOB_NAMES.list, {}, opts, req);
+    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+  }
+
   async cleanUpCaches(req: CleanUpCachesRequest): Promise<Record<string, unknown>> {
     const queue = queueNames.cleanCaches(req.host);
     const { id: secret, shown } = await this.stash(

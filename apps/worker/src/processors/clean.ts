@@ -1,12 +1,15 @@
 import type { Job } from 'bullmq';
 import type { CacheRegistry, ImageCache } from '@imagecache/core';
-import { CleanCachesJobDataSchema, CleanJobDataSchema, type SecretStore } from '@imagecache/queue';
+import { CleanCachesJobDataSchema, CleanJobDataSchema, JOB_NAMES, type SecretStore } from '@imagecache/queue';
 import type { ImageAuth } from '@imagecache/sources';
 import { failAttempt } from './outcome';
 
 /** One clean-up of a master folder. The queue runs one at a time across replicas; the engine's file lock fences it. */
 export function cleanProcessor(cache: ImageCache) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
+    if (job.name === JOB_NAMES.list) {
+      return { cache: cache.name, masterDir: cache.masterDir, masters: await cache.list() };
+    }
     const data = CleanJobDataSchema.parse(job.data);
     try {
       await job.log(
