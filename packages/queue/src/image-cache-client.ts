@@ -113,12 +113,16 @@ export class ImageCacheClient {
 
   /** Enqueues a fetch and waits for it. */
   async fetchImage(req: FetchRequest): Promise<Record<string, unknown>> {
-    const { queue, jobId } = await this.enqueueFetch(req);
+    const { queue, jobId } = await this.addFetch(req, true);
     return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
   }
 
-  /** Enqueues a fetch without waiting; returns the job id (GET it, or wait for it, later). */
-  async enqueueFetch(req: FetchRequest): Promise<{ queue: string; jobId: string }> {
+  /** Enqueues a fetch without waiting; returns the job id (GET it, or `waitFor` it, later). */
+  enqueueFetch(req: FetchRequest): Promise<{ queue: string; jobId: string }> {
+    return this.addFetch(req, false);
+  }
+
+  private async addFetch(req: FetchRequest, willWait: boolean): Promise<{ queue: string; jobId: string }> {
     const queue = queueNames.fetch(req.host, req.cache);
     const { id: secret, shown } = await this.stash([req.href], [req.auth]);
     const data = {
@@ -136,6 +140,7 @@ export class ImageCacheClient {
       data,
       { ...DEFAULT_JOB_OPTIONS.fetch, ...req.jobOptions },
       req,
+      willWait,
     );
     return { queue, jobId };
   }
@@ -244,17 +249,20 @@ export class ImageCacheClient {
     data: object,
     opts: JobsOptions,
     call: CallOptions,
+    willWait = true,
   ): Promise<string> {
     if (call.signal?.aborted) throw new OperationAborted('cancelled before it was queued');
     await this.ready();
-    await this.listen(queueName); // before the add: the completion can't be missed
     const jobId = jobIdFor(queueName, randomUUID());
-    // Until wait() takes over, an outcome that arrives is kept for it.
-    this.waiters.set(jobId, {
-      queue: queueName,
-      resolve: (value) => this.early.set(jobId, { value }),
-      reject: (error) => this.early.set(jobId, { error }),
-    });
+    if (willWait) {
+      await this.listen(queueName); // before the add: the completion can't be missed
+      // Until wait() takes over, an outcome that arrives is kept for it.
+      this.waiters.set(jobId, {
+        queue: queueName,
+        resolve: (value) => this.early.set(jobId, { value }),
+        reject: (error) => this.early.set(jobId, { error }),
+      });
+    }
     try {
       await this.queue(queueName).add(name, data, { ...opts, jobId });
     } catch (err) {
