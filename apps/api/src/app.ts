@@ -10,7 +10,7 @@ import {
   withTimeout,
   type RedisClient,
 } from '@imagecache/queue';
-import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, type BoardOptions } from './board';
+import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, routedPath, type BoardOptions } from './board';
 import { API_ERROR_CODES, apiError, engineError } from './errors';
 import { createApiMetrics } from './metrics';
 import { configuredQueues, QueueDirectory, type HostQueues } from './queues';
@@ -135,10 +135,12 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   const check = guard(auth, readOnly);
   app.addHook('onRequest', async (request, reply) => {
-    const url = request.url;
-    const onBoard =
-      url === BOARD_PATH || url.startsWith(`${BOARD_PATH}/`) || url.startsWith(`${BOARD_PATH}?`);
-    if (onBoard || (protectApi && url.startsWith('/v1/'))) await check(request, reply);
+    // Judged on the route the router matched (and the decoded path): the raw URL can spell a path with
+    // %-escapes that the router decodes, and must not slip past the guard that way.
+    const paths = [request.routeOptions.url ?? '', routedPath(request.url)];
+    const onBoard = paths.some((p) => p === BOARD_PATH || p.startsWith(`${BOARD_PATH}/`));
+    const onApi = paths.some((p) => p.startsWith('/v1/'));
+    if (onBoard || (protectApi && onApi)) await check(request, reply);
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -102,14 +102,24 @@ export function guard(auth: BasicAuth | undefined, readOnly: boolean) {
         );
       return;
     }
-    const url = request.url;
+    const url = request.routeOptions.url ?? routedPath(request.url);
     if (
       readOnly &&
-      url.startsWith(`${BOARD_PATH}/api/`) &&
+      (url.startsWith(`${BOARD_PATH}/api/`) || routedPath(request.url).startsWith(`${BOARD_PATH}/api/`)) &&
       request.method !== 'GET' &&
       request.method !== 'HEAD'
     ) {
       await reply.code(403).send(apiError(API_ERROR_CODES.forbidden, 'the board is read-only'));
     }
   };
+}
+
+/** The path of a request URL as the router sees it: without the query, %-escapes decoded. */
+export function routedPath(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }

@@ -78,6 +78,15 @@ describe('board auth', () => {
     expect(r.statusCode).toBe(401);
   });
 
+  it('is not fooled by %-escaped paths', async () => {
+    for (const url of ['/%62oard/api/queues', '/%76%31/jobs/x', '/b%6Fard']) {
+      const r = await app.inject({ method: 'GET', url });
+      expect([url, r.statusCode]).toEqual([url, 401]);
+    }
+    const fetch = await app.inject({ method: 'POST', url: '/%761/fetch', payload: {} });
+    expect(fetch.statusCode).toBe(401);
+  });
+
   it('leaves /healthz, /readyz and /metrics open', async () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });

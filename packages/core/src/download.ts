@@ -17,8 +17,10 @@ export interface DownloadOptions {
   /** Attempts after the first when the failure is transient; each resumes with Range where possible. */
   retries: number;
   retryDelayMs: number;
-  /** Size the source announced in show(), if any: a partial file that long needs no request at all. */
+  /** Size the source announced in show(), if any: a partial file that long needs no request at all... */
   knownSize?: number;
+  /** ...when show()'s validator is the one the partial was downloaded under. */
+  validator?: string;
   onProgress?: (bytes: number, totalBytes: number | undefined) => void;
   logger: Logger;
 }
@@ -71,7 +73,8 @@ export async function downloadTo(
     const resumedFrom = size;
     if (size > 0)
       opts.logger.info({ href: source.safeHref, resumeAt: size }, 'continuing a partial download');
-    if (opts.knownSize !== undefined && size === opts.knownSize && size > 0) {
+    // A partial as long as the image needs no request, if the image is still the one it came from.
+    if (opts.knownSize !== undefined && size === opts.knownSize && size > 0 && opts.validator === validator) {
       return { size, digests: await hasher.digests(), bytesDownloaded, resumedFrom, attempts: 0 };
     }
     for (;;) {

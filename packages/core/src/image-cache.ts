@@ -318,11 +318,14 @@ export class ImageCache {
       await this.removeStaleMaster(ctx);
     }
     const signal = opts.signal ? AbortSignal.any([opts.signal, lost]) : lost;
-    const release = await this.limiter.acquire(signal);
-    const workDir = await this.work.open(ctx.name);
-    const file = path.join(workDir, 'image');
+    let release: (() => void) | undefined;
+    let workDir: string | undefined;
     let keep = false;
     try {
+      release = await this.limiter.acquire(signal);
+      const dir = await this.work.open(ctx.name);
+      workDir = dir;
+      const file = path.join(dir, 'image');
       const expected = await this.expectedChecksum(ctx, signal);
       // What the source vouches for (an OCI digest, the image service's hash) is checked too.
       const vouched = this.vouchedChecksum(ctx);
@@ -336,6 +339,7 @@ export class ImageCache {
           signal,
           retries: this.options.downloadRetries ?? 3,
           knownSize: info.size,
+          validator: info.validator,
           retryDelayMs: this.options.retryDelayMs ?? 1000,
           onProgress: (bytes, totalBytes) => opts.onProgress?.({ stage: 'download', bytes, totalBytes }),
           logger: this.logger,
@@ -380,7 +384,7 @@ export class ImageCache {
 
       opts.onProgress?.({ stage: 'publish' });
       if (!info.noCache)
-        await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, workDir));
+        await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, dir));
       opts.onProgress?.({ stage: 'link' });
       const placedBy = await timed(durations, 'link', () => placeFile(prepared.file, ctx.destPath));
       durations.total = performance.now() - ctx.started;
@@ -414,25 +418,29 @@ export class ImageCache {
       keep = wanted && e.retryable;
       throw e;
     } finally {
-      if (!keep) await this.work.remove(workDir);
-      release();
+      if (workDir && !keep) await this.work.remove(workDir);
+      release?.();
     }
   }
 
   /** Links the finished file to the master name: the work file keeps the link count above 1 meanwhile. */
   private async publish(name: string, file: string, meta: MasterMeta, workDir: string): Promise<void> {
-    const metaTmp = path.join(workDir, 'meta.json');
-    await fs.promises.writeFile(metaTmp, JSON.stringify(meta));
-    await fs.promises.rename(metaTmp, this.folder.metaPath(name));
+    // The master first, then what is known of it: a crash in between leaves a master without metadata (a
+    // later caller's checksum can't be compared, nothing worse), never metadata vouching for other bytes.
+    await fs.promises.rm(this.folder.metaPath(name), { force: true });
     const master = this.folder.masterPath(name);
     try {
       await fs.promises.link(file, master);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const tmp = path.join(workDir, 'master');
+      await fs.promises.rm(tmp, { force: true });
       await fs.promises.link(file, tmp);
       await fs.promises.rename(tmp, master);
     }
+    const metaTmp = path.join(workDir, 'meta.json');
+    await fs.promises.writeFile(metaTmp, JSON.stringify(meta));
+    await fs.promises.rename(metaTmp, this.folder.metaPath(name));
   }
 
   /** Room for a conversion: the registry's caches on that filesystem by priority, or this cache alone. */
@@ -467,7 +475,14 @@ export class ImageCache {
   ): Promise<ExpectedChecksum | undefined> {
     const c = ctx.checksum;
     if (c.kind === 'value') return c.expected;
-    if (c.kind === 'url') return fetchChecksumFile(c.url, ctx.info.fileName, { signal, algo: c.algo });
+    if (c.kind === 'url') {
+      return fetchChecksumFile(c.url, ctx.info.fileName, {
+        signal,
+        algo: c.algo,
+        allowMd5: !this.options.disallowMd5,
+        href: ctx.source.href,
+      });
+    }
     return undefined;
   }
 

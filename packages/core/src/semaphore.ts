@@ -1,3 +1,5 @@
+import { OperationAborted } from '@imagecache/errors';
+
 /** A counting semaphore: at most `size` holders at once, waiters served in order. */
 export class Semaphore {
   private active = 0;
@@ -6,6 +8,7 @@ export class Semaphore {
   constructor(readonly size: number) {}
 
   async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) throw new OperationAborted('cancelled while waiting for a download slot');
     if (this.active >= this.size) {
       await new Promise<void>((resolve, reject) => {
         const wake = () => {
@@ -15,7 +18,7 @@ export class Semaphore {
         const onAbort = () => {
           const i = this.waiters.indexOf(wake);
           if (i >= 0) this.waiters.splice(i, 1);
-          reject(signal?.reason);
+          reject(new OperationAborted('cancelled while waiting for a download slot'));
         };
         this.waiters.push(wake);
         signal?.addEventListener('abort', onAbort, { once: true });

@@ -107,3 +107,20 @@ describe('bad input', () => {
     expect(err.code).toBe('USAGE_ERROR');
   });
 });
+
+describe('a failure before the download', () => {
+  it('gives its download slot back', async () => {
+    const { Semaphore } = await import('@imagecache/core');
+    const k = newCache({ limiter: new Semaphore(1) });
+    await k.cache.start();
+    const work = k.cache.folder.workDir;
+    fs.rmSync(work, { recursive: true });
+    fs.writeFileSync(work, 'not a folder');
+    const err = await k.cache.fetchImage(server.url('/ok.img'), k.dest('a')).catch((e) => e);
+    expect(err).toBeInstanceOf(ImageCacheError);
+    fs.rmSync(work);
+    fs.mkdirSync(work);
+    const r = await k.cache.fetchImage(server.url('/ok.img'), k.dest('b'));
+    expect(r.cacheHit).toBe(false);
+  });
+});

@@ -43,4 +43,13 @@ describe('redactHref with an @ in the password', () => {
   it('hides all of the userinfo', () => {
     expect(redactHref('http://u:p@ss@h/x')).toBe('http://***@h/x');
   });
+
+  it('hides a password that breaks the URL (an unencoded / ? or #)', () => {
+    for (const pw of ['pa/ss', 'p?ss', 'p#ss']) {
+      const shown = redactHref(`http://user:${pw}@host/x.img`);
+      expect(shown).not.toContain(pw);
+      expect(shown).toBe('http://***@host/x.img');
+    }
+    expect(redactHref('oci://reg.example/repo@sha256:abc')).toBe('oci://reg.example/repo@sha256:abc');
+  });
 });

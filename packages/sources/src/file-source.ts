@@ -71,31 +71,34 @@ export class FileSource implements ImageSource {
     if (lexical.includes('\0')) throw refuse('the path holds a NUL byte');
 
     const roots = await canonicalRoots(options.fileRoots ?? DEFAULT_FILE_ROOTS);
+    const allowed = [
+      ...roots,
+      ...(options.fileRoots ?? DEFAULT_FILE_ROOTS).filter((r) => path.isAbsolute(r)),
+    ];
+    // The path as written is judged first, before anything is looked up: outside the roots, whether a file
+    // exists (or where a link points) is never told.
+    if (isForbidden(lexical))
+      throw refuse(`the path is in a system folder (${FORBIDDEN_FOLDERS.join(', ')})`);
+    if (!isUnder(lexical, allowed)) throw refuse('the path is outside the allowed folders');
     let canonical: string;
     try {
       canonical = await fs.promises.realpath(lexical);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      // Say "not found" only where the file would have been allowed: no probing outside the roots.
-      const allowed = [
-        ...roots,
-        ...(options.fileRoots ?? DEFAULT_FILE_ROOTS).filter((r) => path.isAbsolute(r)),
-      ];
-      if ((code === 'ENOENT' || code === 'ENOTDIR') && !isForbidden(lexical) && isUnder(lexical, allowed)) {
+      if (code === 'ENOENT' || code === 'ENOTDIR')
         throw new ImageNotFound(`file image ${safe} not found`, { href: safe });
-      }
-      throw refuse(code === 'ENOENT' ? 'no such file' : `cannot resolve the path (${code ?? 'error'})`);
+      throw refuse(`cannot resolve the path (${code ?? 'error'})`);
     }
-    if (isForbidden(canonical))
-      throw refuse(`${canonical} is in a system folder (${FORBIDDEN_FOLDERS.join(', ')})`);
-    if (!isUnder(canonical, roots)) throw refuse(`${canonical} is outside the allowed folders`);
+    if (isForbidden(canonical) || !isUnder(canonical, roots)) {
+      throw refuse('the path resolves (through a link) outside the allowed folders');
+    }
     let st: fs.Stats;
     try {
       st = await fs.promises.stat(canonical);
     } catch (err) {
       throw refuse(`cannot stat (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    if (!st.isFile()) throw refuse(`${canonical} is not a regular file`);
+    if (!st.isFile()) throw refuse('not a regular file');
     return new FileSource(href, canonical, path.basename(lexical), { dev: st.dev, ino: st.ino });
   }
 
