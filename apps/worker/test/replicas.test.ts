@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageChecksumError } from '@imagecache/errors';
@@ -128,7 +128,11 @@ describe('worker replicas', () => {
   }, 20_000);
 
   it('never shows credentials in job data', async () => {
-    server.route('/private.img', { body: randomBytes(1000), lastModified: new Date(0) });
+    const body = randomBytes(1000);
+    server.route('/private.img', { body, lastModified: new Date(0) });
+    server.route('/private.img.sha256', {
+      body: `${createHash('sha256').update(body).digest('hex')}  private.img\n`,
+    });
     const href = `http://alice:s3cr3t-pw@127.0.0.1:${server.port}/private.img`;
     const { jobId } = await client.enqueueFetch({
       host: HOST,
@@ -136,15 +140,18 @@ describe('worker replicas', () => {
       href,
       dest: setup.dest('private'),
       auth: { type: 'bearer', token: 'tok-123456' },
+      expectedChecksum: `http://carol:ck-s3cret@127.0.0.1:${server.port}/private.img.sha256`,
     });
     await client.waitFor(jobId);
     const view = await client.getJob(jobId);
     expect(view?.state).toBe('completed');
     const shown = JSON.stringify(view);
+    expect(shown).not.toContain('ck-s3cret');
     expect(shown).not.toContain('s3cr3t-pw');
     expect(shown).not.toContain('tok-123456');
     const raw = JSON.stringify(await client['queue'](queueNames.fetch(HOST, 'instance')).getJob(jobId));
     expect(raw).not.toContain('s3cr3t-pw');
+    expect(raw).not.toContain('ck-s3cret');
     expect(raw).not.toContain('tok-123456');
     expect(
       server.requests.find((r) => r.path === '/private.img' && r.method === 'GET')?.headers.authorization,

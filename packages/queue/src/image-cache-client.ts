@@ -78,6 +78,8 @@ export interface JobView {
 
 interface Waiter {
   queue: string;
+  /** False while the job is being added: the poller must not take it for gone meanwhile. */
+  added: boolean;
   resolve(value: unknown): void;
   reject(err: unknown): void;
   onProgress?: (p: JobProgress) => void;
@@ -124,13 +126,15 @@ export class ImageCacheClient {
 
   private async addFetch(req: FetchRequest, willWait: boolean): Promise<{ queue: string; jobId: string }> {
     const queue = queueNames.fetch(req.host, req.cache);
-    const { id: secret, shown } = await this.stash([req.href], [req.auth]);
+    // A checksum may be the URL of a checksum file, with credentials of its own: it travels like the href.
+    const hrefs = req.expectedChecksum === undefined ? [req.href] : [req.href, req.expectedChecksum];
+    const { id: secret, shown } = await this.stash(hrefs, [req.auth]);
     const data = {
       href: shown[0]!,
       dest: req.dest,
       forceRaw: req.forceRaw,
       expectedFormat: req.expectedFormat,
-      expectedChecksum: req.expectedChecksum,
+      expectedChecksum: shown[1],
       expectedChecksumAlgo: req.expectedChecksumAlgo,
       secret,
     };
@@ -219,7 +223,13 @@ export class ImageCacheClient {
     if (!queue) return;
     const job = await this.queue(queue).getJob(jobId);
     if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) {
-      await job.remove().catch(() => undefined); // taken by a worker meanwhile: the message below reaches it
+      // Taken by a worker meanwhile, the remove fails: the message below reaches it.
+      const removed = await job.remove().then(
+        () => true,
+        () => false,
+      );
+      const secret = (job.data as { secret?: string }).secret;
+      if (removed && secret) await this.secrets.drop(secret).catch(() => undefined);
     }
     await this.producer.publish(keys.cancelChannel(this.prefix), JSON.stringify({ jobId, reason }));
   }
@@ -259,6 +269,7 @@ export class ImageCacheClient {
       // Until wait() takes over, an outcome that arrives is kept for it.
       this.waiters.set(jobId, {
         queue: queueName,
+        added: false,
         resolve: (value) => this.early.set(jobId, { value }),
         reject: (error) => this.early.set(jobId, { error }),
       });
@@ -302,6 +313,7 @@ export class ImageCacheClient {
       };
       this.waiters.set(jobId, {
         queue: queueName,
+        added: true,
         resolve: (v) => (done(), resolve(v)),
         reject: (e) => (done(), reject(e)),
         onProgress: call.onProgress,
@@ -365,6 +377,7 @@ export class ImageCacheClient {
       const queue = this.queue(w.queue);
       const state = await queue.getJobState(jobId);
       if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+      if (state === 'unknown' && !w.added) return; // still being added
       const job = await Job.fromId(queue, jobId);
       if (!job || state === 'unknown') {
         w.reject(new ImageCacheError(`job ${jobId} is gone (removed before its result was read)`, { jobId }));

@@ -38,7 +38,7 @@ export function cleanCachesProcessor(registry: CacheRegistry, secrets: SecretSto
       if (data.secret) await secrets.drop(data.secret).catch(() => undefined);
       return result;
     } catch (err) {
-      return failAttempt(job, err, signal, token);
+      return failAttempt(job, err, signal, token, secrets);
     }
   };
 }

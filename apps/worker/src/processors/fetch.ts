@@ -20,7 +20,7 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
       const result = await cache.fetchImage(secret?.hrefs[0] ?? data.href, data.dest, {
         forceRaw: data.forceRaw,
         expectedFormat: data.expectedFormat,
-        expectedChecksum: data.expectedChecksum,
+        expectedChecksum: secret?.hrefs[1] ?? data.expectedChecksum,
         expectedChecksumAlgo: data.expectedChecksumAlgo,
         auth: secret?.auth?.[0] as ImageAuth | undefined,
         signal,
@@ -33,7 +33,7 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
       return result;
     } catch (err) {
       await reporter.flush();
-      return failAttempt(job, err, signal, token);
+      return failAttempt(job, err, signal, token, secrets);
     }
   };
 }

@@ -1,5 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { toImageCacheError } from '@imagecache/errors';
+import type { SecretStore } from '@imagecache/queue';
 
 /** Why a job's signal fired: the caller cancelled it, or this worker is shutting down. */
 export const SHUTDOWN = 'shutdown';
@@ -14,6 +15,7 @@ export async function failAttempt(
   err: unknown,
   signal: AbortSignal | undefined,
   token?: string,
+  secrets?: SecretStore,
 ): Promise<never> {
   const e = toImageCacheError(err);
   if (signal?.aborted && signal.reason === SHUTDOWN && token) {
@@ -23,6 +25,10 @@ export async function failAttempt(
   }
   await job.updateData({ ...job.data, error: e.toJSON() }).catch(() => undefined);
   await job.log(`${new Date().toISOString()} failed: ${e.code}: ${e.message}`).catch(() => undefined);
+  const final = !e.retryable || signal?.aborted || isLastAttempt(job);
+  // The job is over: its credentials go now, not at their TTL.
+  const secret = (job.data as { secret?: string }).secret;
+  if (final && secret && secrets) await secrets.drop(secret).catch(() => undefined);
   if (!e.retryable || signal?.aborted) throw new UnrecoverableError(`${e.code}: ${e.message}`);
   throw new Error(`${e.code}: ${e.message}`);
 }
