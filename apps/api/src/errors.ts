@@ -16,6 +16,7 @@ import {
   QueueUnavailable,
   UsageError,
   toImageCacheError,
+  ImageConvertFailed,
 } from '@imagecache/errors';
 
 /** Codes of the HTTP layer itself (the engine's codes are in @imagecache/errors). */
@@ -49,7 +50,9 @@ export function statusFor(err: ImageCacheError): number {
   if (err instanceof ImageNotFound) return 404;
   if (err instanceof ImageAuthRequired) return 502;
   if (err instanceof ImageDownloadFailed) return 502;
-  if (err instanceof ImageChecksumError || err instanceof InvalidImage) return 422;
+  // The image is the problem (its bytes, its format, or qemu-img could not convert it), not this server.
+  if (err instanceof ImageChecksumError || err instanceof InvalidImage || err instanceof ImageConvertFailed)
+    return 422;
   if (err instanceof InsufficientDiskSpace) return 507;
   if (err instanceof QueueUnavailable) return 503;
   if (err instanceof QueueTimeout) return 504;

@@ -29,6 +29,13 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
         metricsPort?: string;
         metricsBind: string;
       }) => {
+        for (const [flag, value] of [
+          ['--grace', flags.grace],
+          ['--lock-duration', flags.lockDuration],
+        ] as const) {
+          if (!/^\d+(\.\d+)?$/.test(value))
+            throw new UsageError(`${flag} takes seconds, got ${JSON.stringify(value)}`);
+        }
         const config = loadConfig({ file: flags.config });
         if (!config.redis)
           throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
