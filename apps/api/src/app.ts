@@ -192,21 +192,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/v1/jobs/:id', async (request, reply) => {
     const { id } = parseBody(JobIdParamsSchema, request.params);
-    const job = await client.getJob(id);
-    if (!job)
-      return reply
-        .code(404)
-        .send(apiError(API_ERROR_CODES.jobNotFound, `no job ${id} (unknown, or removed by age)`));
-    return job;
+    return (await client.getJob(id)) ?? jobNotFound(reply, id);
   });
 
   app.delete('/v1/jobs/:id', async (request, reply) => {
     const { id } = parseBody(JobIdParamsSchema, request.params);
     const job = await client.getJob(id);
-    if (!job)
-      return reply
-        .code(404)
-        .send(apiError(API_ERROR_CODES.jobNotFound, `no job ${id} (unknown, or removed by age)`));
+    if (!job) return jobNotFound(reply, id);
     if (job.state === 'completed' || job.state === 'failed') {
       return reply
         .code(409)
@@ -322,4 +314,10 @@ function jobPath(jobId: string): string {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function jobNotFound(reply: FastifyReply, id: string) {
+  return reply
+    .code(404)
+    .send(apiError(API_ERROR_CODES.jobNotFound, `no job ${id} (unknown, or removed by age)`));
 }

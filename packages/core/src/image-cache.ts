@@ -144,7 +144,7 @@ export class ImageCache {
     if (opts.expectedFormat !== undefined && !this.validate) {
       throw new UsageError(`cache ${this.name} does not inspect images: expectedFormat can't be checked`);
     }
-    const destPath = await this.checkDestination(dest);
+    const { destPath, createParent } = this.checkDestination(dest);
     const checksum = parseChecksum(
       { checksum: opts.expectedChecksum, algo: opts.expectedChecksumAlgo },
       { allowMd5: !this.options.disallowMd5 },
@@ -153,6 +153,8 @@ export class ImageCache {
       ...this.sourceOptions,
       auth: opts.auth ?? this.sourceOptions.auth,
     });
+    // Everything the caller gave is valid: only now may anything be written.
+    if (createParent) await fs.promises.mkdir(path.dirname(destPath), { recursive: true });
     await this.start();
     const name = masterName(href, source.imageId, forceRaw);
     opts.onProgress?.({ stage: 'resolve' });
@@ -253,7 +255,8 @@ export class ImageCache {
     return freeSpace(this.masterDir);
   }
 
-  private async checkDestination(dest: string): Promise<string> {
+  /** Validates the destination without writing anything; says whether its folder is to be created. */
+  private checkDestination(dest: string): { destPath: string; createParent: boolean } {
     if (typeof dest !== 'string' || dest.length === 0 || !path.isAbsolute(dest)) {
       throw new InvalidDestination(`destination must be an absolute path, got ${JSON.stringify(dest)}`);
     }
@@ -262,17 +265,14 @@ export class ImageCache {
     if (parent === this.masterDir || parent.startsWith(this.masterDir + path.sep)) {
       throw new InvalidDestination(`destination ${destPath} is inside the master folder ${this.masterDir}`);
     }
-    let st = statOrUndefined(parent);
-    if (!st && this.options.createDestDirs) {
-      await fs.promises.mkdir(parent, { recursive: true });
-      st = statOrUndefined(parent);
-    }
+    const st = statOrUndefined(parent);
+    if (!st && this.options.createDestDirs) return { destPath, createParent: true };
     if (!st?.isDirectory()) {
       throw new InvalidDestination(`destination folder ${parent} does not exist`, { dest: destPath });
     }
     const existing = lstatOrUndefined(destPath);
     if (existing?.isDirectory()) throw new InvalidDestination(`destination ${destPath} is a folder`);
-    return destPath;
+    return { destPath, createParent: false };
   }
 
   /** The hit path (spec.md §2.5–2.7): no lock; a master that vanishes before the link sends us to the miss path. */

@@ -124,3 +124,15 @@ describe('a failure before the download', () => {
     expect(r.cacheHit).toBe(false);
   });
 });
+
+describe('createDestDirs', () => {
+  it('creates a missing destination folder only once the request is valid', async () => {
+    const k = newCache({ createDestDirs: true });
+    const dir = path.join(path.dirname(k.dest('x')), 'new', 'deeper');
+    const err = await k.cache.fetchImage('htp:/bad', path.join(dir, 'a')).catch((e) => e);
+    expect(err.code).toBe('INVALID_HREF');
+    expect(fs.existsSync(dir)).toBe(false);
+    const r = await k.cache.fetchImage(server.url('/ok.img'), path.join(dir, 'a'));
+    expect(r.destPath).toBe(path.join(dir, 'a'));
+  });
+});
