@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { allocSharedBuffer, StreamHasher, type ChecksumAlgo } from '@imagecache/checksum';
 import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
-import type { ImageSource } from '@imagecache/sources';
+import { isBlockReadable, type ByteSink, type ImageSource } from '@imagecache/sources';
 import type { Logger } from './logger';
 
 /** Socket chunks are gathered into blocks this big before one write and one hash update each. */
@@ -93,20 +93,26 @@ export async function downloadTo(
           size = 0;
         }
         const total = body.totalSize;
-        const pipe = new BlockPipe(fh, hasher, size);
+        const pipe = new BlockPipe(fh, hasher, size, (n) => {
+          bytesDownloaded += n;
+          if (total !== undefined && pipe.position > total) {
+            throw new ImageDownloadFailed(`${source.safeHref}: more bytes than the announced ${total}`, {
+              href: source.href,
+              retryable: false,
+            });
+          }
+          opts.onProgress?.(pipe.position, total);
+        });
+        const stream = body.stream;
         try {
-          await consume(body.stream, async (chunk) => {
-            bytesDownloaded += chunk.length;
-            const wait = pipe.push(chunk);
-            if (wait) await wait;
-            if (total !== undefined && pipe.position > total) {
-              throw new ImageDownloadFailed(`${source.safeHref}: more bytes than the announced ${total}`, {
-                href: source.href,
-                retryable: false,
-              });
-            }
-            opts.onProgress?.(pipe.position, total);
-          });
+          if (isBlockReadable(stream)) {
+            // The receive path reads the socket straight into the pipe's blocks.
+            // The failure itself comes from drain() below; no one listens to the stream's own errors here.
+            pipe.onFailure = () => stream.destroy();
+            await stream.pipeTo(pipe);
+          } else {
+            await consume(stream, (chunk) => pipe.push(chunk));
+          }
         } finally {
           size = await pipe.drain();
         }
@@ -243,53 +249,87 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Gathers chunks into shared-memory blocks; each full block is written and hashed concurrently. */
-class BlockPipe {
-  private allocated = 1;
+/**
+ * Shared-memory blocks the body is received into (a ByteSink: the http receive path reads the socket straight
+ * into `region()`; other streams are copied in by `push`). Each full block is written and hashed concurrently;
+ * at most POOL_SIZE blocks exist, so memory stays bounded whatever the image size.
+ */
+class BlockPipe implements ByteSink {
+  private allocated = 0;
+  private readonly free: Buffer[] = [];
   private lastWrite: Promise<unknown> = Promise.resolve();
-  private readonly pending: Promise<Buffer>[] = [];
-  private block: Buffer;
+  private readonly pending = new Set<Promise<void>>();
+  private block?: Buffer;
   private fill = 0;
   private failure?: unknown;
+  private waiter?: () => void;
+  /** Called once when a write or hash fails (stops the feeding stream). */
+  onFailure?: (err: unknown) => void;
 
   constructor(
     private readonly fh: fs.promises.FileHandle,
     private readonly hasher: Hashers,
     /** File offset of the next byte. */
     public position: number,
+    /** Bytes were added (may throw to stop the download: a limit passed). */
+    private readonly onAdvance: (n: number) => void,
   ) {
-    this.block = allocSharedBuffer(BLOCK_SIZE);
+    this.block = this.take();
   }
 
-  /**
-   * Copies a chunk into the current block. Returns a promise only when a full block had to wait for a free
-   * one: most chunks cost a memcpy and nothing else.
-   */
+  region(): Uint8Array | undefined {
+    if (this.failure !== undefined || !this.block) return undefined;
+    return this.block.subarray(this.fill);
+  }
+
+  commit(n: number): void {
+    this.fill += n;
+    this.position += n;
+    if (this.fill === BLOCK_SIZE) this.flush();
+    this.onAdvance(n);
+  }
+
+  waitForRoom(wake: () => void): void {
+    if (this.block && this.failure === undefined) wake();
+    else this.waiter = wake;
+  }
+
+  /** Copies a chunk in; a promise only when it had to wait for a free block (most chunks cost a memcpy). */
   push(chunk: Buffer): Promise<void> | undefined {
     let off = 0;
     while (off < chunk.length) {
-      const n = chunk.copy(this.block, this.fill, off);
-      off += n;
-      this.fill += n;
-      this.position += n;
-      if (this.fill === BLOCK_SIZE) {
-        if (off < chunk.length) return this.flush().then(() => this.push(chunk.subarray(off)));
-        return this.flush();
+      const r = this.region();
+      if (!r) {
+        if (this.failure !== undefined) return Promise.reject(this.failure);
+        const rest = chunk.subarray(off);
+        return new Promise<void>((resolve) => this.waitForRoom(resolve)).then(() => this.push(rest));
       }
+      const n = Math.min(r.length, chunk.length - off);
+      r.set(chunk.subarray(off, off + n));
+      off += n;
+      this.commit(n);
     }
     return undefined;
   }
 
   /** Writes what is left, waits for every block, and returns the file offset reached. */
   async drain(): Promise<number> {
-    if (this.failure === undefined && this.fill > 0) await this.flush();
-    await Promise.allSettled(this.pending);
+    if (this.failure === undefined && this.fill > 0) this.flush();
+    await Promise.allSettled([...this.pending]);
     if (this.failure !== undefined) throw this.failure;
     return this.position;
   }
 
-  private async flush(): Promise<void> {
-    const block = this.block;
+  private take(): Buffer | undefined {
+    const b = this.free.pop();
+    if (b) return b;
+    if (this.allocated >= POOL_SIZE) return undefined;
+    this.allocated++;
+    return allocSharedBuffer(BLOCK_SIZE);
+  }
+
+  private flush(): void {
+    const block = this.block!;
     const len = this.fill;
     const at = this.position - len;
     // Writes go one at a time, in order (concurrent writes to one file cost the kernel more than they
@@ -299,21 +339,29 @@ class BlockPipe {
       () => undefined,
       () => undefined,
     );
-    const job = Promise.all([written, this.hasher.update(block.subarray(0, len))]).then(
-      () => block,
-      (err) => {
-        this.failure ??= err;
-        return block;
+    const job: Promise<void> = Promise.all([written, this.hasher.update(block.subarray(0, len))]).then(
+      () => {
+        this.pending.delete(job);
+        this.free.push(block);
+        if (!this.block) {
+          this.block = this.take();
+          const wake = this.waiter;
+          this.waiter = undefined;
+          wake?.();
+        }
+      },
+      (err: unknown) => {
+        this.pending.delete(job);
+        if (this.failure !== undefined) return;
+        this.failure = err;
+        this.onFailure?.(err);
+        const wake = this.waiter;
+        this.waiter = undefined;
+        wake?.();
       },
     );
-    this.pending.push(job);
+    this.pending.add(job);
     this.fill = 0;
-    if (this.allocated < POOL_SIZE) {
-      this.allocated++;
-      this.block = allocSharedBuffer(BLOCK_SIZE);
-    } else {
-      this.block = await this.pending.shift()!;
-    }
-    if (this.failure !== undefined) throw this.failure;
+    this.block = this.take();
   }
 }

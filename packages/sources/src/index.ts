@@ -32,4 +32,13 @@ export type {
   OciRegistryOptions,
   SourceOptions,
 } from './options';
-export type { ImageAuth, ImageBody, ImageInfo, ImageSource, OpenOptions } from './types';
+export { isBlockReadable } from './types';
+export type {
+  BlockReadable,
+  ByteSink,
+  ImageAuth,
+  ImageBody,
+  ImageInfo,
+  ImageSource,
+  OpenOptions,
+} from './types';

@@ -72,3 +72,29 @@ export interface ImageSource {
    */
   close?(): void;
 }
+
+/**
+ * Where a body can be received without a copy: the receiver reads the socket straight into `region()`. Used by
+ * `BlockReadable.pipeTo`; any consumer of a plain Readable keeps working.
+ */
+export interface ByteSink {
+  /** Free space for the next bytes (a view into a block), or undefined while none is free. */
+  region(): Uint8Array | undefined;
+  /** `n` bytes were stored at the start of the last region given (or copied there by the body). */
+  commit(n: number): void;
+  /** region() is undefined: `wake` is called once room is free again. */
+  waitForRoom(wake: () => void): void;
+}
+
+/** A body stream that can also deliver straight into a ByteSink (the http receive path's bodies). */
+export interface BlockReadable extends Readable {
+  /**
+   * Delivers the whole body into `sink` instead of as 'data' events (only before anything was read). Resolves
+   * at the end of the body; rejects with the body's typed error (the stream is destroyed then).
+   */
+  pipeTo(sink: ByteSink): Promise<void>;
+}
+
+export function isBlockReadable(stream: Readable): stream is BlockReadable {
+  return typeof (stream as Partial<BlockReadable>).pipeTo === 'function';
+}

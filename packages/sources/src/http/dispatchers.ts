@@ -1,14 +1,22 @@
 import * as fs from 'node:fs';
 import { ConfigError } from '@imagecache/errors';
-import { Agent, Client } from 'undici';
+import type { ConnectionOptions } from 'node:tls';
+import { Agent } from 'undici';
 import type { ResolvedHttpOptions } from '../options';
 
-/** The connection settings of one option set: a shared keep-alive Agent and the options for download clients. */
+/** How a download's own connection is made (download-exchange.ts). */
+export interface ConnectSettings {
+  /** TCP + TLS set-up bound; 0: none. */
+  timeoutMs: number;
+  tls: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized' | 'minVersion'>;
+}
+
+/** The connection settings of one option set: a shared keep-alive Agent and how downloads connect. */
 export interface Dispatchers {
   /** Shared, keep-alive: HEADs and small answers (warm cache hits cost one reused connection). */
   readonly agent: Agent;
-  /** A connection of its own for one download, so its end can be checked (see request.ts). */
-  client(origin: string): Client;
+  /** Downloads: a connection of their own each, read by our receive path (see download-exchange.ts). */
+  readonly connect: ConnectSettings;
 }
 
 const cache = new Map<string, Dispatchers>();
@@ -49,7 +57,10 @@ function create(opts: ResolvedHttpOptions): Dispatchers {
   const agent = new Agent({ ...common, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
   return {
     agent,
-    client: (origin) => new Client(origin, { ...common, pipelining: 1 }),
+    connect: {
+      timeoutMs: opts.connectTimeoutMs,
+      tls: { rejectUnauthorized: opts.verifyTls, minVersion: opts.minTlsVersion, ...(ca ? { ca } : {}) },
+    },
   };
 }
 
