@@ -59,7 +59,8 @@ beforeAll(async () => {
         `HTTP/1.1 200 OK\r\nContent-Length: ${img.length}\r\nLast-Modified: ${new Date(0).toUTCString()}\r\n` +
           'Connection: close\r\n\r\n',
       );
-      sock.end(method === 'HEAD' ? undefined : img);
+      if (method === 'HEAD') sock.end();
+      else sock.end(img);
     });
   });
   await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));

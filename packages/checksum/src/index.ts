@@ -7,6 +7,8 @@ export type { ChecksumFileOptions } from './checksum-file';
 export { fetchChecksumFile, DEFAULT_CHECKSUM_FILE_MAX_BYTES } from './fetch';
 export type { FetchChecksumOptions } from './fetch';
 export { StreamHasher, allocSharedBuffer, hashFile } from './stream-hasher';
+export { InlineHasher } from './inline-hasher';
+export type { IncrementalHasher } from './inline-hasher';
 export type { HashFileOptions } from './stream-hasher';
 export { HashWorkerError, configureHashPool, prewarmHashWorkers, closeHashWorkers } from './worker-pool';
 export type { HashPoolOptions } from './worker-pool';

@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises';
 import { isSharedArrayBuffer } from 'node:util/types';
 import { CHECKSUM_ALGOS } from './algorithms';
 import type { ChecksumAlgo } from './types';
+import type { IncrementalHasher } from './inline-hasher';
 import { acquireWorker, HashChannel } from './worker-pool';
 
 /** A Buffer over a new SharedArrayBuffer: chunks on it reach the hashing thread without a copy. */
@@ -26,7 +27,7 @@ type State = 'open' | 'finished' | 'destroyed';
  * - The hashing threads are a pool shared by all hashers (at most 2 by default); they never keep the process alive
  *   once nothing is awaited.
  */
-export class StreamHasher {
+export class StreamHasher implements IncrementalHasher {
   readonly algo: ChecksumAlgo;
   private readonly channel: HashChannel;
   private state: State = 'open';

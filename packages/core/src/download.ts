@@ -1,6 +1,12 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { allocSharedBuffer, StreamHasher, type ChecksumAlgo } from '@imagecache/checksum';
+import {
+  allocSharedBuffer,
+  InlineHasher,
+  StreamHasher,
+  type ChecksumAlgo,
+  type IncrementalHasher,
+} from '@imagecache/checksum';
 import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
 import { isBlockReadable, type ByteSink, type ImageSource } from '@imagecache/sources';
 import type { Logger } from './logger';
@@ -9,6 +15,11 @@ import type { Logger } from './logger';
 const BLOCK_SIZE = 4 << 20;
 /** Blocks in flight at once: bounds memory (16 MiB) whatever the image size. */
 const POOL_SIZE = 4;
+/**
+ * Images up to this size (announced) are hashed on the main thread: a hashing thread's start-up costs more than
+ * hashing them, and every fresh process's first fetch would pay it. Larger ones hash beside the transfer.
+ */
+export const INLINE_HASH_MAX_BYTES = 64 << 20;
 
 export interface DownloadOptions {
   /** Digests to compute while downloading (the caller's checksum, and the one the source vouches for). */
@@ -63,7 +74,8 @@ export async function downloadTo(
     resumable ? fs.constants.O_RDWR | fs.constants.O_CREAT : 'w',
     0o644,
   );
-  let hasher = new Hashers(opts.algos);
+  const small = opts.knownSize !== undefined && opts.knownSize <= INLINE_HASH_MAX_BYTES;
+  let hasher = new Hashers(opts.algos, small);
   let size = 0;
   let bytesDownloaded = 0;
   let validator = resumable ? previous.validator : undefined;
@@ -87,8 +99,7 @@ export async function downloadTo(
         }
         if (body.start !== size) {
           // The server ignored the Range (or the image changed): start over.
-          hasher.destroy();
-          hasher = new Hashers(opts.algos);
+          hasher = hasher.renew();
           await fh.truncate(0);
           size = 0;
         }
@@ -177,12 +188,21 @@ function consume(stream: Readable, onChunk: (chunk: Buffer) => Promise<void> | v
   });
 }
 
-/** One StreamHasher per algorithm, fed the same blocks (each hashes on its own thread). */
+/** One hasher per algorithm, fed the same blocks (each on its own thread, or inline for small images). */
 class Hashers {
-  private readonly list: StreamHasher[];
+  private readonly list: IncrementalHasher[];
 
-  constructor(readonly algos: readonly ChecksumAlgo[]) {
-    this.list = [...new Set(algos)].map((a) => new StreamHasher(a));
+  constructor(
+    readonly algos: readonly ChecksumAlgo[],
+    private readonly inline: boolean,
+  ) {
+    this.list = [...new Set(algos)].map((a) => (inline ? new InlineHasher(a) : new StreamHasher(a)));
+  }
+
+  /** A fresh set of the same kind (a download that starts over). */
+  renew(): Hashers {
+    this.destroy();
+    return new Hashers(this.algos, this.inline);
   }
 
   async update(chunk: Uint8Array): Promise<void> {
