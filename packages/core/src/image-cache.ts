@@ -281,7 +281,7 @@ export class ImageCache {
     let meta = await this.readMeta(ctx.name);
     if (!meta?.identity) {
       if (!locked) return undefined;
-      meta = await this.adopt(ctx, master, locked);
+      meta = await this.adopt(ctx, master, meta, locked);
       if (!meta) return undefined;
     } else if (!sameIdentity(meta.identity, master)) {
       if (locked)
@@ -346,20 +346,24 @@ export class ImageCache {
   }
 
   /**
-   * A master without metadata (an adopted Ironic folder, or a crash between publish and its metadata) is
-   * verified once, under its lock, against the caller's checksum and what the source vouches for, and the
-   * format policy; its metadata is then written. With nothing to verify it against (no checksum given, a
+   * A master without metadata (an adopted Ironic folder, or a crash between publish and its metadata) or with
+   * metadata of an older version (no identity) is verified once, under its lock, against the caller's checksum
+   * and what the source vouches for (else the older metadata's checksum), and the format policy; its metadata
+   * is then written. With nothing to verify it against (no checksum given, a
    * `.converted` master whose bytes no download checksum covers), it is set aside and fetched again.
    */
   private async adopt(
     ctx: FetchContext,
     master: fs.Stats,
+    previous: MasterMeta | undefined,
     signal: AbortSignal,
   ): Promise<MasterMeta | undefined> {
-    const converted = ctx.name.endsWith(CONVERTED_SUFFIX);
+    const converted = ctx.name.endsWith(CONVERTED_SUFFIX) || previous?.converted === true;
     const expected = converted ? undefined : await this.expectedChecksum(ctx, signal);
     const vouched = converted ? undefined : this.vouchedChecksum(ctx);
     const checks = [expected, vouched].filter((c): c is ExpectedChecksum => c !== undefined);
+    // Metadata of an older version (no identity) still says what was downloaded: enough to check the bytes.
+    if (checks.length === 0 && previous && !converted) checks.push(previous.checksum);
     const verdict = await verifyAdoptedMaster(ctx.masterPath, {
       checks,
       validate: this.validate,
@@ -385,7 +389,7 @@ export class ImageCache {
       format: verdict.format,
       virtualSize: verdict.virtualSize,
       converted: false,
-      fetchedAt: new Date().toISOString(),
+      fetchedAt: previous?.fetchedAt ?? new Date().toISOString(),
       identity: identityOf(master),
     };
     const tmp = path.join(this.folder.metaDir, `.${ctx.name}.adopt-${process.pid}`);

@@ -281,6 +281,27 @@ describe('master integrity', () => {
     expect(sha(fs.readFileSync(path.join(root, 'dest', 'b')))).toBe(sha(imageB));
     expect(JSON.parse(fs.readFileSync(cache.folder.metaPath(nameB), 'utf8')).identity).toBeDefined();
   });
+
+  it("verifies a master with an older version's metadata (no identity) against its recorded checksum", async () => {
+    const cache = cacheAt('instance');
+    const href = server.url('/a.img');
+    const first = await cache.fetchImage(href, path.join(root, 'dest', 'a'));
+    const name = path.basename(first.masterPath!);
+    const stripIdentity = () => {
+      const { identity: _gone, ...old } = JSON.parse(fs.readFileSync(cache.folder.metaPath(name), 'utf8'));
+      fs.writeFileSync(cache.folder.metaPath(name), JSON.stringify(old));
+    };
+    stripIdentity();
+    expect((await cache.fetchImage(href, path.join(root, 'dest', 'b'))).cacheHit).toBe(true);
+    expect(JSON.parse(fs.readFileSync(cache.folder.metaPath(name), 'utf8')).identity).toBeDefined();
+    expect(server.count('GET')).toBe(1);
+    // Bytes that no longer match what it records: fetched again.
+    fs.writeFileSync(path.join(root, 'dest', 'b'), randomBytes(imageA.length)); // the master's inode
+    stripIdentity();
+    const r = await cache.fetchImage(href, path.join(root, 'dest', 'c'));
+    expect(r.cacheHit).toBe(false);
+    expect(sha(fs.readFileSync(path.join(root, 'dest', 'c')))).toBe(sha(imageA));
+  });
 });
 
 const META_DIR_NAME = '.imagecache-meta';
