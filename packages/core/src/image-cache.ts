@@ -349,8 +349,8 @@ export class ImageCache {
    * A master without metadata (an adopted Ironic folder, or a crash between publish and its metadata) or with
    * metadata of an older version (no identity) is verified once, under its lock, against the caller's checksum
    * and what the source vouches for (else the older metadata's checksum), and the format policy; its metadata
-   * is then written. With nothing to verify it against (no checksum given, a
-   * `.converted` master whose bytes no download checksum covers), it is set aside and fetched again.
+   * is then written. With nothing to verify it against (no checksum given, a `.converted` master whose bytes
+   * no download checksum covers), it is set aside and fetched again.
    */
   private async adopt(
     ctx: FetchContext,
@@ -378,7 +378,7 @@ export class ImageCache {
       return undefined;
     }
     if (!verdict.ok) {
-      await this.setAside(ctx, `it has no metadata and can't be verified: ${verdict.reason}`);
+      await this.setAside(ctx, `it is not verified yet, and can't be: ${verdict.reason}`);
       return undefined;
     }
     const first = checks[0]!;
