@@ -35,16 +35,18 @@ afterEach(async () => {
 });
 
 describe('worker destination policy', () => {
-  it('refuses to start without destinations.allowedRoots, naming what to set', () => {
+  it('the worker and the API refuse to start without destinations.allowedRoots, naming what to set', () => {
     const prefix = uniquePrefix();
     const setup = hostSetup({ host: 'sec-none', redis: SHARED_REDIS, prefix, destinations: {} });
-    const r = spawnSync(path.join(REPO, 'bin/imagecache'), ['worker', '--config', setup.config], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-    expect(r.status).toBe(3); // CONFIG_ERROR
-    expect(r.stderr).toContain('destinations.allowedRoots');
-    expect(r.stderr).toContain('destinations.unrestricted: true');
+    for (const verb of [['worker'], ['api', '--no-board-auth', '--port', '0']]) {
+      const r = spawnSync(path.join(REPO, 'bin/imagecache'), [...verb, '--config', setup.config], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(r.status).toBe(3); // CONFIG_ERROR
+      expect(r.stderr).toContain(`the ${verb[0]} needs destinations.allowedRoots`);
+      expect(r.stderr).toContain('destinations.unrestricted: true');
+    }
     fs.rmSync(setup.root, { recursive: true, force: true });
   });
 
