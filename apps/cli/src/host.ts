@@ -19,6 +19,7 @@ export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): Sourc
   const { oci, imageService } = config;
   return {
     fileRoots: config.file.allowedRoots,
+    fileAllowHardLinks: config.file.allowHardLinks,
     http: {
       // 0 means "no limit" in the configuration and in SourceOptions alike.
       inactivityTimeoutMs: Math.round(h.inactivityTimeout * 1000),
@@ -59,6 +60,7 @@ export function openHost(config: HostConfig, logger: Logger): Host {
         sources: sourceOptionsFor(config, c),
         disallowMd5: !config.allowMd5,
         createDestDirs: config.createDestDirs,
+        destinations: { allowedRoots: config.destinations.allowedRoots },
         limiter,
         logger,
       }),

@@ -28,6 +28,8 @@ export function hostSetup(opts: {
   prefix: string;
   caches?: string[];
   forceRaw?: boolean;
+  /** Default: destinations anywhere under the test's folder (its master folders excepted, always). */
+  destinations?: object;
 }): HostSetup {
   const root = tmpDir('imagecache-dist-');
   fs.mkdirSync(path.join(root, 'dest'));
@@ -43,6 +45,7 @@ export function hostSetup(opts: {
         forceRaw: opts.forceRaw ?? false,
       })),
       redis: { url: opts.redis, prefix: opts.prefix },
+      destinations: opts.destinations ?? { allowedRoots: [root] },
       sweepInterval: 0,
       logLevel: 'info',
     }),

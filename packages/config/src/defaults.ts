@@ -64,6 +64,10 @@ export const DEFAULTS = Object.freeze({
   createDestDirs: false,
   /** Folders file:// references may point into (spec.md §7). */
   fileRoots: Object.freeze(['/var/lib/imagecache/files']) as readonly string[],
+  /** file:// files with more than one hard link are refused (another name may lie outside the roots). */
+  fileAllowHardLinks: false,
+  /** The worker and the API need destinations.allowedRoots unless this is set true. */
+  destinationsUnrestricted: false,
   /** Seconds without a byte received before an http(s) download fails. */
   httpInactivityTimeout: 60,
   /** Seconds to establish an http(s) connection. */

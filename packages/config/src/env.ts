@@ -31,6 +31,10 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
       description: 'Overrides `file.allowedRoots`: absolute folders separated by `:`.',
     },
     {
+      name: 'IMAGECACHE_DEST_ROOTS',
+      description: 'Overrides `destinations.allowedRoots`: absolute folders separated by `:`.',
+    },
+    {
       name: 'IMAGECACHE_SWEEP_INTERVAL',
       description: 'Overrides `sweepInterval` (seconds or units; 0 = off).',
     },
@@ -114,6 +118,12 @@ export function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): EnvApplied {
   set('IMAGECACHE_SWEEP_INTERVAL', 'sweepInterval', (v) => (input.sweepInterval = v));
   set('IMAGECACHE_FILE_ROOTS', 'file.allowedRoots', (v) => {
     section('file').allowedRoots = v
+      .split(':')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+  });
+  set('IMAGECACHE_DEST_ROOTS', 'destinations.allowedRoots', (v) => {
+    section('destinations').allowedRoots = v
       .split(':')
       .map((s) => s.trim())
       .filter((s) => s !== '');

@@ -16,6 +16,7 @@ export {
   HttpSchema,
   AuthSchema,
   FileSchema,
+  DestinationsSchema,
   QemuImgSchema,
   RedisSchema,
   ImageServiceSchema,
@@ -29,6 +30,7 @@ export {
   type CacheConfig,
   type CacheConfigInput,
   type HttpConfig,
+  type DestinationsConfig,
   type HttpAuth,
   type RedisConfig,
   type RedisNode,
@@ -48,3 +50,4 @@ export {
   type HostConfigOverrides,
   type ConfigFile,
 } from './load';
+export { requireDestinationPolicy } from './destinations';

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -44,6 +45,15 @@ function durationField() {
 export function normalizeDir(dir: string): string {
   const n = path.normalize(dir);
   return n.length > 1 ? n.replace(/\/+$/, '') : n;
+}
+
+/** The folder with its symlinks resolved when it exists; as written otherwise (it may be made later). */
+function canonicalIfExists(dir: string): string {
+  try {
+    return fs.realpathSync.native(dir);
+  } catch {
+    return dir;
+  }
 }
 
 /** An absolute path, normalized. */
@@ -205,6 +215,19 @@ export const OciSchema = z.strictObject({
 
 export const FileSchema = z.strictObject({
   allowedRoots: z.array(absolutePath()).default(() => [...DEFAULTS.fileRoots]),
+  allowHardLinks: z.boolean().default(DEFAULTS.fileAllowHardLinks),
+});
+
+/**
+ * Where fetched images may be written (spec.md §5). The roots are made canonical here (symlinks resolved, for
+ * the part that exists) so what is shown is what is enforced; the engine resolves them again at use.
+ */
+export const DestinationsSchema = z.strictObject({
+  allowedRoots: z
+    .array(absolutePath().transform(canonicalIfExists))
+    .min(1, { error: 'must list at least one folder (or leave the key out)' })
+    .optional(),
+  unrestricted: z.boolean().default(DEFAULTS.destinationsUnrestricted),
 });
 
 export const QemuImgSchema = z.strictObject({
@@ -296,6 +319,7 @@ const RootSchema = z.strictObject({
   sweepInterval: durationField().default(DEFAULTS.sweepIntervalSeconds),
   createDestDirs: z.boolean().default(DEFAULTS.createDestDirs),
   file: FileSchema.prefault({}),
+  destinations: DestinationsSchema.prefault({}),
   http: HttpSchema.prefault({}),
   qemuImg: QemuImgSchema.prefault({}),
   imageService: ImageServiceSchema.prefault({}),
@@ -311,6 +335,7 @@ export const KNOWN_KEYS = Object.freeze({
   http: Object.keys(HttpSchema.shape),
   auth: [...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape)])],
   file: Object.keys(FileSchema.shape),
+  destinations: Object.keys(DestinationsSchema.shape),
   qemuImg: Object.keys(QemuImgSchema.shape),
   imageService: Object.keys(ImageServiceSchema.shape),
   imageServiceAuth: [
@@ -464,6 +489,14 @@ export interface OciConfig {
   registries: OciRegistryConfig[];
 }
 
+/** Where destinations may be written (spec.md §5). */
+export interface DestinationsConfig {
+  /** Canonical folders destinations must lie under; absent: anywhere but a cache's master folder. */
+  allowedRoots?: string[];
+  /** The worker and the API accept a configuration without allowedRoots only with this set. */
+  unrestricted: boolean;
+}
+
 /** A host's configuration, parsed: sizes in bytes, durations in seconds, every default filled. */
 export interface HostConfig {
   host: string;
@@ -475,8 +508,11 @@ export interface HostConfig {
   allowMd5: boolean;
   /** Seconds; 0 = no periodic sweep. */
   sweepInterval: number;
+  /** Create a destination's missing folders (under `destinations.allowedRoots` only, when set). */
   createDestDirs: boolean;
-  file: { allowedRoots: string[] };
+  /** file:// sources: the folders they may come from; files with more than one link are refused unless allowed. */
+  file: { allowedRoots: string[]; allowHardLinks: boolean };
+  destinations: DestinationsConfig;
   http: HttpConfig;
   /** memoryCap in bytes; 0 = no cap. */
   qemuImg: { memoryCap: number };
@@ -488,7 +524,7 @@ export interface HostConfig {
 
 /** The zod schema of one host's configuration (input: the file's form; output: `HostConfig`). */
 export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
-  const { redis, http, imageService, oci, ...rest } = c;
+  const { redis, http, imageService, oci, destinations, ...rest } = c;
   const { caFile, auth, ...httpRest } = http;
   return {
     ...rest,
@@ -507,6 +543,7 @@ export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
           : DEFAULTS.priority),
       permittedFormats: [...(cache.permittedFormats ?? c.permittedFormats)],
     })),
+    destinations: dropUndefined(destinations) as DestinationsConfig,
     http: { ...httpRest, ...(caFile !== undefined && { caFile }), ...(auth !== undefined && { auth }) },
     ...(redis !== undefined && { redis }),
   };

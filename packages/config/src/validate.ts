@@ -130,6 +130,8 @@ function knownKeysAt(segments: readonly PropertyKey[]): readonly string[] {
       return KNOWN_KEYS.auth;
     case 'file':
       return KNOWN_KEYS.file;
+    case 'destinations':
+      return KNOWN_KEYS.destinations;
     case 'qemuImg':
       return KNOWN_KEYS.qemuImg;
     case 'redis':
@@ -174,6 +176,7 @@ function misplaced(key: string): string | undefined {
     ['caches[].', KNOWN_KEYS.cache],
     ['http.', KNOWN_KEYS.http],
     ['file.', KNOWN_KEYS.file],
+    ['destinations.', KNOWN_KEYS.destinations],
     ['qemuImg.', KNOWN_KEYS.qemuImg],
     ['redis.', KNOWN_KEYS.redis],
     ['imageService.', KNOWN_KEYS.imageService],

@@ -91,7 +91,8 @@ describe('files', () => {
       allowMd5: false,
       sweepInterval: 900,
       createDestDirs: true,
-      file: { allowedRoots: ['/srv/images'] },
+      file: { allowedRoots: ['/srv/images'], allowHardLinks: false },
+      destinations: { unrestricted: false },
       http: {
         inactivityTimeout: 90,
         connectTimeout: 10,

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CacheFolderUnusable } from '@imagecache/errors';
+import { canonicalPath } from '@imagecache/sources';
 
 /** Private subfolders of a master folder; they are folders, so clean-up never takes them for masters. */
 export const WORK_DIR = '.imagecache-work';
@@ -13,11 +14,28 @@ export class CacheFolder {
   readonly lockDir: string;
   readonly metaDir: string;
   private ready?: Promise<void>;
+  private canonical?: string;
 
   constructor(readonly masterDir: string) {
     this.workDir = path.join(masterDir, WORK_DIR);
     this.lockDir = path.join(masterDir, LOCK_DIR);
     this.metaDir = path.join(masterDir, META_DIR);
+  }
+
+  /**
+   * The master folder with its symlinks resolved (what destinations are checked against). Kept once the folder
+   * exists; before, worked out on each call (it may be made, or be a link, by then).
+   */
+  canonicalDir(): string {
+    if (this.canonical) return this.canonical;
+    let dir: string;
+    try {
+      dir = canonicalPath(this.masterDir);
+    } catch {
+      return this.masterDir;
+    }
+    if (fs.existsSync(dir)) this.canonical = dir;
+    return dir;
   }
 
   masterPath(name: string): string {

@@ -11,7 +11,6 @@ import {
 import {
   ImageCacheError,
   InsufficientDiskSpace,
-  InvalidDestination,
   OperationAborted,
   UsageError,
   withHref,
@@ -24,17 +23,21 @@ import {
   type ImageSource,
   type SourceOptions,
 } from '@imagecache/sources';
+import { verifyAdoptedMaster } from './adopt-master';
 import { CacheFolder } from './cache-folder';
 import { cleanUpFolder, type CleanUpResult } from './clean-up';
+import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { freeSpace } from './disk-space';
 import { downloadTo } from './download';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
-import { masterName } from './master-name';
+import { identityOf, sameIdentity } from './master-identity';
+import { CONVERTED_SUFFIX, masterName } from './master-name';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
-import { lstatOrUndefined, readJsonOrUndefined, statOrUndefined } from './metadata-io';
-import { placeFile } from './place-file';
+import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
+import { PinnedFolder } from './pinned-folder';
+import { placeFile, type PlaceMethod } from './place-file';
 import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
 import type { Semaphore } from './semaphore';
@@ -66,6 +69,8 @@ interface FetchContext {
   info: ImageInfo;
   name: string;
   masterPath: string;
+  /** The destination as checked: its folder canonical (symlinks resolved), placed through a PinnedFolder. */
+  target: CheckedDestination;
   destPath: string;
   checksum: ParsedChecksum;
   opts: FetchOptions;
@@ -93,6 +98,7 @@ export class ImageCache {
   private readonly logger: Logger;
   private readonly limiter: Semaphore;
   private readonly sourceOptions: SourceOptions;
+  private readonly destinations: DestinationPolicy;
   private started?: Promise<void>;
   private registry?: CacheRegistry;
 
@@ -113,6 +119,12 @@ export class ImageCache {
     this.folder = new CacheFolder(this.masterDir);
     this.locks = new FolderLocks(this.folder.lockDir, this.logger);
     this.work = new WorkArea(this.folder, this.logger);
+    this.destinations = new DestinationPolicy(
+      { allowedRoots: options.destinations?.allowedRoots, createDirs: options.createDestDirs },
+      // Every master folder of the host, not only this one: a destination in another cache's folder would
+      // replace a master that cache's hits serve.
+      () => (this.registry?.caches ?? [this]).map((c) => c.folder.canonicalDir()),
+    );
   }
 
   /**
@@ -144,7 +156,8 @@ export class ImageCache {
     if (opts.expectedFormat !== undefined && !this.validate) {
       throw new UsageError(`cache ${this.name} does not inspect images: expectedFormat can't be checked`);
     }
-    const { destPath, createParent } = this.checkDestination(dest);
+    const target = this.destinations.check(dest);
+    const destPath = target.path;
     const checksum = parseChecksum(
       { checksum: opts.expectedChecksum, algo: opts.expectedChecksumAlgo },
       { allowMd5: !this.options.disallowMd5 },
@@ -154,7 +167,7 @@ export class ImageCache {
       auth: opts.auth ?? this.sourceOptions.auth,
     });
     // Everything the caller gave is valid: only now may anything be written.
-    if (createParent) await fs.promises.mkdir(path.dirname(destPath), { recursive: true });
+    if (target.createFolder) await this.destinations.createFolder(target);
     await this.start();
     const name = masterName(href, source.imageId, forceRaw);
     opts.onProgress?.({ stage: 'resolve' });
@@ -164,6 +177,7 @@ export class ImageCache {
       info,
       name,
       masterPath: this.folder.masterPath(name),
+      target,
       destPath,
       checksum,
       opts,
@@ -255,43 +269,33 @@ export class ImageCache {
     return freeSpace(this.masterDir);
   }
 
-  /** Validates the destination without writing anything; says whether its folder is to be created. */
-  private checkDestination(dest: string): { destPath: string; createParent: boolean } {
-    if (typeof dest !== 'string' || dest.length === 0 || !path.isAbsolute(dest)) {
-      throw new InvalidDestination(`destination must be an absolute path, got ${JSON.stringify(dest)}`);
-    }
-    const destPath = path.resolve(dest);
-    const parent = path.dirname(destPath);
-    if (parent === this.masterDir || parent.startsWith(this.masterDir + path.sep)) {
-      throw new InvalidDestination(`destination ${destPath} is inside the master folder ${this.masterDir}`);
-    }
-    const st = statOrUndefined(parent);
-    if (!st && this.options.createDestDirs) return { destPath, createParent: true };
-    if (!st?.isDirectory()) {
-      throw new InvalidDestination(`destination folder ${parent} does not exist`, { dest: destPath });
-    }
-    const existing = lstatOrUndefined(destPath);
-    if (existing?.isDirectory()) throw new InvalidDestination(`destination ${destPath} is a folder`);
-    return { destPath, createParent: false };
-  }
-
-  /** The hit path (spec.md §2.5–2.7): no lock; a master that vanishes before the link sends us to the miss path. */
-  private async tryHit(ctx: FetchContext): Promise<FetchResult | undefined> {
-    const master = statOrUndefined(ctx.masterPath);
+  /**
+   * The hit path (spec.md §2.5–2.7): no lock; a master that vanishes before the link sends us to the miss path.
+   * A master is served only while it is the file recorded at publish (same device, inode, size, mtime); one
+   * that changed, or has no record (adopted from an Ironic folder), is left to the miss path, which under the
+   * master's lock (`signal` given) sets it aside, or verifies the adopted one once.
+   */
+  private async tryHit(ctx: FetchContext, locked?: AbortSignal): Promise<FetchResult | undefined> {
+    const master = lstatOrUndefined(ctx.masterPath);
     if (!master?.isFile() || !isMasterFresh(ctx.info, master)) return undefined;
-    const meta = await this.readMeta(ctx.name);
-    if (meta && !this.sameChecksum(ctx.checksum, meta)) return undefined;
-    const dest = lstatOrUndefined(ctx.destPath);
+    let meta = await this.readMeta(ctx.name);
+    if (!meta?.identity) {
+      if (!locked) return undefined;
+      meta = await this.adopt(ctx, master, meta, locked);
+      if (!meta) return undefined;
+    } else if (!sameIdentity(meta.identity, master)) {
+      if (locked)
+        await this.setAside(ctx, 'it changed since it was published (device, inode, size or mtime)');
+      return undefined;
+    }
+    if (!this.sameChecksum(ctx.checksum, meta)) return undefined;
     let placedBy: FetchResult['placedBy'] = 'already';
-    if (!dest || !isDestFresh(dest, master)) {
-      ctx.opts.onProgress?.({ stage: 'link' });
-      try {
-        placedBy = await timed(ctx.durations, 'link', () => placeFile(ctx.masterPath, ctx.destPath));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(ctx.masterPath))
-          return undefined;
-        throw await this.wrap(err, ctx);
-      }
+    try {
+      placedBy = await this.place(ctx, ctx.masterPath, (dest) => !!dest && isDestFresh(dest, master));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(ctx.masterPath))
+        return undefined;
+      throw await this.wrap(err, ctx);
     }
     ctx.durations.total = performance.now() - ctx.started;
     return {
@@ -299,25 +303,112 @@ export class ImageCache {
       masterPath: ctx.masterPath,
       destPath: ctx.destPath,
       placedBy,
-      format: meta?.format,
-      virtualSize: meta?.virtualSize,
+      format: meta.format,
+      virtualSize: meta.virtualSize,
       size: master.size,
-      converted: meta?.converted ?? false,
-      checksum: meta?.checksum,
+      converted: meta.converted ?? false,
+      checksum: meta.checksum,
       bytesDownloaded: 0,
       durations: ctx.durations,
     };
   }
 
+  /**
+   * Puts `src` at the destination, through its pinned folder: the folder is proved to be the one checked, and
+   * the link, copy and rename all happen in it (a symlink swapped into its path meanwhile redirects nothing;
+   * a destination name that is itself a symlink is replaced, never followed). `fresh` says, from the lstat of
+   * what is there, that nothing needs doing.
+   */
+  private async place(
+    ctx: FetchContext,
+    src: string,
+    fresh: (dest: fs.Stats | undefined) => boolean = () => false,
+  ): Promise<PlaceMethod | 'already'> {
+    const pinned = PinnedFolder.open(ctx.target.folder);
+    try {
+      const dest = pinned.entry(ctx.target.name);
+      if (fresh(lstatOrUndefined(dest))) return 'already';
+      ctx.opts.onProgress?.({ stage: 'link' });
+      return await timed(ctx.durations, 'link', () => placeFile(src, dest));
+    } finally {
+      pinned.close();
+    }
+  }
+
+  /** A master that is no longer what was verified goes (under its lock); the fetch then downloads it again. */
+  private async setAside(ctx: FetchContext, why: string): Promise<void> {
+    this.logger.warn(
+      { cache: this.name, master: ctx.name, reason: why },
+      `master ${ctx.name} set aside: ${why}; fetching it again`,
+    );
+    await fs.promises.rm(this.folder.metaPath(ctx.name), { force: true });
+    await fs.promises.rm(ctx.masterPath, { force: true });
+  }
+
+  /**
+   * A master without metadata (an adopted Ironic folder, or a crash between publish and its metadata) or with
+   * metadata of an older version (no identity) is verified once, under its lock, against the caller's checksum
+   * and what the source vouches for (else the older metadata's checksum), and the format policy; its metadata
+   * is then written. With nothing to verify it against (no checksum given, a `.converted` master whose bytes
+   * no download checksum covers), it is set aside and fetched again.
+   */
+  private async adopt(
+    ctx: FetchContext,
+    master: fs.Stats,
+    previous: MasterMeta | undefined,
+    signal: AbortSignal,
+  ): Promise<MasterMeta | undefined> {
+    const converted = ctx.name.endsWith(CONVERTED_SUFFIX) || previous?.converted === true;
+    const expected = converted ? undefined : await this.expectedChecksum(ctx, signal);
+    const vouched = converted ? undefined : this.vouchedChecksum(ctx);
+    const checks = [expected, vouched].filter((c): c is ExpectedChecksum => c !== undefined);
+    // Metadata of an older version (no identity) still says what was downloaded: enough to check the bytes.
+    if (checks.length === 0 && previous && !converted) checks.push(previous.checksum);
+    const verdict = await verifyAdoptedMaster(ctx.masterPath, {
+      checks,
+      validate: this.validate,
+      zstd: this.options.zstd ?? true,
+      permitted: this.options.permittedFormats ?? DEFAULT_PERMITTED_FORMATS,
+      expectedFormat: ctx.opts.expectedFormat ?? ctx.info.diskFormat,
+      signal,
+    });
+    const after = lstatOrUndefined(ctx.masterPath);
+    if (verdict.ok && (!after || !sameIdentity(identityOf(master), after))) {
+      await this.setAside(ctx, 'it changed while it was being verified');
+      return undefined;
+    }
+    if (!verdict.ok) {
+      await this.setAside(ctx, `it is not verified yet, and can't be: ${verdict.reason}`);
+      return undefined;
+    }
+    const first = checks[0]!;
+    const meta: MasterMeta = {
+      href: ctx.source.safeHref,
+      checksum: { algo: first.algo, value: first.value.toLowerCase() },
+      size: master.size,
+      format: verdict.format,
+      virtualSize: verdict.virtualSize,
+      converted: false,
+      fetchedAt: previous?.fetchedAt ?? new Date().toISOString(),
+      identity: identityOf(master),
+    };
+    const tmp = path.join(this.folder.metaDir, `.${ctx.name}.adopt-${process.pid}`);
+    await fs.promises.writeFile(tmp, JSON.stringify(meta));
+    await fs.promises.rename(tmp, this.folder.metaPath(ctx.name));
+    this.logger.info({ cache: this.name, master: ctx.name }, 'adopted master verified');
+    return meta;
+  }
+
   /** The miss path, under the master's lock: download, verify, publish, link (spec.md §2.8). */
   private async miss(ctx: FetchContext, lost: AbortSignal): Promise<FetchResult> {
     const { source, info, opts, durations } = ctx;
+    const signal = opts.signal ? AbortSignal.any([opts.signal, lost]) : lost;
     if (!info.noCache) {
-      const hit = await this.tryHit(ctx); // another process may have published it while we waited
+      // Another process may have published it while we waited; a changed master is set aside here.
+      const hit = await this.tryHit(ctx, signal);
       if (hit) return hit;
       await this.removeStaleMaster(ctx);
     }
-    const signal = opts.signal ? AbortSignal.any([opts.signal, lost]) : lost;
     let release: (() => void) | undefined;
     let workDir: string | undefined;
     let keep = false;
@@ -385,8 +476,7 @@ export class ImageCache {
       opts.onProgress?.({ stage: 'publish' });
       if (!info.noCache)
         await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, dir));
-      opts.onProgress?.({ stage: 'link' });
-      const placedBy = await timed(durations, 'link', () => placeFile(prepared.file, ctx.destPath));
+      const placedBy = (await this.place(ctx, prepared.file)) as PlaceMethod;
       durations.total = performance.now() - ctx.started;
       this.logger.info(
         {
@@ -438,8 +528,10 @@ export class ImageCache {
       await fs.promises.link(file, tmp);
       await fs.promises.rename(tmp, master);
     }
+    // What hits will check the master against: the file just linked, as it is now.
+    const identity = identityOf(await fs.promises.lstat(master));
     const metaTmp = path.join(workDir, 'meta.json');
-    await fs.promises.writeFile(metaTmp, JSON.stringify(meta));
+    await fs.promises.writeFile(metaTmp, JSON.stringify({ ...meta, identity }));
     await fs.promises.rename(metaTmp, this.folder.metaPath(name));
   }
 

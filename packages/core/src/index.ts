@@ -19,3 +19,6 @@ export type { Logger } from './logger';
 export { silentLogger } from './logger';
 export { prepareImage } from './prepare-image';
 export type { PrepareOptions, PreparedImage } from './prepare-image';
+export { DestinationPolicy } from './destination-policy';
+export type { DestinationRules, CheckedDestination } from './destination-policy';
+export type { MasterIdentity } from './master-identity';

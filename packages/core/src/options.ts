@@ -38,8 +38,13 @@ export interface ImageCacheOptions {
   growthFactor?: number;
   /** Address-space cap of qemu-img, bytes; 0 = none. Default 2 GiB. */
   qemuImgMemoryCap?: number;
-  /** Create a missing destination parent folder instead of refusing it. Default false. */
+  /** Create a missing destination parent folder instead of refusing it (under allowed roots only). Default false. */
   createDestDirs?: boolean;
+  /**
+   * Where destinations may be written (spec.md §5). Whatever this says, never inside a master folder of this
+   * cache or of its registry's caches. `allowedRoots` absent: any other folder.
+   */
+  destinations?: { allowedRoots?: readonly string[] };
   logger?: Logger;
 }
 

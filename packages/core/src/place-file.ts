@@ -48,11 +48,9 @@ export async function placeFile(
   return 'copy';
 }
 
+/** A name beside `dest`, short whatever `dest`'s is (a 255-byte name plus a suffix would not fit). */
 function besidePath(dest: string): string {
-  return path.join(
-    path.dirname(dest),
-    `.${path.basename(dest)}.imagecache-${randomBytes(4).toString('hex')}`,
-  );
+  return path.join(path.dirname(dest), `.imagecache-place-${randomBytes(6).toString('hex')}`);
 }
 
 async function besideThenRename(dest: string, make: (tmp: string) => Promise<void>): Promise<void> {

@@ -1,4 +1,5 @@
 import type { ChecksumAlgo } from '@imagecache/checksum';
+import type { MasterIdentity } from './master-identity';
 import type { PlaceMethod } from './place-file';
 
 export type FetchStage =
@@ -50,4 +51,6 @@ export interface MasterMeta {
   virtualSize?: number;
   converted: boolean;
   fetchedAt: string;
+  /** The master file as published; a hit serves it only while it still matches (absent: not yet verified). */
+  identity?: MasterIdentity;
 }

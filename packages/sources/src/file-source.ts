@@ -8,6 +8,7 @@ import {
   ImageRefValidationFailed,
   OperationAborted,
 } from '@imagecache/errors';
+import { canonicalPath, type CanonicalPathError } from './canonical-path';
 import { checkHrefText, safeHrefOf } from './href';
 import { DEFAULT_FILE_ROOTS, type SourceOptions } from './options';
 import type { ImageBody, ImageInfo, ImageSource, OpenOptions } from './types';
@@ -21,6 +22,13 @@ export const FORBIDDEN_FOLDERS: readonly string[] = Object.freeze([
   '/etc',
   '/run',
 ]);
+
+/**
+ * A second name of the file may lie outside the roots (a hard link made inside a root to a file elsewhere):
+ * its link count can't tell where the other names are, so any count over 1 is refused unless allowed.
+ */
+const HARD_LINK_REFUSAL =
+  'the file has more than one hard link (one may lie outside the allowed folders); set file.allowHardLinks to accept it';
 
 /** Read size for file sources. */
 export const FILE_HIGH_WATER_MARK = 4 << 20;
@@ -41,7 +49,7 @@ export class FileSource implements ImageSource {
     /** The canonical path that passed the checks. */
     readonly path: string,
     readonly fileName: string,
-    private readonly identity: { dev: number; ino: number },
+    private readonly identity: { dev: number; ino: number; allowHardLinks: boolean },
   ) {
     this.safeHref = safeHrefOf(href);
   }
@@ -80,14 +88,13 @@ export class FileSource implements ImageSource {
     if (isForbidden(lexical))
       throw refuse(`the path is in a system folder (${FORBIDDEN_FOLDERS.join(', ')})`);
     if (!isUnder(lexical, allowed)) throw refuse('the path is outside the allowed folders');
+    // Where the path leads, links followed even when their target is missing: a link out of the roots gets the
+    // same refusal whether or not anything is at the other end (no existence oracle).
     let canonical: string;
     try {
-      canonical = await fs.promises.realpath(lexical);
+      canonical = canonicalPath(lexical);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR')
-        throw new ImageNotFound(`file image ${safe} not found`, { href: safe });
-      throw refuse(`cannot resolve the path (${code ?? 'error'})`);
+      throw refuse(`cannot resolve the path (${(err as CanonicalPathError).reason ?? 'error'})`);
     }
     if (isForbidden(canonical) || !isUnder(canonical, roots)) {
       throw refuse('the path resolves (through a link) outside the allowed folders');
@@ -96,10 +103,18 @@ export class FileSource implements ImageSource {
     try {
       st = await fs.promises.stat(canonical);
     } catch (err) {
-      throw refuse(`cannot stat (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR')
+        throw new ImageNotFound(`file image ${safe} not found`, { href: safe });
+      throw refuse(`cannot stat (${code ?? 'error'})`);
     }
     if (!st.isFile()) throw refuse('not a regular file');
-    return new FileSource(href, canonical, path.basename(lexical), { dev: st.dev, ino: st.ino });
+    if (st.nlink > 1 && !options.fileAllowHardLinks) throw refuse(HARD_LINK_REFUSAL);
+    return new FileSource(href, canonical, path.basename(lexical), {
+      dev: st.dev,
+      ino: st.ino,
+      allowHardLinks: options.fileAllowHardLinks ?? false,
+    });
   }
 
   async show(): Promise<ImageInfo> {
@@ -125,6 +140,7 @@ export class FileSource implements ImageSource {
       if (!st.isFile() || st.dev !== this.identity.dev || st.ino !== this.identity.ino) {
         throw this.changed('not the file that was checked');
       }
+      if (st.nlink > 1 && !this.identity.allowHardLinks) throw this.changed(HARD_LINK_REFUSAL);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err instanceof ImageCacheError

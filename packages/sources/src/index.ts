@@ -2,6 +2,7 @@ export { resolveSource } from './resolve';
 export { HttpSource, parseContentRange } from './http/http-source';
 export { closeHttpConnections } from './http/dispatchers';
 export { FileSource, FORBIDDEN_FOLDERS } from './file-source';
+export { canonicalPath, isInside, CanonicalPathError } from './canonical-path';
 export { GlanceSource } from './glance/glance-source';
 export {
   KeystoneSession,

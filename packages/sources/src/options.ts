@@ -85,6 +85,11 @@ export interface OciOptions {
 export interface SourceOptions {
   /** Folders file:// sources may be read from (spec.md §7). Default `['/var/lib/imagecache/files']`. */
   fileRoots?: string[];
+  /**
+   * Accept a file:// image whose link count is over 1. Default false: another name of it may lie outside the
+   * roots (a hard link made inside a root to a file elsewhere).
+   */
+  fileAllowHardLinks?: boolean;
   http?: HttpOptions;
   /** Image-service ids (a bare UUID, `glance://ID`). */
   imageService?: ImageServiceOptions;

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { loadConfig } from '@imagecache/config';
+import { loadConfig, requireDestinationPolicy } from '@imagecache/config';
 import { UsageError } from '@imagecache/errors';
 import type { CommandContext } from '../program';
 
@@ -40,6 +40,7 @@ export function registerApi(program: Command, ctx: CommandContext): void {
       const config = loadConfig({ file: flags.config });
       if (!config.redis)
         throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
+      requireDestinationPolicy(config, 'api');
       const port = Number(flags.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new UsageError(`--port must be a port number, got ${flags.port}`);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '@imagecache/config';
+import { loadConfig, requireDestinationPolicy } from '@imagecache/config';
 import { UsageError } from '@imagecache/errors';
 import type { CommandContext } from '../program';
 
@@ -39,6 +39,7 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
         const config = loadConfig({ file: flags.config });
         if (!config.redis)
           throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
+        requireDestinationPolicy(config, 'worker');
         const host = ctx.openHost(config);
         // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
         const { HostWorker } = await import('@imagecache/worker');
