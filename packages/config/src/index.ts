@@ -30,6 +30,7 @@ export {
   type CacheConfigInput,
   type HttpConfig,
   type HttpAuth,
+  type OriginAuth,
   type RedisConfig,
   type RedisNode,
   type ImageServiceConfig,

@@ -95,6 +95,51 @@ const BearerAuthSchema = z.strictObject({
 });
 export const AuthSchema = z.discriminatedUnion('type', [BasicAuthSchema, BearerAuthSchema]);
 
+/** An origin (`https://images.example:443`): scheme, host and port (default ports may be left out), no more. */
+export function originField() {
+  return z
+    .string()
+    .superRefine((o, ctx) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(o);
+      } catch {
+        url = undefined;
+      }
+      const bare =
+        url !== undefined &&
+        ['http:', 'https:'].includes(url.protocol) &&
+        !url.username &&
+        !url.password &&
+        url.pathname === '/' &&
+        !o.endsWith('/') &&
+        !url.search &&
+        !url.hash;
+      if (!bare)
+        ctx.addIssue({ code: 'custom', message: 'must be an origin: http(s)://HOST[:PORT], no path' });
+    })
+    .transform((o) => new URL(o).origin);
+}
+
+/**
+ * The origins configured credentials may be sent to: required, so that a cache's credentials never reach a
+ * server that was not named for them (an href of another host, a redirect).
+ */
+const authOrigins = z
+  .array(originField(), {
+    error: (iss) =>
+      iss.input === undefined
+        ? 'is required: list the origins these credentials may be sent to (e.g. [https://images.example:443])'
+        : undefined,
+  })
+  .min(1);
+
+/** Credentials configured for http(s) downloads (`http.auth`, `caches[].auth`), bound to origins. */
+export const OriginAuthSchema = z.discriminatedUnion('type', [
+  BasicAuthSchema.extend({ origins: authOrigins }),
+  BearerAuthSchema.extend({ origins: authOrigins }),
+]);
+
 export const CacheSchema = z.strictObject({
   name: z.string().regex(CACHE_NAME, {
     error: 'must be 1-64 letters, digits, "-" or "_", starting with a letter or digit',
@@ -107,7 +152,7 @@ export const CacheSchema = z.strictObject({
   validate: z.boolean().default(DEFAULTS.validate),
   permittedFormats: formatList.optional(),
   /** Credentials for this cache's http(s) downloads; a request's own auth wins, this wins over http.auth. */
-  auth: AuthSchema.optional(),
+  auth: OriginAuthSchema.optional(),
 });
 
 export const HttpSchema = z.strictObject({
@@ -116,7 +161,7 @@ export const HttpSchema = z.strictObject({
   verifyTls: z.boolean().default(DEFAULTS.verifyTls),
   caFile: absolutePath().optional(),
   minTlsVersion: z.enum(TLS_VERSIONS).default(DEFAULTS.minTlsVersion),
-  auth: AuthSchema.optional(),
+  auth: OriginAuthSchema.optional(),
 });
 
 /** An http(s) URL (never quoted in errors: it may carry credentials). */
@@ -187,6 +232,8 @@ export const OciPlatformSchema = z.strictObject({
 
 export const OciSchema = z.strictObject({
   platform: OciPlatformSchema.prefault({}),
+  /** Token services trusted on another scheme or host than their registry's. */
+  allowedTokenRealms: z.array(originField()).optional(),
   diskTypes: z.array(z.string().min(1)).min(1).optional(),
   registries: z
     .array(OciRegistrySchema)
@@ -309,7 +356,10 @@ export const KNOWN_KEYS = Object.freeze({
   root: Object.keys(RootSchema.shape),
   cache: Object.keys(CacheSchema.shape),
   http: Object.keys(HttpSchema.shape),
-  auth: [...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape)])],
+  auth: [
+    ...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape), 'origins']),
+  ],
+  registryAuth: [...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape)])],
   file: Object.keys(FileSchema.shape),
   qemuImg: Object.keys(QemuImgSchema.shape),
   imageService: Object.keys(ImageServiceSchema.shape),
@@ -388,11 +438,14 @@ export interface CacheConfig {
   /** The cache's own list, else the host's. */
   permittedFormats: ImageFormat[];
   /** Credentials for this cache's http(s) downloads (over http.auth); absent when not set. */
-  auth?: HttpAuth;
+  auth?: OriginAuth;
 }
 
 export type HttpAuth =
   { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+
+/** Configured credentials and the origins (`https://host[:port]`, normalized) they may be sent to. */
+export type OriginAuth = HttpAuth & { origins: string[] };
 
 export interface HttpConfig {
   /** Seconds; 0 = none. */
@@ -402,7 +455,7 @@ export interface HttpConfig {
   verifyTls: boolean;
   caFile?: string;
   minTlsVersion: TlsVersion;
-  auth?: HttpAuth;
+  auth?: OriginAuth;
 }
 
 export interface RedisNode {
@@ -462,6 +515,8 @@ export interface OciConfig {
   /** Absent: qcow2 first for a cache that converts to raw, raw first otherwise. */
   diskTypes?: string[];
   registries: OciRegistryConfig[];
+  /** Origins of token services trusted on another scheme or host than their registry's; absent: none. */
+  allowedTokenRealms?: string[];
 }
 
 /** A host's configuration, parsed: sizes in bytes, durations in seconds, every default filled. */
@@ -497,6 +552,7 @@ export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
       platform: dropUndefined(oci.platform),
       ...(oci.diskTypes !== undefined && { diskTypes: oci.diskTypes }),
       registries: oci.registries.map((r) => dropUndefined(r) as OciRegistryConfig),
+      ...(oci.allowedTokenRealms !== undefined && { allowedTokenRealms: oci.allowedTokenRealms }),
     },
     caches: c.caches.map((cache) => ({
       ...cache,
