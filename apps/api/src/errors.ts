@@ -17,6 +17,8 @@ import {
   UsageError,
   toImageCacheError,
   ImageConvertFailed,
+  CredentialsExpired,
+  CredentialsNotOwned,
 } from '@imagecache/errors';
 
 /** Codes of the HTTP layer itself (the engine's codes are in @imagecache/errors). */
@@ -42,6 +44,8 @@ export const API_ERROR_CODES = {
  *   reserved for this API's own basic auth (a 401 would make clients retry with other API credentials).
  * - IMAGE_DOWNLOAD_FAILED → 502: the image source failed (network, 5xx); retryable.
  * - ABORTED → 409: the job was cancelled (DELETE /v1/jobs/:id, or a shutdown) while the call waited.
+ * - CREDENTIALS_EXPIRED → 410: the job's credentials are gone for good; CREDENTIALS_NOT_OWNED → 403: the job
+ *   named another job's credentials.
  */
 export function statusFor(err: ImageCacheError): number {
   if (err instanceof UsageError || err instanceof InvalidHref || err instanceof InvalidDestination)
@@ -57,6 +61,8 @@ export function statusFor(err: ImageCacheError): number {
   if (err instanceof QueueUnavailable) return 503;
   if (err instanceof QueueTimeout) return 504;
   if (err instanceof OperationAborted) return 409;
+  if (err instanceof CredentialsExpired) return 410;
+  if (err instanceof CredentialsNotOwned) return 403;
   if (err instanceof CacheFolderUnusable || err instanceof ConfigError) return 500;
   return 500;
 }

@@ -361,6 +361,8 @@ describe('jobs without a worker', () => {
       href,
       dest: '/tmp/private.img',
       auth: { type: 'basic', username: 'bob', password: 'auth-secret-3' },
+      // A checksum-file URL behind an algorithm, with credentials of its own (issue 9, C1).
+      expectedChecksum: 'sha256:http://carol:checksum-secret-4@127.0.0.1:1/SHA256SUMS',
       wait: false,
     });
     expect(r.statusCode).toBe(202);
@@ -394,7 +396,8 @@ describe('jobs without a worker', () => {
     ].join('\n');
     expect(seen).toContain(jobId); // the job is there…
     expect(seen).toContain('/private.img');
-    for (const secret of ['url-secret-1', 'query-secret-2', 'auth-secret-3']) {
+    expect(seen).toContain('sha256:http://***@127.0.0.1:1/SHA256SUMS');
+    for (const secret of ['url-secret-1', 'query-secret-2', 'auth-secret-3', 'checksum-secret-4']) {
       expect(seen).not.toContain(secret); // …its credentials are not
       expect(logs.text()).not.toContain(secret);
     }

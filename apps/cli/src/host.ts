@@ -1,5 +1,5 @@
 import { UsageError } from '@imagecache/errors';
-import type { CacheConfig, HostConfig } from '@imagecache/config';
+import type { CacheConfig, HostConfig, HttpAuth } from '@imagecache/config';
 import { CacheRegistry, ImageCache, Semaphore, type Logger } from '@imagecache/core';
 import {
   DEFAULT_OCI_DISK_TYPES,
@@ -17,6 +17,8 @@ export interface Host {
 export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): SourceOptions {
   const h = config.http;
   const { oci, imageService } = config;
+  // The cache's own credentials win over the host's; either goes to its own origins only.
+  const { origins: authOrigins, ...auth } = cache?.auth ?? h.auth ?? { origins: undefined };
   return {
     fileRoots: config.file.allowedRoots,
     fileAllowHardLinks: config.file.allowHardLinks,
@@ -27,7 +29,7 @@ export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): Sourc
       verifyTls: h.verifyTls,
       caFile: h.caFile,
       minTlsVersion: h.minTlsVersion,
-      auth: cache?.auth ?? h.auth,
+      ...(authOrigins !== undefined && { auth: auth as HttpAuth, authOrigins }),
     },
     imageService,
     oci: {
@@ -36,6 +38,7 @@ export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): Sourc
       diskTypes:
         oci.diskTypes ?? ((cache?.forceRaw ?? true) ? OCI_DISK_TYPES_FOR_CONVERSION : DEFAULT_OCI_DISK_TYPES),
       registries: oci.registries,
+      allowedTokenRealms: oci.allowedTokenRealms,
     },
   };
 }

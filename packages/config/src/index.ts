@@ -32,6 +32,7 @@ export {
   type HttpConfig,
   type DestinationsConfig,
   type HttpAuth,
+  type OriginAuth,
   type RedisConfig,
   type RedisNode,
   type ImageServiceConfig,

@@ -105,6 +105,51 @@ const BearerAuthSchema = z.strictObject({
 });
 export const AuthSchema = z.discriminatedUnion('type', [BasicAuthSchema, BearerAuthSchema]);
 
+/** An origin (`https://images.example:443`): scheme, host and port (default ports may be left out), no more. */
+export function originField() {
+  return z
+    .string()
+    .superRefine((o, ctx) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(o);
+      } catch {
+        url = undefined;
+      }
+      const bare =
+        url !== undefined &&
+        ['http:', 'https:'].includes(url.protocol) &&
+        !url.username &&
+        !url.password &&
+        url.pathname === '/' &&
+        !o.endsWith('/') &&
+        !url.search &&
+        !url.hash;
+      if (!bare)
+        ctx.addIssue({ code: 'custom', message: 'must be an origin: http(s)://HOST[:PORT], no path' });
+    })
+    .transform((o) => new URL(o).origin);
+}
+
+/**
+ * The origins configured credentials may be sent to: required, so that a cache's credentials never reach a
+ * server that was not named for them (an href of another host, a redirect).
+ */
+const authOrigins = z
+  .array(originField(), {
+    error: (iss) =>
+      iss.input === undefined
+        ? 'is required: list the origins these credentials may be sent to (e.g. [https://images.example:443])'
+        : undefined,
+  })
+  .min(1);
+
+/** Credentials configured for http(s) downloads (`http.auth`, `caches[].auth`), bound to origins. */
+export const OriginAuthSchema = z.discriminatedUnion('type', [
+  BasicAuthSchema.extend({ origins: authOrigins }),
+  BearerAuthSchema.extend({ origins: authOrigins }),
+]);
+
 export const CacheSchema = z.strictObject({
   name: z.string().regex(CACHE_NAME, {
     error: 'must be 1-64 letters, digits, "-" or "_", starting with a letter or digit',
@@ -117,7 +162,7 @@ export const CacheSchema = z.strictObject({
   validate: z.boolean().default(DEFAULTS.validate),
   permittedFormats: formatList.optional(),
   /** Credentials for this cache's http(s) downloads; a request's own auth wins, this wins over http.auth. */
-  auth: AuthSchema.optional(),
+  auth: OriginAuthSchema.optional(),
 });
 
 export const HttpSchema = z.strictObject({
@@ -126,7 +171,7 @@ export const HttpSchema = z.strictObject({
   verifyTls: z.boolean().default(DEFAULTS.verifyTls),
   caFile: absolutePath().optional(),
   minTlsVersion: z.enum(TLS_VERSIONS).default(DEFAULTS.minTlsVersion),
-  auth: AuthSchema.optional(),
+  auth: OriginAuthSchema.optional(),
 });
 
 /** An http(s) URL (never quoted in errors: it may carry credentials). */
@@ -197,6 +242,8 @@ export const OciPlatformSchema = z.strictObject({
 
 export const OciSchema = z.strictObject({
   platform: OciPlatformSchema.prefault({}),
+  /** Token services trusted on another scheme or host than their registry's. */
+  allowedTokenRealms: z.array(originField()).optional(),
   diskTypes: z.array(z.string().min(1)).min(1).optional(),
   registries: z
     .array(OciRegistrySchema)
@@ -333,7 +380,10 @@ export const KNOWN_KEYS = Object.freeze({
   root: Object.keys(RootSchema.shape),
   cache: Object.keys(CacheSchema.shape),
   http: Object.keys(HttpSchema.shape),
-  auth: [...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape)])],
+  auth: [
+    ...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape), 'origins']),
+  ],
+  registryAuth: [...new Set([...Object.keys(BasicAuthSchema.shape), ...Object.keys(BearerAuthSchema.shape)])],
   file: Object.keys(FileSchema.shape),
   destinations: Object.keys(DestinationsSchema.shape),
   qemuImg: Object.keys(QemuImgSchema.shape),
@@ -413,11 +463,14 @@ export interface CacheConfig {
   /** The cache's own list, else the host's. */
   permittedFormats: ImageFormat[];
   /** Credentials for this cache's http(s) downloads (over http.auth); absent when not set. */
-  auth?: HttpAuth;
+  auth?: OriginAuth;
 }
 
 export type HttpAuth =
   { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+
+/** Configured credentials and the origins (`https://host[:port]`, normalized) they may be sent to. */
+export type OriginAuth = HttpAuth & { origins: string[] };
 
 export interface HttpConfig {
   /** Seconds; 0 = none. */
@@ -427,7 +480,7 @@ export interface HttpConfig {
   verifyTls: boolean;
   caFile?: string;
   minTlsVersion: TlsVersion;
-  auth?: HttpAuth;
+  auth?: OriginAuth;
 }
 
 export interface RedisNode {
@@ -487,6 +540,8 @@ export interface OciConfig {
   /** Absent: qcow2 first for a cache that converts to raw, raw first otherwise. */
   diskTypes?: string[];
   registries: OciRegistryConfig[];
+  /** Origins of token services trusted on another scheme or host than their registry's; absent: none. */
+  allowedTokenRealms?: string[];
 }
 
 /** Where destinations may be written (spec.md §5). */
@@ -533,6 +588,7 @@ export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
       platform: dropUndefined(oci.platform),
       ...(oci.diskTypes !== undefined && { diskTypes: oci.diskTypes }),
       registries: oci.registries.map((r) => dropUndefined(r) as OciRegistryConfig),
+      ...(oci.allowedTokenRealms !== undefined && { allowedTokenRealms: oci.allowedTokenRealms }),
     },
     caches: c.caches.map((cache) => ({
       ...cache,

@@ -147,7 +147,7 @@ function knownKeysAt(segments: readonly PropertyKey[]): readonly string[] {
     case 'oci/registries/#':
       return KNOWN_KEYS.ociRegistry;
     case 'oci/registries/#/auth':
-      return KNOWN_KEYS.auth;
+      return KNOWN_KEYS.registryAuth;
     case 'redis/sentinels/#':
     case 'redis/cluster/#':
       return KNOWN_KEYS.redisNode;

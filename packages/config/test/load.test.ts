@@ -49,7 +49,7 @@ http:
   verifyTls: true
   caFile: /etc/ssl/ca.pem
   minTlsVersion: TLSv1.3
-  auth: { type: basic, username: glance, password: s3cret }
+  auth: { type: basic, username: glance, password: s3cret, origins: ['https://images.example:443'] }
 qemuImg: { memoryCap: 1GiB }
 redis: { url: 'redis://127.0.0.1:6379', prefix: '{imagecache}' }
 logLevel: debug
@@ -99,7 +99,7 @@ describe('files', () => {
         verifyTls: true,
         caFile: '/etc/ssl/ca.pem',
         minTlsVersion: 'TLSv1.3',
-        auth: { type: 'basic', username: 'glance', password: 's3cret' },
+        auth: { type: 'basic', username: 'glance', password: 's3cret', origins: ['https://images.example'] },
       },
       qemuImg: { memoryCap: GiB },
       imageService: { auth: { type: 'none' }, interface: 'public' },

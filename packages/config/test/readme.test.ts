@@ -83,3 +83,16 @@ test("the README's error example is what a user sees", () => {
   expect(readme).toContain(indented);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("the README's example configuration loads, credentials bound to their origins", () => {
+  const example = /## Example\n\n```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  expect(example).toBeDefined();
+  const dir = tmpDir();
+  const file = path.join(dir, 'host.yaml');
+  fs.writeFileSync(file, example!);
+  const c = loadConfig({ file, env: {} });
+  expect(c.http.auth?.origins).toEqual(['https://images.example']);
+  expect(c.caches.find((x) => x.auth)?.auth?.origins).toEqual(['https://kernels.example']);
+  expect(c.oci.allowedTokenRealms).toEqual(['https://auth.registry.example']);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

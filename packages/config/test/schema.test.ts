@@ -307,24 +307,76 @@ describe('refusals', () => {
 describe('http.auth', () => {
   test('basic and bearer', () => {
     expect(
-      parseHostConfig({ ...one(), http: { auth: { type: 'basic', username: 'u', password: 'p' } } }).http
-        .auth,
+      parseHostConfig({
+        ...one(),
+        http: {
+          auth: { type: 'basic', username: 'u', password: 'p', origins: ['https://images.example:443'] },
+        },
+      }).http.auth,
     ).toEqual({
       type: 'basic',
       username: 'u',
       password: 'p',
+      origins: ['https://images.example'],
     });
-    expect(parseHostConfig({ ...one(), http: { auth: { type: 'bearer', token: 't0k' } } }).http.auth).toEqual(
+    expect(
+      parseHostConfig({
+        ...one(),
+        http: {
+          auth: { type: 'bearer', token: 't0k', origins: ['http://a.example:8080', 'https://b.example'] },
+        },
+      }).http.auth,
+    ).toEqual({
+      type: 'bearer',
+      token: 't0k',
+      origins: ['http://a.example:8080', 'https://b.example'],
+    });
+  });
+
+  test('credentials without the origins they may go to are refused, saying what to add', () => {
+    for (const auth of [
+      { type: 'bearer', token: 'tok-x1' },
+      { type: 'basic', username: 'u', password: 'pw-x1', origins: [] },
+    ]) {
+      const err = configError(() => parseHostConfig({ ...one(), http: { auth } }));
+      expect(issuesOf(err)[0]?.path).toBe('http.auth.origins');
+      expect(everything(err)).not.toMatch(/tok-x1|pw-x1/);
+    }
+    const missing = configError(() => parseHostConfig(one({ auth: { type: 'bearer', token: 'tok-x2' } })));
+    expect(issuesOf(missing)).toEqual([
       {
-        type: 'bearer',
-        token: 't0k',
+        path: 'caches[0].auth.origins',
+        message:
+          'is required: list the origins these credentials may be sent to (e.g. [https://images.example:443])',
       },
-    );
+    ]);
+  });
+
+  test('an origin is scheme, host and port only', () => {
+    for (const origin of [
+      'https://h.example/path',
+      'ftp://h.example',
+      'https://u:p@h.example',
+      'h.example',
+      'https://h.example/',
+    ]) {
+      const err = configError(() =>
+        parseHostConfig({ ...one(), http: { auth: { type: 'bearer', token: 't', origins: [origin] } } }),
+      );
+      expect(issuesOf(err)).toEqual([
+        { path: 'http.auth.origins[0]', message: 'must be an origin: http(s)://HOST[:PORT], no path' },
+      ]);
+    }
   });
 
   test('a password of the wrong type is not echoed', () => {
     const err = configError(() =>
-      parseHostConfig({ ...one(), http: { auth: { type: 'basic', username: 'u', password: 987654321 } } }),
+      parseHostConfig({
+        ...one(),
+        http: {
+          auth: { type: 'basic', username: 'u', password: 987654321, origins: ['https://images.example'] },
+        },
+      }),
     );
     expect(issuesOf(err)).toEqual([
       { path: 'http.auth.password', message: 'expected a string, got an integer' },
@@ -352,18 +404,38 @@ describe('http.auth', () => {
   test('per cache, with secrets kept out of errors', () => {
     const c = parseHostConfig({
       caches: [
-        { name: 'a', masterDir: '/a', auth: { type: 'bearer', token: 'per-cache' } },
+        {
+          name: 'a',
+          masterDir: '/a',
+          auth: { type: 'bearer', token: 'per-cache', origins: ['https://images.example'] },
+        },
         { name: 'b', masterDir: '/b' },
       ],
-      http: { auth: { type: 'basic', username: 'u', password: 'host-wide' } },
+      http: {
+        auth: { type: 'basic', username: 'u', password: 'host-wide', origins: ['https://images.example'] },
+      },
     });
-    expect(c.caches[0]?.auth).toEqual({ type: 'bearer', token: 'per-cache' });
+    expect(c.caches[0]?.auth).toEqual({
+      type: 'bearer',
+      token: 'per-cache',
+      origins: ['https://images.example'],
+    });
     expect(c.caches[1]?.auth).toBeUndefined();
-    expect(c.http.auth).toEqual({ type: 'basic', username: 'u', password: 'host-wide' });
+    expect(c.http.auth).toEqual({
+      type: 'basic',
+      username: 'u',
+      password: 'host-wide',
+      origins: ['https://images.example'],
+    });
     const err = configError(() =>
       parseHostConfig(
         one({
-          auth: { type: 'bearer', token: 'Zecret-Tok3n', tokn: 'Zecret-Tok3n' },
+          auth: {
+            type: 'bearer',
+            token: 'Zecret-Tok3n',
+            tokn: 'Zecret-Tok3n',
+            origins: ['https://images.example'],
+          },
           cacheTtl: 'Zecret-Tok3n',
         }),
       ),

@@ -1,4 +1,4 @@
-import { redactHref } from './redact';
+import { redactHref, redactText } from './redact';
 
 export interface ErrorDetails {
   /** The image reference concerned; credentials are removed before it is stored. */
@@ -30,7 +30,9 @@ export class ImageCacheError extends Error {
   constructor(message: string, details: ErrorDetails = {}) {
     const { cause, href, ...rest } = details;
     const safeHref = href === undefined ? undefined : redactHref(href);
-    super(message, cause === undefined ? undefined : { cause });
+    // Any URL quoted by a message or a detail (a checksum file's, a redirect's) loses its credentials too.
+    super(redactText(message), cause === undefined ? undefined : { cause });
+    for (const [k, v] of Object.entries(rest)) if (typeof v === 'string') rest[k] = redactText(v);
     this.name = new.target.name;
     this.code = (new.target as unknown as { code: string }).code;
     this.href = safeHref;
@@ -143,6 +145,20 @@ export class QueueUnavailable extends ImageCacheError {
 export class QueueTimeout extends ImageCacheError {
   static override readonly code: string = 'QUEUE_TIMEOUT';
   override readonly retryable = true;
+}
+/**
+ * The credentials a job was given were dropped (the job had finished once, e.g. a retry from the board of a failed
+ * job) or outlived their TTL: the job can't run without them, so it fails instead of fetching anonymously.
+ */
+export class CredentialsExpired extends ImageCacheError {
+  static override readonly code: string = 'CREDENTIALS_EXPIRED';
+}
+/**
+ * The job names credentials that belong to another job (a job added or duplicated on the board with another
+ * job's `credentialsRef`): it gets none, and the other job's are left untouched.
+ */
+export class CredentialsNotOwned extends ImageCacheError {
+  static override readonly code: string = 'CREDENTIALS_NOT_OWNED';
 }
 /** The operation was cancelled through its AbortSignal. */
 export class OperationAborted extends ImageCacheError {

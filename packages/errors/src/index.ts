@@ -1,3 +1,3 @@
 export * from './errors';
 export { ERROR_CLASSES, errorClassFor, deserializeError, toImageCacheError, withHref } from './registry';
-export { redactHref, redactSecrets } from './redact';
+export { redactHref, redactSecrets, redactText } from './redact';

@@ -28,6 +28,8 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.OperationAborted,
   E.QueueUnavailable,
   E.QueueTimeout,
+  E.CredentialsExpired,
+  E.CredentialsNotOwned,
 ];
 
 const byCode = new Map<string, ErrorClass>(ERROR_CLASSES.map((c) => [c.code, c]));

@@ -7,6 +7,8 @@ import {
   InvalidImage,
   UnsafeImage,
   redactHref,
+  redactText,
+  ImageChecksumAlgorithmFailure,
 } from '@imagecache/errors';
 
 describe('errors', () => {
@@ -51,5 +53,29 @@ describe('redactHref with an @ in the password', () => {
       expect(shown).toBe('http://***@host/x.img');
     }
     expect(redactHref('oci://reg.example/repo@sha256:abc')).toBe('oci://reg.example/repo@sha256:abc');
+  });
+});
+
+describe('URLs held in other values and in texts', () => {
+  it('redacts a checksum URL behind an algorithm prefix', () => {
+    expect(redactHref('sha256:http://user:PASS@host/SHA256SUMS')).toBe('sha256:http://***@host/SHA256SUMS');
+    expect(redactHref('sha256:https://host/S?sig=abc')).toBe('sha256:https://host/S?sig=***');
+    expect(redactHref('sha256:' + 'ab'.repeat(32))).toBe('sha256:' + 'ab'.repeat(32));
+  });
+
+  it('redacts every URL quoted in a text, and leaves the rest as it is', () => {
+    expect(redactText("value 'http://u:pw@h/x' is bad; see https://h2/y?token=t&a=1: done")).toBe(
+      "value 'http://***@h/x' is bad; see https://h2/y?token=***&a=1: done",
+    );
+    expect(redactText('no url here? a=b')).toBe('no url here? a=b');
+  });
+
+  it("keeps credentials out of every error's message and string details", () => {
+    const e = new ImageChecksumAlgorithmFailure("checksum 'sha256:http://u:hunter2@h/S' is bad", {
+      checksum: 'sha256:http://u:hunter2@h/S',
+    });
+    expect(JSON.stringify(e.toJSON())).not.toContain('hunter2');
+    expect(e.message).toBe("checksum 'sha256:http://***@h/S' is bad");
+    expect(deserializeError(e.toJSON()).message).toBe(e.message);
   });
 });

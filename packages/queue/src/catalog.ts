@@ -24,11 +24,14 @@ const JobState = {
   stage: z.string().optional(),
   /** Set by the worker before an attempt fails: the caller gets this class and code back. */
   error: SerializedErrorSchema.optional(),
-  /** Id of the credentials kept out of job data (shown on the board) in a key of their own. */
-  secret: z.string().optional(),
+  /**
+   * Reference of the credentials kept out of job data (shown on the board) in a key of their own; they are bound
+   * to this job (another job naming the reference gets none).
+   */
+  credentialsRef: z.string().optional(),
 };
 
-/** Data of a fetch job. `href` is redacted when credentials were taken out of it (see `secret`). */
+/** Data of a fetch job. `href` is redacted when credentials were taken out of it (see `credentialsRef`). */
 export const FetchJobDataSchema = z.object({
   href: z.string().min(1),
   dest: z.string().min(1),
@@ -54,8 +57,10 @@ export const CleanCachesJobDataSchema = z.object({
 });
 export type CleanCachesJobData = z.infer<typeof CleanCachesJobDataSchema>;
 
-/** What the secret of a job holds: the real hrefs and credentials. */
+/** What the secret of a job holds: the job it belongs to, the real hrefs and credentials. */
 export interface JobSecret {
+  /** The id of the job the secret was stored for: the only one that may use or delete it. */
+  owner: string;
   hrefs: string[];
   auth?: unknown[];
 }

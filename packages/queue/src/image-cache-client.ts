@@ -126,9 +126,10 @@ export class ImageCacheClient {
 
   private async addFetch(req: FetchRequest, willWait: boolean): Promise<{ queue: string; jobId: string }> {
     const queue = queueNames.fetch(req.host, req.cache);
+    const jobId = newJobId(queue);
     // A checksum may be the URL of a checksum file, with credentials of its own: it travels like the href.
     const hrefs = req.expectedChecksum === undefined ? [req.href] : [req.href, req.expectedChecksum];
-    const { id: secret, shown } = await this.stash(hrefs, [req.auth]);
+    const { ref, shown } = await this.stash(jobId, hrefs, [req.auth]);
     const data = {
       href: shown[0]!,
       dest: req.dest,
@@ -136,10 +137,11 @@ export class ImageCacheClient {
       expectedFormat: req.expectedFormat,
       expectedChecksum: shown[1],
       expectedChecksumAlgo: req.expectedChecksumAlgo,
-      secret,
+      credentialsRef: ref,
     };
-    const jobId = await this.add(
+    await this.add(
       queue,
+      jobId,
       JOB_NAMES.fetch,
       data,
       { ...DEFAULT_JOB_OPTIONS.fetch, ...req.jobOptions },
@@ -152,7 +154,7 @@ export class ImageCacheClient {
   async cleanUp(req: CleanUpRequest): Promise<Record<string, unknown>> {
     const queue = queueNames.clean(req.host, req.cache);
     const opts = { ...DEFAULT_JOB_OPTIONS.clean, ...req.jobOptions };
-    const jobId = await this.add(queue, JOB_NAMES.clean, { amount: req.amount }, opts, req);
+    const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.clean, { amount: req.amount }, opts, req);
     return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
   }
 
@@ -160,21 +162,24 @@ export class ImageCacheClient {
   async list(req: CallOptions & { host: string; cache: string }): Promise<Record<string, unknown>> {
     const queue = queueNames.clean(req.host, req.cache);
     const opts = { ...DEFAULT_JOB_OPTIONS.list, ...req.jobOptions };
-    const jobId = await this.add(queue, JOB_NAMES.list, {}, opts, req);
+    const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.list, {}, opts, req);
     return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
   }
 
   async cleanUpCaches(req: CleanUpCachesRequest): Promise<Record<string, unknown>> {
     const queue = queueNames.cleanCaches(req.host);
-    const { id: secret, shown } = await this.stash(
+    const jobId = newJobId(queue);
+    const { ref, shown } = await this.stash(
+      jobId,
       req.images.map((i) => i.href),
       req.images.map((i) => i.auth),
     );
     const opts = { ...DEFAULT_JOB_OPTIONS.cleanCaches, ...req.jobOptions };
-    const jobId = await this.add(
+    await this.add(
       queue,
+      jobId,
       JOB_NAMES.cleanCaches,
-      { directory: req.directory, hrefs: shown, secret },
+      { directory: req.directory, hrefs: shown, credentialsRef: ref },
       opts,
       req,
     );
@@ -199,7 +204,7 @@ export class ImageCacheClient {
         throw queueUnavailable(err, describeRedis(this.options.redis));
       });
     if (!job) return undefined;
-    const { secret: _secret, error, ...data } = job.data as Record<string, unknown>;
+    const { credentialsRef: _ref, error, ...data } = job.data as Record<string, unknown>;
     const state = await job.getState();
     return {
       id: jobId,
@@ -228,8 +233,8 @@ export class ImageCacheClient {
         () => true,
         () => false,
       );
-      const secret = (job.data as { secret?: string }).secret;
-      if (removed && secret) await this.secrets.drop(secret).catch(() => undefined);
+      const ref = (job.data as { credentialsRef?: string }).credentialsRef;
+      if (removed && ref) await this.secrets.release(ref, jobId).catch(() => undefined);
     }
     await this.producer.publish(keys.cancelChannel(this.prefix), JSON.stringify({ jobId, reason }));
   }
@@ -246,15 +251,16 @@ export class ImageCacheClient {
     this.producer.disconnect();
   }
 
-  private async stash(hrefs: string[], auth: (RequestAuth | undefined)[]) {
+  private async stash(jobId: string, hrefs: string[], auth: (RequestAuth | undefined)[]) {
     await this.ready();
-    return this.secrets.stash(hrefs, auth).catch((err) => {
+    return this.secrets.stash(jobId, hrefs, auth).catch((err) => {
       throw queueUnavailable(err, describeRedis(this.options.redis));
     });
   }
 
   private async add(
     queueName: string,
+    jobId: string,
     name: string,
     data: object,
     opts: JobsOptions,
@@ -263,7 +269,6 @@ export class ImageCacheClient {
   ): Promise<string> {
     if (call.signal?.aborted) throw new OperationAborted('cancelled before it was queued');
     await this.ready();
-    const jobId = jobIdFor(queueName, randomUUID());
     if (willWait) {
       await this.listen(queueName); // before the add: the completion can't be missed
       // Until wait() takes over, an outcome that arrives is kept for it.
@@ -418,6 +423,11 @@ export class ImageCacheClient {
     });
     return this.connecting;
   }
+}
+
+/** A job's id is chosen before it is added: its credentials are stored first, bound to it. */
+function newJobId(queueName: string): string {
+  return jobIdFor(queueName, randomUUID());
 }
 
 function parse(v: unknown): unknown {

@@ -26,4 +26,4 @@ export {
   withTimeout,
 } from './connection';
 export type { RedisClient, ConnectionRole } from './connection';
-export { SecretStore, SECRET_TTL_SECONDS } from './secrets';
+export { SecretStore, SECRET_TTL_SECONDS, secretTexts } from './secrets';

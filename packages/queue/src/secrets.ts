@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
-import { redactHref } from '@imagecache/errors';
+import { CredentialsExpired, CredentialsNotOwned, redactHref } from '@imagecache/errors';
 import type { JobSecret } from './catalog';
 import { keys } from './names';
 
@@ -10,6 +10,10 @@ export const SECRET_TTL_SECONDS = 7 * 24 * 3600;
 /**
  * Credentials never go into job data (Bull Board shows it): they go into a key of their own, with a TTL,
  * deleted when the job is done. Redis is the trust boundary, as it is for the jobs themselves.
+ *
+ * A secret is bound to the job it was stored for: its record names that job, and only that job may read or
+ * delete it. Job data is editable on the board (add, duplicate), so a reference copied into another job must
+ * give that job nothing, and must not let it delete the real job's credentials.
  */
 export class SecretStore {
   constructor(
@@ -17,23 +21,112 @@ export class SecretStore {
     private readonly prefix: string,
   ) {}
 
-  /** Stores the secret if there is one to keep; returns its id and the hrefs as job data may show them. */
-  async stash(hrefs: string[], auth: (unknown | undefined)[]): Promise<{ id?: string; shown: string[] }> {
+  /**
+   * Stores the secret of job `owner` if there is one to keep; returns its reference and the hrefs as job data
+   * may show them.
+   */
+  async stash(
+    owner: string,
+    hrefs: string[],
+    auth: (unknown | undefined)[],
+  ): Promise<{ ref?: string; shown: string[] }> {
     const shown = hrefs.map(redactHref);
     const needed = shown.some((s, i) => s !== hrefs[i]) || auth.some((a) => a !== undefined);
     if (!needed) return { shown };
-    const id = randomUUID();
-    const secret: JobSecret = { hrefs, auth };
-    await this.redis.set(keys.secret(this.prefix, id), JSON.stringify(secret), 'EX', SECRET_TTL_SECONDS);
-    return { id, shown };
+    const ref = randomUUID();
+    const secret: JobSecret = { owner, hrefs, auth };
+    await this.redis.set(keys.secret(this.prefix, ref), JSON.stringify(secret), 'EX', SECRET_TTL_SECONDS);
+    return { ref, shown };
   }
 
-  async get(id: string): Promise<JobSecret | undefined> {
-    const raw = await this.redis.get(keys.secret(this.prefix, id));
-    return raw === null ? undefined : (JSON.parse(raw) as JobSecret);
+  /**
+   * The secret `ref` for job `jobId`. Throws CredentialsExpired when it is gone (dropped when the job finished,
+   * or past its TTL) and CredentialsNotOwned when it belongs to another job.
+   */
+  async claim(ref: string, jobId: string | undefined): Promise<JobSecret> {
+    const secret = await this.read(ref);
+    if (!secret) {
+      throw new CredentialsExpired(
+        `the credentials of job ${jobId} were dropped (it had finished once, or they outlived their ` +
+          `${SECRET_TTL_SECONDS / 86400}-day limit): submit the request again with its credentials`,
+        { jobId },
+      );
+    }
+    if (secret.owner !== jobId) {
+      throw new CredentialsNotOwned(
+        `job ${jobId} names credentials that belong to another job: it gets none (a job added or duplicated ` +
+          "on the board can't reuse another job's credentials; submit the request again with its own)",
+        { jobId },
+      );
+    }
+    return secret;
   }
 
-  async drop(id: string): Promise<void> {
-    await this.redis.del(keys.secret(this.prefix, id));
+  /** Deletes the secret `ref` if it belongs to job `jobId` (another job's is left as it is). */
+  async release(ref: string, jobId: string | undefined): Promise<void> {
+    // The record never changes once written, so reading its owner then deleting it can't remove another's.
+    const secret = await this.read(ref);
+    if (secret && secret.owner === jobId) await this.redis.del(keys.secret(this.prefix, ref));
+  }
+
+  private async read(ref: string): Promise<JobSecret | undefined> {
+    // A reference is a UUID: anything else (edited on the board) names no key of ours.
+    if (!/^[0-9a-f-]{36}$/i.test(ref)) return undefined;
+    const raw = await this.redis.get(keys.secret(this.prefix, ref));
+    if (raw === null) return undefined;
+    try {
+      return JSON.parse(raw) as JobSecret;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * The credential texts a secret holds (user-info and passwords of its hrefs, their secret query values, auth
+ * passwords and tokens), to scrub them from anything a job writes where others can read it.
+ */
+export function secretTexts(secret: JobSecret): string[] {
+  const out: string[] = [];
+  for (const href of secret.hrefs) {
+    const shown = redactHref(href);
+    if (shown === href) continue;
+    out.push(href);
+    for (const m of href.matchAll(/[a-z][a-z0-9+.-]*:\/\/(\S*)@/gi)) {
+      const userinfo = m[1] ?? '';
+      const password = userinfo.slice(userinfo.indexOf(':') + 1);
+      out.push(userinfo, password, safeDecode(password));
+    }
+    const given = queryValues(href);
+    queryValues(shown).forEach((v, i) => {
+      if (v === '***' && given[i] !== undefined && given[i] !== '***')
+        out.push(given[i]!, safeDecode(given[i]!));
+    });
+  }
+  for (const a of secret.auth ?? []) {
+    if (a && typeof a === 'object') {
+      for (const [k, v] of Object.entries(a)) {
+        if (k !== 'type' && k !== 'username' && typeof v === 'string') out.push(v);
+      }
+    }
+  }
+  return [...new Set(out)].filter((s) => s.length >= 3).sort((x, y) => y.length - x.length);
+}
+
+function queryValues(href: string): string[] {
+  const q = href.indexOf('?');
+  if (q < 0) return [];
+  return href
+    .slice(q + 1)
+    .split('#')[0]!
+    .split('&')
+    .map((pair) => pair.slice(pair.indexOf('=') + 1));
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
   }
 }

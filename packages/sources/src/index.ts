@@ -14,7 +14,7 @@ export type { KeystoneToken } from './glance/keystone';
 export { OciSource, hostPlatform, normalizeArch } from './oci/oci-source';
 export { parseOciHref, digestHref } from './oci/reference';
 export type { OciReference, Digest } from './oci/reference';
-export { clearRegistryTokens, fromPullSecret, parseChallenge } from './oci/registry-auth';
+export { clearRegistryTokens, fromPullSecret, parseChallenge, realmAllowed } from './oci/registry-auth';
 export { isImageServiceId, parseImageServiceId } from './href';
 export { parseHttpDate, parseLastModified } from './http-date';
 export { uuidv5Url } from './uuid5';

@@ -1,3 +1,4 @@
+import { redactHref, UsageError } from '@imagecache/errors';
 import type { ImageAuth } from './types';
 
 /** How http(s) sources connect. Every field is optional; the defaults are below. */
@@ -17,8 +18,16 @@ export interface HttpOptions {
   verifyTls?: boolean;
   /** Redirects followed at most; one more is refused. Default 10. */
   maxRedirects?: number;
-  /** Credentials for every request of this cache (a per-request `SourceOptions.auth` wins). */
+  /**
+   * Credentials for this cache's requests to the origins in `authOrigins` (a per-request `SourceOptions.auth`
+   * wins). Sent to no other origin: an href on another host, or a redirect to one, gets none.
+   */
   auth?: ImageAuth;
+  /**
+   * The origins (`https://images.example:443`; default ports may be left out) `auth` is sent to. Required with
+   * `auth`: a source refuses (UsageError) configured credentials that name no origin.
+   */
+  authOrigins?: readonly string[];
 }
 
 /** Keystone v3 password credentials (a scoped token is fetched, cached until shortly before expiry). */
@@ -79,6 +88,12 @@ export interface OciOptions {
    */
   diskTypes?: readonly string[];
   registries?: readonly OciRegistryOptions[];
+  /**
+   * Origins (`https://auth.example:443`) of token services trusted when a registry names one on another scheme or
+   * host than its own (Docker Hub's `auth.docker.io`). Others are refused (ImageAuthRequired), and never an http
+   * realm offered by an https registry unless listed here.
+   */
+  allowedTokenRealms?: readonly string[];
 }
 
 /** How `resolveSource` resolves an href. Every field is optional; the defaults are below. */
@@ -131,6 +146,8 @@ export interface ResolvedHttpOptions {
   verifyTls: boolean;
   maxRedirects: number;
   auth?: ImageAuth;
+  /** Normalized origins (`URL.origin`) `auth` may be sent to. */
+  authOrigins?: ReadonlySet<string>;
 }
 
 export function resolveHttpOptions(http: HttpOptions | undefined): ResolvedHttpOptions {
@@ -142,5 +159,31 @@ export function resolveHttpOptions(http: HttpOptions | undefined): ResolvedHttpO
     verifyTls: http?.verifyTls ?? DEFAULT_HTTP_OPTIONS.verifyTls,
     maxRedirects: http?.maxRedirects ?? DEFAULT_HTTP_OPTIONS.maxRedirects,
     auth: http?.auth,
+    authOrigins: authOriginsOf(http),
   };
+}
+
+function authOriginsOf(http: HttpOptions | undefined): ReadonlySet<string> {
+  if (http?.auth === undefined) return new Set();
+  if (!http.authOrigins?.length) {
+    throw new UsageError(
+      'http.auth is set without the origins it may be sent to: list them (authOrigins, or http.auth.origins ' +
+        'in a configuration file)',
+    );
+  }
+  return new Set(http.authOrigins.map(originOf));
+}
+
+/** The normalized origin of `https://host[:port]` (UsageError when it is not one). */
+export function originOf(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`${JSON.stringify(redactHref(text))} is not an origin (http(s)://HOST[:PORT])`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.username) {
+    throw new UsageError(`${JSON.stringify(redactHref(text))} is not an origin (http(s)://HOST[:PORT])`);
+  }
+  return url.origin;
 }

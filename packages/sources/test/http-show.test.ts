@@ -310,7 +310,10 @@ describe('auth', () => {
   it('sends a per-request bearer token, which wins over the cache credentials and the URL', async () => {
     server.route('/bearer.img', { body });
     const source = await resolveSource(server.url('/bearer.img').replace('://', '://u:p@'), {
-      http: { auth: { type: 'basic', username: 'cache', password: 'pw' } },
+      http: {
+        auth: { type: 'basic', username: 'cache', password: 'pw' },
+        authOrigins: [`http://127.0.0.1:${server.port}`],
+      },
       auth: { type: 'bearer', token: 'per-request' },
     });
     await readAll((await source.open()).stream);
@@ -321,7 +324,10 @@ describe('auth', () => {
   it('sends the cache credentials when the request brings none', async () => {
     server.route('/cacheauth.img', { body });
     const source = await resolveSource(server.url('/cacheauth.img'), {
-      http: { auth: { type: 'basic', username: 'cache', password: 'pw' } },
+      http: {
+        auth: { type: 'basic', username: 'cache', password: 'pw' },
+        authOrigins: [`http://127.0.0.1:${server.port}`],
+      },
     });
     await source.show();
     const req = server.requests.filter((r) => r.path === '/cacheauth.img').pop();

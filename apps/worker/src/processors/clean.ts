@@ -1,6 +1,12 @@
 import type { Job } from 'bullmq';
 import type { CacheRegistry, ImageCache } from '@imagecache/core';
-import { CleanCachesJobDataSchema, CleanJobDataSchema, JOB_NAMES, type SecretStore } from '@imagecache/queue';
+import {
+  CleanCachesJobDataSchema,
+  CleanJobDataSchema,
+  JOB_NAMES,
+  type JobSecret,
+  type SecretStore,
+} from '@imagecache/queue';
 import type { ImageAuth } from '@imagecache/sources';
 import { failAttempt } from './outcome';
 
@@ -28,17 +34,18 @@ export function cleanProcessor(cache: ImageCache) {
 export function cleanCachesProcessor(registry: CacheRegistry, secrets: SecretStore) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     const data = CleanCachesJobDataSchema.parse(job.data);
+    let secret: JobSecret | undefined;
     try {
-      const secret = data.secret ? await secrets.get(data.secret) : undefined;
+      if (data.credentialsRef) secret = await secrets.claim(data.credentialsRef, job.id);
       const images = data.hrefs.map((href, i) => ({
         href: secret?.hrefs[i] ?? href,
         auth: secret?.auth?.[i] as ImageAuth | undefined,
       }));
       const result = await registry.cleanUpCaches(data.directory, images, signal);
-      if (data.secret) await secrets.drop(data.secret).catch(() => undefined);
+      if (data.credentialsRef) await secrets.release(data.credentialsRef, job.id).catch(() => undefined);
       return result;
     } catch (err) {
-      return failAttempt(job, err, signal, token, secrets);
+      return failAttempt(job, err, signal, token, secrets, secret);
     }
   };
 }

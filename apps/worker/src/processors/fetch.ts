@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { ImageCache } from '@imagecache/core';
-import { FetchJobDataSchema, type SecretStore } from '@imagecache/queue';
+import { FetchJobDataSchema, type JobSecret, type SecretStore } from '@imagecache/queue';
 import type { ImageAuth } from '@imagecache/sources';
 import { StageReporter } from '../stage-reporter';
 import { failAttempt, isLastAttempt, SHUTDOWN } from './outcome';
@@ -14,9 +14,10 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     const data = FetchJobDataSchema.parse(job.data);
     const reporter = new StageReporter(job);
+    let secret: JobSecret | undefined;
     try {
-      const secret = data.secret ? await secrets.get(data.secret) : undefined;
-      if (data.secret && !secret) throw new Error('the credentials of this job have expired');
+      // Another job's reference, or one already dropped, fails here with a typed error: never anonymously.
+      if (data.credentialsRef) secret = await secrets.claim(data.credentialsRef, job.id);
       const result = await cache.fetchImage(secret?.hrefs[0] ?? data.href, data.dest, {
         forceRaw: data.forceRaw,
         expectedFormat: data.expectedFormat,
@@ -29,11 +30,11 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
         onProgress: reporter.onProgress,
       });
       await reporter.flush();
-      if (data.secret) await secrets.drop(data.secret).catch(() => undefined);
+      if (data.credentialsRef) await secrets.release(data.credentialsRef, job.id).catch(() => undefined);
       return result;
     } catch (err) {
       await reporter.flush();
-      return failAttempt(job, err, signal, token, secrets);
+      return failAttempt(job, err, signal, token, secrets, secret);
     }
   };
 }

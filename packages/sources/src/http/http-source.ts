@@ -59,7 +59,10 @@ export class HttpSource implements ImageSource {
     this.url = url;
     this.label = redactHref(url.href);
     this.fileName = lastSegment(url);
-    const auth = options.auth ?? userinfo ?? this.options.auth;
+    // Configured credentials go to the origins named for them only (a request's own, or the URL's, go anywhere
+    // the href points; a redirect to another origin drops every kind).
+    const configured = this.options.authOrigins?.has(url.origin) ? this.options.auth : undefined;
+    const auth = options.auth ?? userinfo ?? configured;
     this.authorization = auth ? authorizationHeader(auth) : undefined;
     this.dispatchers = dispatchersFor(this.options);
     this.ctx = {

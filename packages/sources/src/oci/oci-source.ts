@@ -9,6 +9,7 @@ import { contentLength, header, type HttpResponse, type RequestContext } from '.
 import { statusError } from '../http/status';
 import {
   DEFAULT_OCI_DISK_TYPES,
+  originOf,
   resolveHttpOptions,
   type OciRegistryOptions,
   type ResolvedHttpOptions,
@@ -133,6 +134,8 @@ export class OciSource implements ImageSource {
       registryCredentials(this.ref, options),
       this.dispatchers,
       this.ctx,
+      new URL(this.base),
+      new Set((options.oci?.allowedTokenRealms ?? []).map(originOf)),
     );
     const p = options.oci?.platform;
     const host = hostPlatform();

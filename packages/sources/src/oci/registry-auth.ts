@@ -95,6 +95,15 @@ export function parseChallenge(value: string | undefined): Challenge | undefined
   return { scheme: (m[1] ?? '').toLowerCase(), params };
 }
 
+/**
+ * Whether a registry may send us to `realm` for a token: the registry's own scheme and host (any port), or an
+ * origin configured as trusted. An https registry naming an http realm, or another host's, is refused.
+ */
+export function realmAllowed(realm: URL, registry: URL, allowed: ReadonlySet<string>): boolean {
+  if (allowed.has(realm.origin)) return true;
+  return realm.protocol === registry.protocol && realm.hostname === registry.hostname;
+}
+
 interface CachedToken {
   value: string;
   refreshAt: number;
@@ -122,11 +131,17 @@ export class RegistryAuth {
   private readonly key: string;
   private sent: Sent = 'none';
 
+  /**
+   * `registry` is the registry's base URL (its scheme and host judge the token realms it offers);
+   * `allowedRealms` the origins of token services trusted on another scheme or host (`oci.allowedTokenRealms`).
+   */
   constructor(
     private readonly ref: OciReference,
     private readonly creds: RegistryCredentials | undefined,
     private readonly dispatchers: Dispatchers,
     private readonly ctx: RequestContext,
+    private readonly registry: URL,
+    private readonly allowedRealms: ReadonlySet<string> = new Set(),
     private readonly now: () => number = Date.now,
   ) {
     const fp = creds ? createHash('sha256').update(JSON.stringify(creds)).digest('hex') : '-';
@@ -192,6 +207,17 @@ export class RegistryAuth {
         href: this.ctx.safeHref,
         retryable: false,
       });
+    }
+    if (!realmAllowed(realm, this.registry, this.allowedRealms)) {
+      // The realm is the registry's to name, and the credentials go there: a registry (or whoever answers in its
+      // name) must not send them to another host, nor downgrade them to plain http.
+      throw new ImageAuthRequired(
+        `registry ${this.ref.registry} offers a token service on another ${
+          realm.protocol !== this.registry.protocol ? 'scheme' : 'host'
+        } (${realm.origin}, the registry is ${this.registry.origin}): refused, nothing was sent to it; add ` +
+          `${realm.origin} to oci.allowedTokenRealms to trust it`,
+        { href: this.ctx.safeHref, realm: realm.origin },
+      );
     }
     if (params.service) realm.searchParams.set('service', params.service);
     realm.searchParams.append('scope', params.scope || `repository:${this.ref.repository}:pull`);
