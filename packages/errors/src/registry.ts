@@ -28,6 +28,7 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.OperationAborted,
   E.QueueUnavailable,
   E.QueueTimeout,
+  E.NoWorker,
 ];
 
 const byCode = new Map<string, ErrorClass>(ERROR_CLASSES.map((c) => [c.code, c]));
