@@ -11,6 +11,7 @@ import {
   InvalidDestination,
   InvalidHref,
   InvalidImage,
+  NoWorker,
   OperationAborted,
   QueueTimeout,
   QueueUnavailable,
@@ -31,7 +32,10 @@ export const API_ERROR_CODES = {
   notFound: 'NOT_FOUND',
   /** Basic auth missing or wrong (board, and /v1 when credentials are set). */
   unauthorized: 'UNAUTHORIZED',
-  /** The board is read-only, or served without auth to a non-loopback client. */
+  /**
+   * A change through a read-only API, or a request without auth from a non-loopback client or naming a
+   * non-loopback Host.
+   */
   forbidden: 'FORBIDDEN',
 } as const;
 
@@ -42,6 +46,8 @@ export const API_ERROR_CODES = {
  *   reserved for this API's own basic auth (a 401 would make clients retry with other API credentials).
  * - IMAGE_DOWNLOAD_FAILED → 502: the image source failed (network, 5xx); retryable.
  * - ABORTED → 409: the job was cancelled (DELETE /v1/jobs/:id, or a shutdown) while the call waited.
+ * - NO_WORKER → 409: the request conflicts with the deployment's state (no live worker serves that host or
+ *   cache), not with Redis (503) nor with the caller's input (400).
  */
 export function statusFor(err: ImageCacheError): number {
   if (err instanceof UsageError || err instanceof InvalidHref || err instanceof InvalidDestination)
@@ -56,7 +62,7 @@ export function statusFor(err: ImageCacheError): number {
   if (err instanceof InsufficientDiskSpace) return 507;
   if (err instanceof QueueUnavailable) return 503;
   if (err instanceof QueueTimeout) return 504;
-  if (err instanceof OperationAborted) return 409;
+  if (err instanceof OperationAborted || err instanceof NoWorker) return 409;
   if (err instanceof CacheFolderUnusable || err instanceof ConfigError) return 500;
   return 500;
 }
