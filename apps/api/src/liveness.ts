@@ -28,7 +28,9 @@ export class WorkerLiveness {
     };
     for (const h of this.hosts) for (const c of h.caches) entry(h.host, c);
     for (const a of await this.registry.live()) for (const c of a.caches) entry(a.host, c).workers++;
-    return [...counts.values()].sort((a, b) => a.host.localeCompare(b.host) || a.cache.localeCompare(b.cache));
+    return [...counts.values()].sort(
+      (a, b) => a.host.localeCompare(b.host) || a.cache.localeCompare(b.cache),
+    );
   }
 
   /** The configured caches no live worker serves. */

@@ -184,7 +184,12 @@ describe('A3: no board auth on loopback', () => {
 
   it('refuses a Host header that is not loopback (DNS rebinding), on /v1 and the board', async () => {
     const before = await keysUnderPrefix();
-    for (const host of ['attacker.example', `attacker.example:${api.port}`, '10.0.0.1', 'localhost.evil.com']) {
+    for (const host of [
+      'attacker.example',
+      `attacker.example:${api.port}`,
+      '10.0.0.1',
+      'localhost.evil.com',
+    ]) {
       for (const [method, path, body] of [
         ['POST', '/v1/fetch', fetchBody(HOST, 'instance')],
         ['GET', `/v1/jobs/${queueNames.fetch(HOST, 'instance')}~x`, undefined],
@@ -199,7 +204,13 @@ describe('A3: no board auth on loopback', () => {
   });
 
   it('answers loopback names and addresses, with or without a port', async () => {
-    for (const host of [`localhost:${api.port}`, 'localhost', `127.0.0.1:${api.port}`, '127.0.0.2', '[::1]:80']) {
+    for (const host of [
+      `localhost:${api.port}`,
+      'localhost',
+      `127.0.0.1:${api.port}`,
+      '127.0.0.2',
+      '[::1]:80',
+    ]) {
       const r = await request(`${api.url}/v1/jobs/${queueNames.fetch(HOST, 'instance')}~x`, 'GET', host);
       expect([host, r.status]).toEqual([host, 404]);
     }

@@ -43,7 +43,13 @@ export function contained(queue: string, processor: Processor): Processor {
       },
       () => Promise.resolve().then(() => processor(job, token, jobSignal)),
     );
-    const first = await Promise.race([work.then(() => 'done' as const, () => 'done' as const), strayed]);
+    const first = await Promise.race([
+      work.then(
+        () => 'done' as const,
+        () => 'done' as const,
+      ),
+      strayed,
+    ]);
     if (first === 'done' || !stray) return work;
     // The work was aborted: let it clean up (partial files, child processes), then fail with the cause.
     await Promise.race([work.catch(() => undefined), new Promise((r) => setTimeout(r, STOP_AFTER_STRAY_MS))]);

@@ -2,12 +2,19 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { buildApi } from '@imagecache/api';
 import { ImageCacheError, NoWorker } from '@imagecache/errors';
 import { ImageCacheClient } from '@imagecache/queue';
 import { startImageServer, type ImageServer } from '@imagecache/testing';
-import { hostSetup, REPO, SHARED_REDIS, startWorker, uniquePrefix, whoHasOpen, type WorkerProcess } from './harness';
+import {
+  hostSetup,
+  REPO,
+  SHARED_REDIS,
+  startWorker,
+  uniquePrefix,
+  whoHasOpen,
+  type WorkerProcess,
+} from './harness';
 
 /**
  * Issue 8: one bad job never takes the host down, and a caller whose worker died learns it in bounded time.
@@ -84,7 +91,12 @@ describe('a job that misbehaves asynchronously', () => {
     const data = randomBytes(2 << 20);
     misbehaving.route('/crash.img', { body: data, lastModified: new Date(0) });
     const href = `http://user:crash-secret@127.0.0.1:${misbehaving.port}/crash.img`;
-    const pending = client.fetchImage({ host: 'node-crash', cache: 'instance', href, dest: setup.dest('crash') });
+    const pending = client.fetchImage({
+      host: 'node-crash',
+      cache: 'instance',
+      href,
+      dest: setup.dest('crash'),
+    });
     const code = await Promise.race([
       first.stop('SIGCONT'), // resolves with the exit status, without stopping it
       new Promise((r) => setTimeout(() => r('still running'), 15_000)),
@@ -107,7 +119,7 @@ describe('a job that misbehaves asynchronously', () => {
 });
 
 describe('a worker killed mid-job', () => {
-  let api: FastifyInstance;
+  let api: Awaited<ReturnType<typeof buildApi>>;
   afterAll(() => api?.close());
 
   it('shows on /readyz within the heartbeat TTL; waiting callers get NO_WORKER within TTL + 2 polls', async () => {
@@ -132,13 +144,23 @@ describe('a worker killed mid-job', () => {
     const waiting = new ImageCacheClient({ redis, pollIntervalMs: POLL_MS });
     try {
       const call = waiting
-        .fetchImage({ host: HOST, cache: 'instance', href: server.url('/lonely.img'), dest: setup.dest('lonely') })
+        .fetchImage({
+          host: HOST,
+          cache: 'instance',
+          href: server.url('/lonely.img'),
+          dest: setup.dest('lonely'),
+        })
         .catch((e: unknown) => e);
       // The API's own wait (its client polls every 5 s).
       const apiCall = api.inject({
         method: 'POST',
         url: '/v1/fetch',
-        payload: { host: HOST, cache: 'instance', href: server.url('/lonely.img'), dest: setup.dest('lonely2') },
+        payload: {
+          host: HOST,
+          cache: 'instance',
+          href: server.url('/lonely.img'),
+          dest: setup.dest('lonely2'),
+        },
         headers: { authorization: 'Basic ' + Buffer.from('u:p').toString('base64') },
       });
       for (let i = 0; i < 200 && !whoHasOpen([victim.pid], '/image'); i++) await sleep(50);

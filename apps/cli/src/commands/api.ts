@@ -32,7 +32,10 @@ export function registerApi(program: Command, ctx: CommandContext): void {
     .option('--board-user <name>', 'board (and /v1) basic-auth user (default IMAGECACHE_BOARD_USERNAME)')
     .option('--board-password-file <file>', 'file holding the password (default IMAGECACHE_BOARD_PASSWORD)')
     .option('--no-board-auth', 'serve the board and /v1 without credentials: loopback --bind only')
-    .option('--read-only', 'GET only: the board shows queues and jobs, /v1 reads jobs; every change is refused (403)')
+    .option(
+      '--read-only',
+      'GET only: the board shows queues and jobs, /v1 reads jobs; every change is refused (403)',
+    )
     .option(
       '--wait-timeout <seconds>',
       'default time a waiting request waits for its job, then 504 QUEUE_TIMEOUT (0: no limit)',
