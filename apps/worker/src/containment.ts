@@ -8,8 +8,11 @@ import { failAttempt } from './processors/outcome';
 interface JobScope {
   jobId: string;
   queue: string;
-  /** Called with a rejection nothing handled inside the job's work: the job fails with it. */
-  strayed(reason: unknown): void;
+  /**
+   * Called with a rejection nothing handled inside the job's work: the job fails with it. False once the job is
+   * over (a socket kept alive for later jobs carries the context of the job that opened it): not the job's then.
+   */
+  strayed(reason: unknown): boolean;
 }
 
 const scope = new AsyncLocalStorage<JobScope>();
@@ -30,29 +33,35 @@ export function contained(queue: string, processor: Processor): Processor {
     let onStray!: () => void;
     const strayed = new Promise<'stray'>((resolve) => (onStray = () => resolve('stray')));
     const jobSignal = signal ? AbortSignal.any([signal, own.signal]) : own.signal;
+    let over = false;
     const work = scope.run(
       {
         jobId: String(job.id),
         queue,
         strayed: (reason) => {
-          if (stray) return;
-          stray = { reason };
-          own.abort(reason);
-          onStray();
+          if (over) return false;
+          if (!stray) {
+            stray = { reason };
+            own.abort(reason);
+            onStray();
+          }
+          return true;
         },
       },
       () => Promise.resolve().then(() => processor(job, token, jobSignal)),
     );
-    const first = await Promise.race([
-      work.then(
-        () => 'done' as const,
-        () => 'done' as const,
-      ),
-      strayed,
-    ]);
-    if (first === 'done' || !stray) return work;
+    const settled = work.then(
+      () => 'done' as const,
+      () => 'done' as const,
+    );
+    const first = await Promise.race([settled, strayed]);
+    if (first === 'done' || !stray) {
+      over = true;
+      return work;
+    }
     // The work was aborted: let it clean up (partial files, child processes), then fail with the cause.
-    await Promise.race([work.catch(() => undefined), new Promise((r) => setTimeout(r, STOP_AFTER_STRAY_MS))]);
+    await Promise.race([settled, new Promise((r) => setTimeout(r, STOP_AFTER_STRAY_MS))]);
+    over = true;
     const cause = stray.reason;
     const error = new ImageCacheError(
       `the job's work failed with an error nothing handled: ${redactText(messageOf(cause))}`,
@@ -82,12 +91,11 @@ export function installCrashHandlers(logger: Logger, exit: (code: number) => voi
   };
   process.on('unhandledRejection', (reason) => {
     const job = scope.getStore();
-    if (!job) return fatal('unhandled rejection', reason);
+    if (!job?.strayed(reason)) return fatal('unhandled rejection', reason);
     logger.error(
       { err: describe(reason), job: job.jobId, queue: job.queue },
       'unhandled rejection in a job: the job fails',
     );
-    job.strayed(reason);
   });
   process.on('uncaughtException', (err) => fatal('uncaught exception', err));
 }
