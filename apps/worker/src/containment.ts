@@ -82,7 +82,7 @@ export function installCrashHandlers(logger: Logger, exit: (code: number) => voi
     const job = scope.getStore();
     logger.error(
       {
-        err: describe(err),
+        error: describe(err),
         ...(job ? { job: job.jobId, queue: job.queue } : {}),
       },
       `${kind}: exiting so that the supervisor restarts the worker (its running jobs are taken over after their lock expires)`,
@@ -93,7 +93,7 @@ export function installCrashHandlers(logger: Logger, exit: (code: number) => voi
     const job = scope.getStore();
     if (!job?.strayed(reason)) return fatal('unhandled rejection', reason);
     logger.error(
-      { err: describe(reason), job: job.jobId, queue: job.queue },
+      { error: describe(reason), job: job.jobId, queue: job.queue },
       'unhandled rejection in a job: the job fails',
     );
   });

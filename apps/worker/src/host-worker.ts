@@ -114,8 +114,17 @@ export class HostWorker {
     await this.listenForCancels(prefix);
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
     await this.announce(prefix);
+    const lockDurationMs = this.options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
     logger.info(
-      { host, caches: registry.caches.map((c) => c.name), redis: describeRedis(this.options.redis) },
+      {
+        host,
+        caches: registry.caches.map((c) => c.name),
+        redis: describeRedis(this.options.redis),
+        // What an operator needs to know of a crash: when its jobs are taken over, when it is counted out.
+        lockDurationMs,
+        stalledIntervalMs: stalledIntervalFor(lockDurationMs),
+        heartbeatTtlMs: this.options.heartbeatTtlMs ?? DEFAULT_HEARTBEAT_TTL_MS,
+      },
       'worker started',
     );
   }
