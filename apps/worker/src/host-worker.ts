@@ -176,7 +176,8 @@ export class HostWorker {
   /** Tells callers and the API, through Redis, which queues this process serves, for as long as it beats. */
   private async announce(prefix: string): Promise<void> {
     const { host, registry } = this.options;
-    this.heartbeat = new WorkerHeartbeat(new WorkerRegistry(this.connect(), prefix), {
+    const connection = this.connect();
+    this.heartbeat = new WorkerHeartbeat(new WorkerRegistry(connection, prefix), {
       id: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
       host,
       caches: registry.caches.map((c) => c.name),
@@ -187,6 +188,8 @@ export class HostWorker {
       ttlMs: this.options.heartbeatTtlMs ?? DEFAULT_HEARTBEAT_TTL_MS,
     });
     await this.heartbeat.start();
+    // Redis back after an outage: announce at once, not a beat later (the announcement may have expired).
+    connection.on('ready', () => this.heartbeat?.beat());
   }
 
   private run(name: string, processor: Processor, concurrency: number): void {

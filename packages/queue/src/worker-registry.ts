@@ -85,10 +85,15 @@ export class WorkerHeartbeat {
   async start(): Promise<void> {
     await this.registry.announce(this.announcement);
     this.timer = setInterval(
-      () => void this.registry.announce(this.announcement).catch(() => undefined),
+      () => this.beat(),
       Math.max(100, Math.floor(this.announcement.ttlMs / BEATS_PER_TTL)),
     );
     this.timer.unref();
+  }
+
+  /** One beat now (e.g. as soon as Redis is back after an outage longer than the TTL). */
+  beat(): void {
+    if (this.timer) void this.registry.announce(this.announcement).catch(() => undefined);
   }
 
   async stop(): Promise<void> {
