@@ -8,10 +8,12 @@ import {
   prefixOf,
   whenSettled,
   withTimeout,
+  WorkerRegistry,
   type RedisClient,
 } from '@imagecache/queue';
 import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, routedPath, type BoardOptions } from './board';
 import { API_ERROR_CODES, apiError, engineError } from './errors';
+import { WorkerLiveness } from './liveness';
 import { createApiMetrics } from './metrics';
 import { configuredQueues, QueueDirectory, type HostQueues } from './queues';
 import {
@@ -42,7 +44,10 @@ export interface ApiOptions {
   protectApi?: boolean;
   /** The address the server will listen on: checked when the board has no credentials. */
   bind?: string;
-  /** How long POST /v1/fetch (wait) and the clean-ups wait by default, ms; 0 = as long as it takes. Default 0. */
+  /**
+   * How long POST /v1/fetch (wait) and the clean-ups wait by default, ms; 0 = as long as it takes.
+   * Default DEFAULT_WAIT_TIMEOUT_MS (30 min).
+   */
   waitTimeoutMs?: number;
   /** How often queues of other hosts are looked for in Redis, ms. Default 30 s; 0 = only at start. */
   discoverIntervalMs?: number;
@@ -53,6 +58,22 @@ export interface ApiOptions {
   /** Process metrics (CPU, memory, event loop) in /metrics. Default true. */
   defaultMetrics?: boolean;
 }
+
+/**
+ * The default bound of a waiting request: long enough for a large image's download and conversion, short enough
+ * that a caller whose job hangs gets QUEUE_TIMEOUT (and the job id to read later) rather than waiting forever. A
+ * caller whose job lost its last worker gets NO_WORKER much sooner (see ImageCacheClient).
+ */
+export const DEFAULT_WAIT_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * Longest route parameter: a job id is `<queue>~<uuid>`, and a queue name may hold a cache and a host name of 253
+ * characters each. Fastify's default (100) cut ids of hosts with long names off (414).
+ */
+const MAX_PARAM_LENGTH = 1024;
+
+/** Methods that change nothing: the only ones a read-only API answers. */
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
 
 /** Keys of anything logged that may hold a secret: pino replaces them with ***. */
 const REDACT_PATHS = [
@@ -80,7 +101,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const auth = boardAuth(board, opts.bind);
   const readOnly = board.readOnly ?? false;
   const protectApi = opts.protectApi ?? true;
-  const waitTimeoutMs = opts.waitTimeoutMs ?? 0;
+  const waitTimeoutMs = opts.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
 
   const app = Fastify({
     logger:
@@ -101,6 +122,18 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           },
     // Bodies are small JSON documents; an image never travels through the API.
     bodyLimit: 1024 * 1024,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors of the router itself (a parameter too long: 414; a malformed %-escape: 400) in our shape too.
+    frameworkErrors: (err, _request, reply: FastifyReply) => {
+      const status = err.statusCode ?? 400;
+      const message =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`
+          : err.code === 'FST_ERR_BAD_URL'
+            ? 'the URL is not valid (a malformed %-escape)'
+            : err.message;
+      return reply.code(status).send(apiError(API_ERROR_CODES.invalidRequest, message));
+    },
   });
 
   const prefix = prefixOf(opts.redis);
@@ -109,7 +142,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const queues = new QueueDirectory(connection, prefix);
   queues.add(configuredQueues(opts.hosts ?? []));
   const ping = () => withTimeout(connection.ping(), 2000);
-  const metrics = createApiMetrics(queues, { ping, defaultMetrics: opts.defaultMetrics });
+  const liveness = new WorkerLiveness(new WorkerRegistry(connection, prefix), opts.hosts ?? []);
+  const metrics = createApiMetrics(queues, { ping, defaultMetrics: opts.defaultMetrics, liveness });
 
   let discoverTimer: NodeJS.Timeout | undefined;
   if (board.discover ?? true) {
@@ -133,14 +167,23 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     connection.disconnect();
   });
 
-  const check = guard(auth, readOnly);
+  const check = guard(auth);
   app.addHook('onRequest', async (request, reply) => {
     // Judged on the route the router matched (and the decoded path): the raw URL can spell a path with
     // %-escapes that the router decodes, and must not slip past the guard that way.
     const paths = [request.routeOptions.url ?? '', routedPath(request.url)];
     const onBoard = paths.some((p) => p === BOARD_PATH || p.startsWith(`${BOARD_PATH}/`));
-    const onApi = paths.some((p) => p.startsWith('/v1/'));
-    if (onBoard || (protectApi && onApi)) await check(request, reply);
+    const onApi = paths.some((p) => p === '/v1' || p.startsWith('/v1/'));
+    // Without credentials /v1 is guarded whatever protectApi says: loopback clients naming a loopback Host.
+    if (onBoard || (onApi && (protectApi || !auth))) {
+      await check(request, reply);
+      if (reply.sent) return reply;
+    }
+    if (readOnly && !SAFE_METHODS.has(request.method)) {
+      return reply
+        .code(403)
+        .send(apiError(API_ERROR_CODES.forbidden, `read-only: ${request.method} is refused (GET only)`));
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -243,15 +286,25 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  // Ready when Redis answers and every configured cache has a live worker (workers announce themselves with a
+  // heartbeat: a dead one is counted out within its TTL).
   app.get('/readyz', async (_request, reply) => {
+    let unserved: { host: string; cache: string }[];
     try {
       await ping();
-      return { status: 'ok', checks: { redis: 'ok' } };
+      unserved = await withTimeout(liveness.unserved(), 2000);
     } catch (err) {
       return reply
         .code(503)
         .send({ status: 'unavailable', checks: { redis: `unreachable: ${errorMessage(err)}` } });
     }
+    if (unserved.length === 0) return { status: 'ok', checks: { redis: 'ok', workers: 'ok' } };
+    const names = unserved.map((u) => `${u.cache}@${u.host}`).join(', ');
+    return reply.code(503).send({
+      status: 'unavailable',
+      checks: { redis: 'ok', workers: `no live worker for ${names}` },
+      unserved,
+    });
   });
 
   app.get('/metrics', async (_request, reply) => {

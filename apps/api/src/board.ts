@@ -27,6 +27,16 @@ export function isLoopback(address: string | undefined): boolean {
   return a === 'localhost' || a === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
 }
 
+/**
+ * Whether a Host header names this machine: a loopback name or address, with or without a port. A page of
+ * another origin that rebinds its DNS name to 127.0.0.1 still sends its own name, and is refused.
+ */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+  return isLoopback(name);
+}
+
 /** Checks basic-auth headers against one user, in time independent of where the strings differ. */
 export class BasicAuth {
   private readonly expected: Buffer;
@@ -85,8 +95,11 @@ export async function mountBoard(
   await app.register(serverAdapter.registerPlugin(), { prefix: BOARD_PATH });
 }
 
-/** The guard of the board (and of /v1 when asked): basic auth, or loopback clients only when there is none. */
-export function guard(auth: BasicAuth | undefined, readOnly: boolean) {
+/**
+ * The guard of the board and /v1: basic auth, or, when there is none, loopback clients only that name a
+ * loopback Host (DNS rebinding).
+ */
+export function guard(auth: BasicAuth | undefined) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (auth) {
       if (!auth.check(request.headers.authorization)) {
@@ -101,15 +114,15 @@ export function guard(auth: BasicAuth | undefined, readOnly: boolean) {
           apiError(API_ERROR_CODES.forbidden, 'the board is served without auth to loopback clients only'),
         );
       return;
-    }
-    const url = request.routeOptions.url ?? routedPath(request.url);
-    if (
-      readOnly &&
-      (url.startsWith(`${BOARD_PATH}/api/`) || routedPath(request.url).startsWith(`${BOARD_PATH}/api/`)) &&
-      request.method !== 'GET' &&
-      request.method !== 'HEAD'
-    ) {
-      await reply.code(403).send(apiError(API_ERROR_CODES.forbidden, 'the board is read-only'));
+    } else if (!isLoopbackHost(request.headers.host)) {
+      await reply
+        .code(403)
+        .send(
+          apiError(
+            API_ERROR_CODES.forbidden,
+            'served without auth: the Host header must name this machine (localhost, 127.0.0.1 or [::1])',
+          ),
+        );
     }
   };
 }

@@ -11,6 +11,7 @@ import {
   InvalidDestination,
   InvalidHref,
   InvalidImage,
+  NoWorker,
   OperationAborted,
   QueueTimeout,
   QueueUnavailable,
@@ -33,7 +34,10 @@ export const API_ERROR_CODES = {
   notFound: 'NOT_FOUND',
   /** Basic auth missing or wrong (board, and /v1 when credentials are set). */
   unauthorized: 'UNAUTHORIZED',
-  /** The board is read-only, or served without auth to a non-loopback client. */
+  /**
+   * A change through a read-only API, or a request without auth from a non-loopback client or naming a
+   * non-loopback Host.
+   */
   forbidden: 'FORBIDDEN',
 } as const;
 
@@ -46,6 +50,8 @@ export const API_ERROR_CODES = {
  * - ABORTED → 409: the job was cancelled (DELETE /v1/jobs/:id, or a shutdown) while the call waited.
  * - CREDENTIALS_EXPIRED → 410: the job's credentials are gone for good; CREDENTIALS_NOT_OWNED → 403: the job
  *   named another job's credentials.
+ * - NO_WORKER → 409: the request conflicts with the deployment's state (no live worker serves that host or
+ *   cache), not with Redis (503) nor with the caller's input (400).
  */
 export function statusFor(err: ImageCacheError): number {
   if (err instanceof UsageError || err instanceof InvalidHref || err instanceof InvalidDestination)
@@ -60,7 +66,7 @@ export function statusFor(err: ImageCacheError): number {
   if (err instanceof InsufficientDiskSpace) return 507;
   if (err instanceof QueueUnavailable) return 503;
   if (err instanceof QueueTimeout) return 504;
-  if (err instanceof OperationAborted) return 409;
+  if (err instanceof OperationAborted || err instanceof NoWorker) return 409;
   if (err instanceof CredentialsExpired) return 410;
   if (err instanceof CredentialsNotOwned) return 403;
   if (err instanceof CacheFolderUnusable || err instanceof ConfigError) return 500;

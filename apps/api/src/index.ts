@@ -1,8 +1,10 @@
-export { buildApi } from './app';
+export { buildApi, DEFAULT_WAIT_TIMEOUT_MS } from './app';
 export type { ApiOptions, ApiLoggerOptions } from './app';
 export { startApi } from './start';
 export type { StartApiOptions, RunningApi } from './start';
-export { BasicAuth, isLoopback, BOARD_PATH } from './board';
+export { BasicAuth, isLoopback, isLoopbackHost, BOARD_PATH } from './board';
+export { WorkerLiveness } from './liveness';
+export type { CacheLiveness } from './liveness';
 export type { BoardOptions } from './board';
 export { statusFor, engineError, API_ERROR_CODES } from './errors';
 export type { ErrorBody } from './errors';

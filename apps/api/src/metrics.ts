@@ -1,4 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { WorkerLiveness } from './liveness';
 import { parseQueueName, type QueueDirectory } from './queues';
 
 /** Job states whose counts /metrics reports per queue. */
@@ -7,6 +8,7 @@ export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'fai
 export const API_METRIC_NAMES = [
   'imagecache_queue_jobs',
   'imagecache_redis_up',
+  'imagecache_workers_live',
   'imagecache_api_requests_total',
 ] as const;
 
@@ -21,7 +23,7 @@ export interface ApiMetrics {
  */
 export function createApiMetrics(
   queues: QueueDirectory,
-  opts: { ping?: () => Promise<unknown>; defaultMetrics?: boolean } = {},
+  opts: { ping?: () => Promise<unknown>; defaultMetrics?: boolean; liveness?: WorkerLiveness } = {},
 ): ApiMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
@@ -65,6 +67,21 @@ export function createApiMetrics(
       this.set((await scrape) ? 1 : 0);
     },
   });
+  const liveness = opts.liveness;
+  if (liveness) {
+    new Gauge({
+      name: 'imagecache_workers_live',
+      help: 'Worker processes whose heartbeat is alive, per cache (0: no live worker serves that configured cache).',
+      labelNames: ['host', 'cache'],
+      registers,
+      async collect() {
+        this.reset();
+        // Redis down: unknown, no series (imagecache_redis_up says so).
+        const all = await liveness.read().catch(() => []);
+        for (const e of all) this.set({ host: e.host, cache: e.cache }, e.workers);
+      },
+    });
+  }
   const requests = new Counter({
     name: 'imagecache_api_requests_total',
     help: 'HTTP requests answered by the API, by route pattern, method and status.',

@@ -4,16 +4,21 @@ import { buildApi, startApi } from '@imagecache/api';
 import type { HostConfig } from '@imagecache/config';
 import { ConfigError } from '@imagecache/errors';
 import { connectRedis, queueNames } from '@imagecache/queue';
-import { basic, dropPrefix, closedPort, memoryStream, redisConfig } from './helpers';
+import { announceIdleWorker, basic, dropPrefix, closedPort, memoryStream, redisConfig } from './helpers';
 
-/** The API's edge, without a worker: auth, validation, jobs that wait, metrics, readiness. */
+/**
+ * The API's edge, with a worker announced that takes no job: auth, validation, jobs that wait, metrics,
+ * readiness.
+ */
 const redis = redisConfig();
 const HOST = 'node-edge';
 const AUTH = basic('admin', 'board-pw');
 const logs = memoryStream();
 let app: FastifyInstance;
+let withdraw: () => Promise<void>;
 
 beforeAll(async () => {
+  withdraw = await announceIdleWorker(redis, HOST, ['instance', 'kernels']);
   app = await buildApi({
     redis,
     hosts: [{ host: HOST, caches: ['instance', 'kernels'] }],
@@ -25,6 +30,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app.close();
+  await withdraw();
   await dropPrefix(redis.prefix);
 });
 
@@ -91,13 +97,14 @@ describe('board auth', () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok' } });
+    expect(ready.json()).toEqual({ status: 'ok', checks: { redis: 'ok', workers: 'ok' } });
     expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
   });
 });
 
 describe('queue discovery', () => {
   it("lists queues found in Redis under the prefix (other hosts' workers) on the board and in /metrics", async () => {
+    const withdrawOther = await announceIdleWorker(redis, 'node-other', ['ramdisks']);
     const r = await post('/v1/fetch', {
       host: 'node-other',
       cache: 'ramdisks',
@@ -135,6 +142,7 @@ describe('queue discovery', () => {
       );
     } finally {
       await other.close();
+      await withdrawOther();
       const { jobId } = r.json() as { jobId: string };
       await app.inject({
         method: 'DELETE',
@@ -288,7 +296,7 @@ describe('request validation', () => {
   });
 });
 
-describe('jobs without a worker', () => {
+describe('jobs of a worker that takes none', () => {
   it('enqueues with wait:false, shows it waiting, counts it in /metrics, cancels it', async () => {
     const r = await post('/v1/fetch', {
       host: HOST,

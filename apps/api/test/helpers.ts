@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import type { RedisConfig } from '@imagecache/config';
+import { connectRedis, prefixOf, queueNames, WorkerHeartbeat, WorkerRegistry } from '@imagecache/queue';
 
 export const SHARED_REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -69,4 +70,34 @@ export async function dropPrefix(prefix: string): Promise<void> {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Announces in Redis a worker of `host` serving `caches` that takes no job (as a worker busy elsewhere would):
+ * the API and the client then accept jobs for them. Returns the function that withdraws it.
+ */
+export async function announceIdleWorker(
+  redis: RedisConfig,
+  host: string,
+  caches: string[],
+): Promise<() => Promise<void>> {
+  const connection = connectRedis(redis, 'worker');
+  const heartbeat = new WorkerHeartbeat(new WorkerRegistry(connection, prefixOf(redis)), {
+    id: `idle-${randomBytes(4).toString('hex')}`,
+    host,
+    caches,
+    queues: [
+      ...caches.flatMap((c) => [queueNames.fetch(host, c), queueNames.clean(host, c)]),
+      queueNames.cleanCaches(host),
+    ],
+    pid: process.pid,
+    hostname: 'test',
+    startedAt: Date.now(),
+    ttlMs: 15_000,
+  });
+  await heartbeat.start();
+  return async () => {
+    await heartbeat.stop();
+    connection.disconnect();
+  };
 }

@@ -27,6 +27,7 @@ export const EXIT_CODES: Readonly<Record<string, number>> = Object.freeze({
   CACHE_FOLDER_UNUSABLE: 51,
   QUEUE_UNAVAILABLE: 60,
   QUEUE_TIMEOUT: 61,
+  NO_WORKER: 62,
   ABORTED: 130,
 });
 

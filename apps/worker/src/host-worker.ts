@@ -1,16 +1,22 @@
+import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
 import { Queue, Worker, type Processor } from 'bullmq';
 import type { RedisConfig } from '@imagecache/config';
 import type { CacheRegistry, Logger } from '@imagecache/core';
 import {
   connectRedis,
+  DEFAULT_HEARTBEAT_TTL_MS,
   describeRedis,
   JOB_NAMES,
   keys,
   prefixOf,
   queueNames,
   SecretStore,
+  WorkerHeartbeat,
+  WorkerRegistry,
   type RedisClient,
 } from '@imagecache/queue';
+import { contained } from './containment';
 import { serveMetrics, WorkerMetrics, type MetricsServer } from './metrics';
 import { cleanCachesProcessor, cleanProcessor } from './processors/clean';
 import { fetchProcessor } from './processors/fetch';
@@ -30,6 +36,11 @@ export interface HostWorkerOptions {
   gracePeriodMs?: number;
   /** A job's lock, renewed every half of it while the job runs. Default 60 s. */
   lockDurationMs?: number;
+  /**
+   * Life of this process's announcement in Redis without a heartbeat (refreshed every fifth of it). Callers,
+   * the API's /readyz and its metrics count a worker as gone this long after its last beat. Default 15 s.
+   */
+  heartbeatTtlMs?: number;
   logger: Logger;
   /** Records fetch, eviction and cache metrics (metrics.ts); one is made when `metricsPort` is set. */
   metrics?: WorkerMetrics;
@@ -37,6 +48,16 @@ export interface HostWorkerOptions {
   metricsPort?: number;
   /** Address of the metrics server. Default 127.0.0.1. */
   metricsHost?: string;
+}
+
+/** A job's lock by default: renewed every half of it while the job runs; a dead worker's jobs wait this long. */
+export const DEFAULT_LOCK_DURATION_MS = 60_000;
+/** Times a job may be taken over from a dead worker before it fails (a job that crashes every worker). */
+export const MAX_STALLED_COUNT = 2;
+
+/** How often live workers look for jobs whose lock expired: every 30 s, or every lock duration when shorter. */
+export function stalledIntervalFor(lockDurationMs: number): number {
+  return Math.min(30_000, lockDurationMs);
 }
 
 /**
@@ -49,6 +70,7 @@ export class HostWorker {
   private readonly queues: Queue[] = [];
   private readonly connections: RedisClient[] = [];
   private subscriber?: RedisClient;
+  private heartbeat?: WorkerHeartbeat;
   private closing?: Promise<void>;
   /** What the workers record (given, or made when `metricsPort` is set), and the server of it. */
   metrics?: WorkerMetrics;
@@ -91,8 +113,18 @@ export class HostWorker {
     this.run(queueNames.cleanCaches(host), cleanCachesProcessor(registry, secrets), 1);
     await this.listenForCancels(prefix);
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+    await this.announce(prefix);
+    const lockDurationMs = this.options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
     logger.info(
-      { host, caches: registry.caches.map((c) => c.name), redis: describeRedis(this.options.redis) },
+      {
+        host,
+        caches: registry.caches.map((c) => c.name),
+        redis: describeRedis(this.options.redis),
+        // What an operator needs to know of a crash: when its jobs are taken over, when it is counted out.
+        lockDurationMs,
+        stalledIntervalMs: stalledIntervalFor(lockDurationMs),
+        heartbeatTtlMs: this.options.heartbeatTtlMs ?? DEFAULT_HEARTBEAT_TTL_MS,
+      },
       'worker started',
     );
   }
@@ -115,6 +147,8 @@ export class HostWorker {
         await Promise.race([graceful, new Promise((r) => setTimeout(r, 5000).unref())]);
         await Promise.all(this.workers.map((w) => w.close(true)));
       }
+      // Last: while its jobs run, this process still serves their queues (their callers wait for them).
+      await this.heartbeat?.stop();
       await this.metricsServer?.close();
       await Promise.all(this.queues.map((q) => q.close()));
       this.subscriber?.disconnect();
@@ -139,15 +173,37 @@ export class HostWorker {
     });
   }
 
+  /** Tells callers and the API, through Redis, which queues this process serves, for as long as it beats. */
+  private async announce(prefix: string): Promise<void> {
+    const { host, registry } = this.options;
+    const connection = this.connect();
+    this.heartbeat = new WorkerHeartbeat(new WorkerRegistry(connection, prefix), {
+      id: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+      host,
+      caches: registry.caches.map((c) => c.name),
+      queues: this.workers.map((w) => w.name),
+      pid: process.pid,
+      hostname: os.hostname(),
+      startedAt: Date.now(),
+      ttlMs: this.options.heartbeatTtlMs ?? DEFAULT_HEARTBEAT_TTL_MS,
+    });
+    await this.heartbeat.start();
+    // Redis back after an outage: announce at once, not a beat later (the announcement may have expired).
+    connection.on('ready', () => this.heartbeat?.beat());
+  }
+
   private run(name: string, processor: Processor, concurrency: number): void {
-    const worker = new Worker(name, processor, {
+    const lockDuration = this.options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
+    const worker = new Worker(name, contained(name, processor), {
       connection: this.connect(),
       prefix: prefixOf(this.options.redis),
       concurrency,
-      lockDuration: this.options.lockDurationMs ?? 60_000,
-      // A job whose worker died is picked up again after its lock expires; twice, then it fails.
-      maxStalledCount: 2,
-      stalledInterval: Math.min(30_000, this.options.lockDurationMs ?? 60_000),
+      lockDuration,
+      // A job whose worker died (crash, kill -9) keeps its lock until it expires; the stalled-job check, run by
+      // every live worker of the queue every stalledInterval, then puts it back in the queue. A job taken over
+      // this way more than maxStalledCount times (it keeps killing its workers) fails instead.
+      maxStalledCount: MAX_STALLED_COUNT,
+      stalledInterval: stalledIntervalFor(lockDuration),
     });
     worker.on('error', (err) => this.options.logger.warn({ err: err.message, queue: name }, 'queue error'));
     worker.on('failed', (job, err) =>

@@ -57,13 +57,22 @@ export interface WorkerProcess {
   child: ChildProcess;
   pid: number;
   output(): string;
+  /** Signals the process (unless it has exited) and resolves with its exit status. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `./bin/imagecache worker --config FILE` as its own process, ready once it says it serves. */
-export async function startWorker(config: string, args: string[] = []): Promise<WorkerProcess> {
+/**
+ * `./bin/imagecache worker --config FILE` as its own process, ready once it says it serves (and has announced
+ * itself in Redis).
+ */
+export async function startWorker(
+  config: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<WorkerProcess> {
   const child = spawn(BIN, ['worker', '--config', config, '--lock-duration', '3', '--grace', '1', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));

@@ -160,6 +160,14 @@ export class CredentialsExpired extends ImageCacheError {
 export class CredentialsNotOwned extends ImageCacheError {
   static override readonly code: string = 'CREDENTIALS_NOT_OWNED';
 }
+/**
+ * No live worker serves the host or cache named (none has announced itself in Redis within its heartbeat TTL):
+ * nothing was queued, or the job waited on lost its last worker. Retryable: a worker may come (back).
+ */
+export class NoWorker extends ImageCacheError {
+  static override readonly code: string = 'NO_WORKER';
+  override readonly retryable = true;
+}
 /** The operation was cancelled through its AbortSignal. */
 export class OperationAborted extends ImageCacheError {
   static override readonly code: string = 'ABORTED';

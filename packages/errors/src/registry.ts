@@ -30,6 +30,7 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.QueueTimeout,
   E.CredentialsExpired,
   E.CredentialsNotOwned,
+  E.NoWorker,
 ];
 
 const byCode = new Map<string, ErrorClass>(ERROR_CLASSES.map((c) => [c.code, c]));

@@ -4,6 +4,7 @@ import type { RedisConfig } from '@imagecache/config';
 import {
   deserializeError,
   ImageCacheError,
+  NoWorker,
   OperationAborted,
   QueueTimeout,
   type SerializedError,
@@ -12,14 +13,26 @@ import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress } from './catalog';
 import { connectRedis, describeRedis, prefixOf, queueUnavailable, type RedisClient } from './connection';
 import { jobIdFor, keys, queueNames, queueOfJobId } from './names';
 import { SecretStore } from './secrets';
+import { WorkerRegistry } from './worker-registry';
+
+/** How long a "served" answer of the worker registry is reused by enqueues, ms (a miss is always read again). */
+const SERVED_CACHE_MS = 1000;
 
 export interface ImageCacheClientOptions {
   /** A Redis URL, or the configuration's `redis` section (single, Sentinel or Cluster). */
   redis: RedisConfig | string;
   /** Default time a call waits for its job, ms; 0 waits as long as it takes. Default 0. */
   timeoutMs?: number;
-  /** How often a waiting call reads its job's state, in case a completion event was lost. Default 5000. */
+  /**
+   * How often a waiting call reads its job's state, in case a completion event was lost, and whether a live
+   * worker still serves its queue. Default 5000.
+   */
   pollIntervalMs?: number;
+  /**
+   * Refuse (`NO_WORKER`) to enqueue for a host or cache no live worker serves, and fail a waiting call whose
+   * queue has had no live worker on two polls in a row. Default true.
+   */
+  requireLiveWorker?: boolean;
 }
 
 /** Credentials for one image (as the engine's ImageAuth). */
@@ -80,6 +93,8 @@ interface Waiter {
   queue: string;
   /** False while the job is being added: the poller must not take it for gone meanwhile. */
   added: boolean;
+  /** Polls in a row that found no live worker serving the queue. */
+  unserved: number;
   resolve(value: unknown): void;
   reject(err: unknown): void;
   onProgress?: (p: JobProgress) => void;
@@ -95,6 +110,8 @@ export class ImageCacheClient {
   private readonly producer: RedisClient;
   private readonly prefix: string;
   private readonly secrets: SecretStore;
+  private readonly workers: WorkerRegistry;
+  private served?: { at: number; queues: Set<string> };
   private readonly queues = new Map<string, Queue>();
   private readonly events = new Map<string, Promise<QueueEvents>>();
   private readonly waiters = new Map<string, Waiter>();
@@ -109,6 +126,7 @@ export class ImageCacheClient {
     this.producer = connectRedis(options.redis, 'producer');
     this.prefix = prefixOf(options.redis);
     this.secrets = new SecretStore(this.producer, this.prefix);
+    this.workers = new WorkerRegistry(this.producer, this.prefix);
     this.poller = setInterval(() => void this.poll(), options.pollIntervalMs ?? 5000);
     this.poller.unref();
   }
@@ -126,6 +144,7 @@ export class ImageCacheClient {
 
   private async addFetch(req: FetchRequest, willWait: boolean): Promise<{ queue: string; jobId: string }> {
     const queue = queueNames.fetch(req.host, req.cache);
+    await this.requireWorker(queue, req);
     const jobId = newJobId(queue);
     // A checksum may be the URL of a checksum file, with credentials of its own: it travels like the href.
     const hrefs = req.expectedChecksum === undefined ? [req.href] : [req.href, req.expectedChecksum];
@@ -153,6 +172,7 @@ export class ImageCacheClient {
 
   async cleanUp(req: CleanUpRequest): Promise<Record<string, unknown>> {
     const queue = queueNames.clean(req.host, req.cache);
+    await this.requireWorker(queue, req);
     const opts = { ...DEFAULT_JOB_OPTIONS.clean, ...req.jobOptions };
     const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.clean, { amount: req.amount }, opts, req);
     return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
@@ -161,6 +181,7 @@ export class ImageCacheClient {
   /** The masters of a host's cache, as `ImageCache.list()` gives them (dates as ISO strings). */
   async list(req: CallOptions & { host: string; cache: string }): Promise<Record<string, unknown>> {
     const queue = queueNames.clean(req.host, req.cache);
+    await this.requireWorker(queue, req);
     const opts = { ...DEFAULT_JOB_OPTIONS.list, ...req.jobOptions };
     const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.list, {}, opts, req);
     return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
@@ -168,6 +189,7 @@ export class ImageCacheClient {
 
   async cleanUpCaches(req: CleanUpCachesRequest): Promise<Record<string, unknown>> {
     const queue = queueNames.cleanCaches(req.host);
+    await this.requireWorker(queue, req);
     const jobId = newJobId(queue);
     const { ref, shown } = await this.stash(
       jobId,
@@ -275,6 +297,7 @@ export class ImageCacheClient {
       this.waiters.set(jobId, {
         queue: queueName,
         added: false,
+        unserved: 0,
         resolve: (value) => this.early.set(jobId, { value }),
         reject: (error) => this.early.set(jobId, { error }),
       });
@@ -319,6 +342,7 @@ export class ImageCacheClient {
       this.waiters.set(jobId, {
         queue: queueName,
         added: true,
+        unserved: 0,
         resolve: (v) => (done(), resolve(v)),
         reject: (e) => (done(), reject(e)),
         onProgress: call.onProgress,
@@ -397,6 +421,61 @@ export class ImageCacheClient {
 
   private poll(): void {
     for (const id of this.waiters.keys()) void this.settleFromState(id);
+    if (this.options.requireLiveWorker ?? true) void this.checkWorkers().catch(() => undefined);
+  }
+
+  /**
+   * Fails the calls whose queue has had no live worker on two polls in a row (its last worker died, or stopped,
+   * and none came back): a caller learns it within the heartbeat TTL plus two poll intervals, instead of waiting
+   * for a worker that may never come. A job that never started is removed (it can't run behind the caller's
+   * back); one that had started is left to BullMQ's stalled-job check, for a worker that comes back.
+   */
+  private async checkWorkers(): Promise<void> {
+    if (this.waiters.size === 0) return;
+    const served = await this.servedQueues(true);
+    for (const [jobId, w] of [...this.waiters]) {
+      if (!w.added) continue;
+      if (served.has(w.queue)) {
+        w.unserved = 0;
+        continue;
+      }
+      if (++w.unserved < 2) continue;
+      await this.settleFromState(jobId); // finished meanwhile (its event lost): that answer wins
+      if (this.waiters.get(jobId) !== w) continue;
+      void this.cancel(jobId, 'no live worker serves its queue').catch(() => undefined);
+      w.reject(
+        new NoWorker(
+          `no live worker serves ${w.queue} any more (none has sent a heartbeat within its TTL); job ${jobId} ` +
+            'was given up: fetch again once a worker runs',
+          { jobId, queue: w.queue },
+        ),
+      );
+    }
+  }
+
+  /** Refuses, before anything is written to Redis, a job for a queue no live worker serves. */
+  private async requireWorker(queue: string, req: { host: string; cache?: string }): Promise<void> {
+    if (!(this.options.requireLiveWorker ?? true)) return;
+    await this.ready();
+    let served = await this.servedQueues(false);
+    if (!served.has(queue)) served = await this.servedQueues(true);
+    if (served.has(queue)) return;
+    const what = req.cache === undefined ? `host ${req.host}` : `cache ${req.cache} of host ${req.host}`;
+    throw new NoWorker(
+      `no live worker serves ${what}: nothing was queued (start \`imagecache worker\` on that host, ` +
+        'or check the host and cache names)',
+      { host: req.host, ...(req.cache === undefined ? {} : { cache: req.cache }), queue },
+    );
+  }
+
+  /** The queues live workers serve; a recent answer is reused unless `fresh`. */
+  private async servedQueues(fresh: boolean): Promise<Set<string>> {
+    if (!fresh && this.served && Date.now() - this.served.at < SERVED_CACHE_MS) return this.served.queues;
+    const queues = await this.workers.servedQueues().catch((err) => {
+      throw queueUnavailable(err, describeRedis(this.options.redis));
+    });
+    this.served = { at: Date.now(), queues };
+    return queues;
   }
 
   /** Resolves once the producer connection is up (shared by concurrent calls), or fails within 5 s. */

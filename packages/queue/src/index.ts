@@ -27,3 +27,5 @@ export {
 } from './connection';
 export type { RedisClient, ConnectionRole } from './connection';
 export { SecretStore, SECRET_TTL_SECONDS, secretTexts } from './secrets';
+export { WorkerRegistry, WorkerHeartbeat, DEFAULT_HEARTBEAT_TTL_MS, BEATS_PER_TTL } from './worker-registry';
+export type { WorkerAnnouncement } from './worker-registry';

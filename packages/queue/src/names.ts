@@ -34,4 +34,7 @@ export function queueOfJobId(jobId: string): string | undefined {
 export const keys = {
   secret: (prefix: string, id: string) => `${prefix}:secret:${id}`,
   cancelChannel: (prefix: string) => `${prefix}:cancel`,
+  /** A worker process's announcement (worker-registry.ts), and the set of their ids. */
+  worker: (prefix: string, id: string) => `${prefix}:worker:${id}`,
+  workers: (prefix: string) => `${prefix}:workers`,
 };

@@ -32,8 +32,15 @@ export function registerApi(program: Command, ctx: CommandContext): void {
     .option('--board-user <name>', 'board (and /v1) basic-auth user (default IMAGECACHE_BOARD_USERNAME)')
     .option('--board-password-file <file>', 'file holding the password (default IMAGECACHE_BOARD_PASSWORD)')
     .option('--no-board-auth', 'serve the board and /v1 without credentials: loopback --bind only')
-    .option('--read-only', 'the board shows queues and jobs but changes nothing')
-    .option('--wait-timeout <seconds>', 'default time a waiting request waits for its job (0: no limit)', '0')
+    .option(
+      '--read-only',
+      'GET only: the board shows queues and jobs, /v1 reads jobs; every change is refused (403)',
+    )
+    .option(
+      '--wait-timeout <seconds>',
+      'default time a waiting request waits for its job, then 504 QUEUE_TIMEOUT (0: no limit)',
+      '1800',
+    )
     .action(async (flags: ApiFlags, command: Command) => {
       // --log-level may be parsed as the program's option or as this command's.
       const logLevel = (command.optsWithGlobals() as { logLevel?: string }).logLevel ?? flags.logLevel;
@@ -44,7 +51,7 @@ export function registerApi(program: Command, ctx: CommandContext): void {
       const port = Number(flags.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new UsageError(`--port must be a port number, got ${flags.port}`);
-      const waitTimeout = Number(flags.waitTimeout ?? '0');
+      const waitTimeout = Number(flags.waitTimeout ?? '1800');
       if (!Number.isFinite(waitTimeout) || waitTimeout < 0)
         throw new UsageError(`--wait-timeout must be seconds, got ${flags.waitTimeout}`);
       const username = flags.boardUser ?? nonEmpty(process.env.IMAGECACHE_BOARD_USERNAME);

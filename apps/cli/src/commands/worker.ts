@@ -17,6 +17,11 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
     )
     .option('--lock-duration <seconds>', "a job's lock; a dead worker's jobs are taken over after it", '60')
     .option(
+      '--heartbeat-ttl <seconds>',
+      "life of this worker's announcement in Redis without a heartbeat (refreshed every fifth of it)",
+      '15',
+    )
+    .option(
       '--metrics-port <port>',
       'serve /metrics, /healthz and /readyz on this port (default: not served)',
     )
@@ -26,23 +31,30 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
         config: string;
         grace: string;
         lockDuration: string;
+        heartbeatTtl: string;
         metricsPort?: string;
         metricsBind: string;
       }) => {
         for (const [flag, value] of [
           ['--grace', flags.grace],
           ['--lock-duration', flags.lockDuration],
+          ['--heartbeat-ttl', flags.heartbeatTtl],
         ] as const) {
           if (!/^\d+(\.\d+)?$/.test(value))
             throw new UsageError(`${flag} takes seconds, got ${JSON.stringify(value)}`);
         }
+        if (Number(flags.heartbeatTtl) < 1)
+          throw new UsageError(`--heartbeat-ttl must be at least 1 second, got ${flags.heartbeatTtl}`);
         const config = loadConfig({ file: flags.config });
         if (!config.redis)
           throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
         requireDestinationPolicy(config, 'worker');
         const host = ctx.openHost(config);
         // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
-        const { HostWorker } = await import('@imagecache/worker');
+        const { HostWorker, installCrashHandlers } = await import('@imagecache/worker');
+        const logger = ctx.logger();
+        // Before any job runs: a job's stray rejection fails that job; anything else ends the process (status 1).
+        installCrashHandlers(logger);
         const worker = new HostWorker({
           host: config.host,
           registry: host.registry,
@@ -51,9 +63,10 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
           sweepIntervalSeconds: config.sweepInterval,
           gracePeriodMs: Number(flags.grace) * 1000,
           lockDurationMs: Number(flags.lockDuration) * 1000,
+          heartbeatTtlMs: Number(flags.heartbeatTtl) * 1000,
           metricsPort: flags.metricsPort === undefined ? undefined : Number(flags.metricsPort),
           metricsHost: flags.metricsBind,
-          logger: ctx.logger(),
+          logger,
         });
         await worker.start();
         process.stderr.write(
