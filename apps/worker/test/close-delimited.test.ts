@@ -2,13 +2,12 @@
 // server answering `Connection: close`) used to end the worker process that fetched from them (undici 7's
 // paused-parser assertion, nodejs/undici#5360). A real worker process fetches 50 images from each; every one
 // must arrive whole and the worker must still be the same live process afterwards.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ImageCacheClient } from '@imagecache/queue';
-import { tmpDir } from '@imagecache/testing';
+import { startPythonHttpServer, tmpDir } from '@imagecache/testing';
 import {
   hostSetup,
   SHARED_REDIS,
@@ -27,7 +26,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let setup: HostSetup;
 let worker: WorkerProcess;
 let client: ImageCacheClient;
-let python: ChildProcess;
+let python: { base: string; close(): void };
 let pythonBase: string;
 let raw: net.Server;
 let rawBase: string;
@@ -35,18 +34,8 @@ let rawBase: string;
 beforeAll(async () => {
   const dir = tmpDir('imagecache-close-');
   images.forEach((img, i) => fs.writeFileSync(path.join(dir, `img-${i}.raw`), img));
-  python = spawn('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', dir], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  pythonBase = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    python.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /port (\d+)/.exec(out);
-      if (m) resolve(`http://127.0.0.1:${m[1]}`);
-    });
-    python.once('exit', () => reject(new Error(`python3 -m http.server exited: ${out}`)));
-  });
+  python = await startPythonHttpServer(dir);
+  pythonBase = python.base;
   // HTTP/1.1 with Connection: close and the FIN right behind the body; HEAD answered too.
   raw = net.createServer((sock) => {
     sock.on('error', () => undefined);
@@ -77,7 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client.close();
   await worker.stop('SIGKILL');
-  python.kill();
+  python.close();
   await new Promise((r) => raw.close(r));
 });
 

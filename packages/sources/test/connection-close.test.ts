@@ -2,14 +2,13 @@
 // behind: under undici 7 a paused parser meeting that FIN threw from a socket handler and ended the process
 // (nodejs/undici#5360). Each case runs many times with a slow reader; every body must arrive whole and right,
 // and a body cut short must be an error, never a success.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ImageDownloadFailed } from '@imagecache/errors';
 import { HttpSource, isBlockReadable, type ByteSink } from '@imagecache/sources';
-import { tmpDir } from '@imagecache/testing';
+import { startPythonHttpServer, tmpDir } from '@imagecache/testing';
 
 const IMAGE = randomBytes((1 << 20) + 12345);
 const SHA = createHash('sha256').update(IMAGE).digest('hex');
@@ -159,27 +158,15 @@ describe('a server that closes the connection right after the body', () => {
 });
 
 describe('python3 -m http.server (HTTP/1.0: one connection per request, closed after the body)', () => {
-  let child: ChildProcess;
+  let python: { base: string; close(): void };
   let base: string;
   beforeAll(async () => {
     const dir = tmpDir('imagecache-pyhttp-');
     fs.writeFileSync(path.join(dir, 'image.img'), IMAGE);
-    child = spawn('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', dir], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    base = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /port (\d+)/.exec(out);
-        if (m) resolve(`http://127.0.0.1:${m[1]}`);
-      });
-      child.once('exit', () => reject(new Error(`python3 -m http.server exited: ${out}`)));
-    });
+    python = await startPythonHttpServer(dir);
+    base = python.base;
   });
-  afterAll(() => {
-    child.kill();
-  });
+  afterAll(() => python.close());
 
   it('50 slow reads and 50 slow sinks complete with the right bytes', async () => {
     for (let i = 0; i < 50; i++) {
