@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
-import { loadConfig } from '@imagecache/config';
-import { UsageError } from '@imagecache/errors';
 import type { CommandContext } from '../program';
+
+export interface WorkerFlags {
+  config: string;
+  grace: string;
+  lockDuration: string;
+  metricsPort?: string;
+  metricsBind: string;
+}
 
 export function registerWorker(program: Command, ctx: CommandContext): void {
   program
@@ -21,47 +27,5 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
       'serve /metrics, /healthz and /readyz on this port (default: not served)',
     )
     .option('--metrics-bind <address>', 'address of the metrics server', '127.0.0.1')
-    .action(
-      async (flags: {
-        config: string;
-        grace: string;
-        lockDuration: string;
-        metricsPort?: string;
-        metricsBind: string;
-      }) => {
-        for (const [flag, value] of [
-          ['--grace', flags.grace],
-          ['--lock-duration', flags.lockDuration],
-        ] as const) {
-          if (!/^\d+(\.\d+)?$/.test(value))
-            throw new UsageError(`${flag} takes seconds, got ${JSON.stringify(value)}`);
-        }
-        const config = loadConfig({ file: flags.config });
-        if (!config.redis)
-          throw new UsageError('the configuration has no `redis` section (or IMAGECACHE_REDIS_URL)');
-        const host = ctx.openHost(config);
-        // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
-        const { HostWorker } = await import('@imagecache/worker');
-        const worker = new HostWorker({
-          host: config.host,
-          registry: host.registry,
-          redis: config.redis,
-          concurrency: config.downloadConcurrency,
-          sweepIntervalSeconds: config.sweepInterval,
-          gracePeriodMs: Number(flags.grace) * 1000,
-          lockDurationMs: Number(flags.lockDuration) * 1000,
-          metricsPort: flags.metricsPort === undefined ? undefined : Number(flags.metricsPort),
-          metricsHost: flags.metricsBind,
-          logger: ctx.logger(),
-        });
-        await worker.start();
-        process.stderr.write(
-          `imagecache worker: serving ${config.caches.length} cache(s) of host ${config.host}\n`,
-        );
-        await new Promise<void>((resolve) =>
-          ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
-        );
-        await worker.close();
-      },
-    );
+    .action(async (flags: WorkerFlags) => (await import('./worker-run')).runWorker(ctx, flags));
 }
