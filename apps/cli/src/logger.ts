@@ -1,15 +1,34 @@
-import pino from 'pino';
+import type pino from 'pino';
+import { LOG_LEVELS } from '@imagecache/config';
 import { UsageError } from '@imagecache/errors';
 import type { Logger } from '@imagecache/core';
 
-/** Logs go to stderr (stdout is for results); secrets are redacted wherever they might sit. */
+const METHODS = ['debug', 'info', 'warn', 'error'] as const;
+
+/**
+ * Logs go to stderr (stdout is for results); secrets are redacted wherever they might sit. pino is loaded by the
+ * first line logged: a verb that logs nothing (a cache hit at the default level) doesn't pay for it.
+ */
 export function createLogger(level: string): Logger {
-  if (!Object.hasOwn(pino.levels.values, level) && level !== 'silent') {
-    throw new UsageError(
-      `unknown log level ${JSON.stringify(level)} (fatal, error, warn, info, debug, trace, silent)`,
-    );
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`unknown log level ${JSON.stringify(level)} (${LOG_LEVELS.join(', ')})`);
   }
-  return pino(
+  let real: Logger | undefined;
+  const logger = {} as Logger;
+  for (const m of METHODS) {
+    logger[m] = (obj, msg) => {
+      real ??= pinoLogger(level);
+      if (msg === undefined) real[m](obj);
+      else real[m](obj, msg);
+    };
+  }
+  return logger;
+}
+
+function pinoLogger(level: string): pino.Logger {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const create = require('pino') as typeof pino;
+  return create(
     {
       level,
       base: undefined,
@@ -18,6 +37,6 @@ export function createLogger(level: string): Logger {
         censor: '***',
       },
     },
-    pino.destination({ fd: 2, sync: true }),
+    create.destination({ fd: 2, sync: true }),
   );
 }

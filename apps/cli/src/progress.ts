@@ -1,4 +1,4 @@
-import { SingleBar, Presets } from 'cli-progress';
+import type * as CliProgress from 'cli-progress';
 import type { FetchProgress } from '@imagecache/core';
 import { formatSize } from '@imagecache/config';
 
@@ -17,6 +17,9 @@ export function createProgress(opts: { quiet: boolean; label: string }): Progres
 }
 
 function barProgress(label: string): ProgressReporter {
+  // Loaded for a terminal only: a script's or a quiet run's start-up doesn't pay for it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { SingleBar, Presets } = require('cli-progress') as typeof CliProgress;
   const bar = new SingleBar(
     {
       stream: process.stderr,

@@ -1,5 +1,5 @@
 import { ImageCacheError, ImageDownloadFailed, OperationAborted, redactHref } from '@imagecache/errors';
-import { type Dispatcher, getGlobalDispatcher, interceptors, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { parseChecksumFile } from './checksum-file';
 import type { ChecksumAlgo, ExpectedChecksum } from './types';
 
@@ -65,6 +65,8 @@ export async function fetchChecksumFile(
     target.password = '';
   }
 
+  // Loaded here: a fetch without a checksum URL (every cache hit) needs no HTTP client from this package.
+  const { getGlobalDispatcher, interceptors, request } = await import('undici');
   const dispatcher = (opts.dispatcher ?? getGlobalDispatcher()).compose(
     interceptors.redirect({ maxRedirections: opts.maxRedirections ?? 10 }),
   );

@@ -1,11 +1,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '@imagecache/errors';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import type * as Yaml from 'yaml';
 import { DEFAULTS, type ImageFormat, type PriorityPreset } from './defaults';
 import { applyEnv, envValue } from './env';
 import type { HostConfig, HostConfigInput } from './schema';
 import { formatPath, parseHostConfig, type PathSegment } from './validate';
+
+/**
+ * The YAML library, loaded when a YAML file is read or a JSON file's issue needs its line: a command that reads
+ * a JSON file, or none, doesn't pay for it.
+ */
+function yaml(): typeof Yaml {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('yaml') as typeof Yaml;
+}
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -125,7 +134,8 @@ function withoutExcerpts(message: string): string {
     .trim();
 }
 
-function yamlLocator(doc: Document, counter: LineCounter) {
+function yamlLocator(doc: Yaml.Document, counter: Yaml.LineCounter) {
+  const { isMap, isScalar, isSeq } = yaml();
   return (segments: readonly PathSegment[]): number | undefined => {
     let node: unknown = doc.contents;
     let offset = (node as { range?: [number] } | null)?.range?.[0];
@@ -147,6 +157,7 @@ function yamlLocator(doc: Document, counter: LineCounter) {
 }
 
 function parseYaml(file: string, text: string): { data: unknown; locate: ConfigFile['locate'] } {
+  const { LineCounter, parseDocument } = yaml();
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
   const err = doc.errors[0];
@@ -191,6 +202,7 @@ function parseJson(file: string, text: string): { data: unknown; locate: ConfigF
     // JSON is YAML: its parser gives node positions. Built only when an issue needs a line.
     locate: (segments) => {
       if (!locate) {
+        const { LineCounter, parseDocument } = yaml();
         const counter = new LineCounter();
         const doc = parseDocument(text, { lineCounter: counter });
         locate = doc.errors.length ? () => undefined : yamlLocator(doc, counter);

@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as lockfile from 'proper-lockfile';
 import { OperationAborted } from '@imagecache/errors';
 import type { Logger } from './logger';
 
@@ -60,6 +59,8 @@ export class FolderLocks {
     signal?: AbortSignal,
   ): Promise<() => Promise<void>> {
     const lockfilePath = path.join(this.lockDir, name + LOCK_SUFFIX);
+    // Loaded by the first lock taken: a cache hit takes none, and so loads neither the library nor its timers.
+    const lockfile = await import('proper-lockfile');
     let wait = POLL_MIN_MS;
     for (;;) {
       if (signal?.aborted) throw new OperationAborted('cancelled while waiting for a lock', { lock: name });

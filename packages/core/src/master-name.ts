@@ -1,4 +1,4 @@
-import { v5 as uuidv5 } from 'uuid';
+import { uuidv5Url } from '@imagecache/sources';
 
 /** Suffix of a master produced with raw conversion requested (even when none was needed), as Ironic names it. */
 export const CONVERTED_SUFFIX = '.converted';
@@ -8,6 +8,6 @@ export const CONVERTED_SUFFIX = '.converted';
  * the image-service id as given, or UUIDv5 (URL namespace) of the exact href text.
  */
 export function masterName(href: string, imageId: string | undefined, forceRaw: boolean): string {
-  const base = imageId ?? uuidv5(href, uuidv5.URL);
+  const base = imageId ?? uuidv5Url(href);
   return forceRaw ? base + CONVERTED_SUFFIX : base;
 }

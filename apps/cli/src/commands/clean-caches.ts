@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { formatSize, loadConfig } from '@imagecache/config';
-import { UsageError } from '@imagecache/errors';
-import type { SpaceReport } from '@imagecache/core';
+import type { RemoteFlags } from '../remote';
 import type { CommandContext } from '../program';
-import { isRemote, withClient, type RemoteFlags } from '../remote';
+
+export type CleanCachesFlags = RemoteFlags & { config?: string };
 
 export function registerCleanCaches(program: Command, ctx: CommandContext): void {
   program
@@ -17,31 +16,7 @@ export function registerCleanCaches(program: Command, ctx: CommandContext): void
     .option('--redis <url>', "ask the host's workers through this Redis")
     .option('--redis-prefix <prefix>', 'with --redis: key prefix of the deployment (default {imagecache})')
     .option('--host <name>', 'with --redis: the host')
-    .action(async (directory: string, hrefs: string[], flags: RemoteFlags & { config?: string }) => {
-      let report: SpaceReport;
-      if (isRemote(flags)) {
-        report = (await withClient(flags, (client, host) =>
-          client.cleanUpCaches({
-            host,
-            directory,
-            images: hrefs.map((href) => ({ href })),
-            signal: ctx.signal,
-          }),
-        )) as unknown as SpaceReport;
-      } else {
-        if (!flags.config) throw new UsageError('clean-caches needs --config (or --redis and --host)');
-        const host = ctx.openHost(loadConfig({ file: flags.config }));
-        report = await host.registry.cleanUpCaches(
-          directory,
-          hrefs.map((href) => ({ href })),
-          ctx.signal,
-        );
-      }
-      ctx.output.result(report, () =>
-        [
-          ...report.cleaned.map((c) => `cleaned ${c.cache}: freed ${formatSize(c.result.freed)}`),
-          `${directory}: ${formatSize(report.required)} required, ${formatSize(report.free)} free`,
-        ].join('\n'),
-      );
-    });
+    .action(async (directory: string, hrefs: string[], flags: CleanCachesFlags) =>
+      (await import('./clean-caches-run')).runCleanCaches(ctx, directory, hrefs, flags),
+    );
 }

@@ -1,12 +1,9 @@
 import type { Command } from 'commander';
-import { formatSize } from '@imagecache/config';
-import type { FetchResult, FetchStage } from '@imagecache/core';
-import { createProgress } from '../progress';
-import { hostConfigFrom, type CacheSelection } from '../options';
-import { isRemote, requireCache, withClient, type RemoteFlags } from '../remote';
+import type { CacheSelection } from '../options';
+import type { RemoteFlags } from '../remote';
 import type { CommandContext } from '../program';
 
-interface FetchFlags extends CacheSelection, RemoteFlags {
+export interface FetchFlags extends CacheSelection, RemoteFlags {
   expectedFormat?: string;
   checksum?: string;
   checksumAlgo?: string;
@@ -39,56 +36,8 @@ export function registerFetch(program: Command, ctx: CommandContext): void {
     .option('--redis-prefix <prefix>', 'with --redis: key prefix of the deployment (default {imagecache})')
     .option('--host <name>', 'with --redis: the host whose workers fetch (the destination is on that host)')
     .option('-q, --quiet', 'no progress output')
-    .action(async (href: string, dest: string, flags: FetchFlags) => {
-      if (isRemote(flags)) {
-        const progress = createProgress({ quiet: Boolean(flags.quiet), label: 'fetch' });
-        try {
-          const result = await withClient(flags, (client, host) =>
-            client.fetchImage({
-              host,
-              cache: requireCache(flags),
-              href,
-              dest,
-              forceRaw: flags.forceRaw,
-              expectedFormat: flags.expectedFormat,
-              expectedChecksum: flags.checksum,
-              expectedChecksumAlgo: flags.checksumAlgo,
-              signal: ctx.signal,
-              onProgress: (p) =>
-                progress.update({ stage: p.stage as FetchStage, bytes: p.bytes, totalBytes: p.totalBytes }),
-            }),
-          );
-          progress.stop();
-          ctx.output.result(result, () => describe(result as unknown as FetchResult));
-        } finally {
-          progress.stop();
-        }
-        return;
-      }
-      const config = hostConfigFrom(flags);
-      const host = ctx.openHost(config);
-      const cache = host.cache(flags.cache);
-      const progress = createProgress({ quiet: Boolean(flags.quiet), label: 'fetch' });
-      try {
-        const result = await cache.fetchImage(href, dest, {
-          forceRaw: flags.forceRaw,
-          expectedFormat: flags.expectedFormat,
-          expectedChecksum: flags.checksum,
-          expectedChecksumAlgo: flags.checksumAlgo,
-          signal: ctx.signal,
-          onProgress: (p) => progress.update(p),
-        });
-        progress.stop();
-        ctx.output.result(result, () => describe(result));
-      } finally {
-        progress.stop();
-      }
-    });
-}
-
-function describe(r: FetchResult): string {
-  const how = r.cacheHit ? 'cache hit' : `downloaded ${formatSize(r.bytesDownloaded)}`;
-  const placed = r.placedBy === 'already' ? 'already in place' : `placed by ${r.placedBy}`;
-  const sum = r.checksum ? ` ${r.checksum.algo}:${r.checksum.value}` : '';
-  return `${r.destPath}: ${how}, ${placed}, ${formatSize(r.size)}${sum} (${Math.round(r.durations.total)} ms)`;
+    // Loaded when the verb runs: the engine costs `--help` and the other verbs nothing.
+    .action(async (href: string, dest: string, flags: FetchFlags) =>
+      (await import('./fetch-run')).runFetch(ctx, href, dest, flags),
+    );
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { ConfigError } from '@imagecache/errors';
 import type { ConnectionOptions } from 'node:tls';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import type { ResolvedHttpOptions } from '../options';
 
 /** How a download's own connection is made (download-exchange.ts). */
@@ -13,13 +13,15 @@ export interface ConnectSettings {
 
 /** The connection settings of one option set: a shared keep-alive Agent and how downloads connect. */
 export interface Dispatchers {
-  /** Shared, keep-alive: HEADs and small answers (warm cache hits cost one reused connection). */
+  /** Shared, keep-alive: HEADs and small answers (warm cache hits cost one reused connection). Made on first use. */
   readonly agent: Agent;
   /** Downloads: a connection of their own each, read by our receive path (see download-exchange.ts). */
   readonly connect: ConnectSettings;
 }
 
 const cache = new Map<string, Dispatchers>();
+/** The agents made so far (an option set's agent is made by its first HEAD or small request). */
+const agents = new Set<Agent>();
 
 /** One set of dispatchers per distinct option set, created once (the CA file is read once). */
 export function dispatchersFor(opts: ResolvedHttpOptions): Dispatchers {
@@ -54,9 +56,15 @@ function create(opts: ResolvedHttpOptions): Dispatchers {
     headersTimeout: opts.inactivityTimeoutMs,
     bodyTimeout: opts.inactivityTimeoutMs,
   };
-  const agent = new Agent({ ...common, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
+  let agent: Agent | undefined;
   return {
-    agent,
+    get agent() {
+      if (!agent) {
+        agent = new (agentClass())({ ...common, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
+        agents.add(agent);
+      }
+      return agent;
+    },
     connect: {
       timeoutMs: opts.connectTimeoutMs,
       tls: { rejectUnauthorized: opts.verifyTls, minVersion: opts.minTlsVersion, ...(ca ? { ca } : {}) },
@@ -64,9 +72,20 @@ function create(opts: ResolvedHttpOptions): Dispatchers {
   };
 }
 
+/**
+ * undici's Agent, loaded on first use and from its own module: undici's index also loads fetch, WebSocket, the
+ * cache and cookie code (two thirds of its load time), none of which a HEAD needs. A process that sends no HEAD
+ * nor small request (file:// sources only) loads none of it.
+ */
+function agentClass(): typeof Agent {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('undici/lib/dispatcher/agent') as typeof Agent;
+}
+
 /** Closes every shared connection (tests, shutdown). Sources resolved afterwards get new ones. */
 export async function closeHttpConnections(): Promise<void> {
-  const all = [...cache.values()];
+  const all = [...agents];
   cache.clear();
-  await Promise.all(all.map((d) => d.agent.close().catch(() => undefined)));
+  agents.clear();
+  await Promise.all(all.map((a) => a.close().catch(() => undefined)));
 }

@@ -1,0 +1,9 @@
+// Loaded with NODE_OPTIONS=--require by startup.test.ts: writes, as the process exits, the files of every module
+// it loaded (require's cache) to the file named by IMAGECACHE_TEST_LOADED_MODULES.
+'use strict';
+const fs = require('node:fs');
+
+const out = process.env.IMAGECACHE_TEST_LOADED_MODULES;
+if (out) {
+  process.on('exit', () => fs.writeFileSync(out, JSON.stringify(Object.keys(require.cache))));
+}

@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startImageServer, tmpDir, type ImageServer } from '@imagecache/testing';
+import { cli } from './run-cli';
+
+const RECORDER = path.join(__dirname, 'record-loaded-modules.cjs');
+const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as {
+  version: string;
+};
+
+/** What a verb's run modules load; `--help` and `--version` need none of it. */
+const HEAVY = [
+  /node_modules\/\.pnpm\/(zod|undici|yaml|pino|proper-lockfile|bullmq|ioredis|fastify|@bull-board[^/]*|cli-progress)@/,
+  /\/packages\/(core|config|sources|checksum|formats|queue)\/dist\//,
+  /\/apps\/(worker|api)\/dist\//,
+  /\/apps\/cli\/dist\/(host|options|remote|progress|logger|commands\/[a-z-]+-run)\.js$/,
+];
+
+let root: string;
+beforeEach(() => {
+  root = tmpDir('imagecache-startup-');
+});
+
+/** Runs the CLI and returns its result with the files of the modules it loaded. */
+async function loading(args: string[]) {
+  const list = path.join(root, `loaded-${Math.random().toString(36).slice(2)}.json`);
+  const run = await cli(args, {
+    env: { NODE_OPTIONS: `--require ${RECORDER}`, IMAGECACHE_TEST_LOADED_MODULES: list },
+  });
+  return { run, modules: JSON.parse(fs.readFileSync(list, 'utf8')) as string[] };
+}
+
+const matching = (modules: string[], patterns: RegExp[]) =>
+  modules.filter((m) => patterns.some((p) => p.test(m)));
+
+describe('imagecache --version', () => {
+  it.each([['--version'], ['-V']])('%s prints the package version and exits 0', async (flag) => {
+    const { run, modules } = await loading([flag]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`${version}\n`);
+    expect(run.stderr).toBe('');
+    expect(matching(modules, HEAVY)).toEqual([]);
+  });
+});
+
+describe('start-up', () => {
+  it.each([[['--help']], [['fetch', '--help']], [['worker', '--help']]])(
+    '%j loads no engine, schema, HTTP client, queue or logger',
+    async (args) => {
+      const { run, modules } = await loading(args);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('Usage: imagecache');
+      // The recorder works: the CLI's own modules are in the list.
+      expect(modules.some((m) => m.endsWith('/apps/cli/dist/program.js'))).toBe(true);
+      expect(matching(modules, HEAVY)).toEqual([]);
+    },
+  );
+
+  describe('a warm cache hit', () => {
+    let server: ImageServer;
+    beforeEach(async () => {
+      server = await startImageServer();
+      server.route('/disk.img', { body: randomBytes(1 << 20), lastModified: new Date(0) });
+    });
+    afterEach(() => server.close());
+
+    it('loads only what the hit needs: no lock library, YAML, logger, progress bar or all of undici', async () => {
+      const master = path.join(root, 'master');
+      fs.mkdirSync(path.join(root, 'dest'));
+      const fetch = (name: string) =>
+        loading([
+          'fetch',
+          server.url('/disk.img'),
+          path.join(root, 'dest', name),
+          '--master-dir',
+          master,
+          '-q',
+        ]);
+      const miss = await fetch('a.img');
+      expect(miss.run.code).toBe(0);
+      // The miss does load them (the patterns below name real files).
+      expect(matching(miss.modules, [/proper-lockfile@/])).not.toEqual([]);
+
+      const hit = await fetch('b.img');
+      expect(hit.run.code).toBe(0);
+      expect(hit.run.stdout).toContain('cache hit');
+      expect(fs.statSync(path.join(root, 'dest', 'b.img')).ino).toBe(
+        fs.statSync(path.join(root, 'dest', 'a.img')).ino,
+      );
+      expect(
+        matching(hit.modules, [
+          /node_modules\/\.pnpm\/(yaml|pino|proper-lockfile|uuid|bullmq|ioredis|fastify|cli-progress)@/,
+          /\/undici\/index\.js$/,
+          /\/packages\/queue\//,
+        ]),
+      ).toEqual([]);
+    });
+  });
+});
