@@ -10,7 +10,13 @@ setFlagsFromString('--liftoff-only');
 
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => controller.abort(new Error(`received ${sig}`)));
+  // Stays installed (not `once`): proper-lockfile's signal-exit, loaded later by a miss, re-raises a signal that
+  // has no listener but its own, which would kill a worker in the middle of its graceful shutdown. A second
+  // signal ends the process at once.
+  process.on(sig, () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new Error(`received ${sig}`));
+  });
 }
 run(process.argv.slice(2), controller.signal).then(
   (code) => {
