@@ -3,6 +3,7 @@ import { ConfigError } from '@imagecache/errors';
 import type { ConnectionOptions } from 'node:tls';
 import type { Agent } from 'undici';
 import type { ResolvedHttpOptions } from '../options';
+import { IdleSockets } from './idle-sockets';
 
 /** How a download's own connection is made (download-exchange.ts). */
 export interface ConnectSettings {
@@ -13,14 +14,16 @@ export interface ConnectSettings {
 
 /** The connection settings of one option set: a shared keep-alive Agent and how downloads connect. */
 export interface Dispatchers {
-  /** Shared, keep-alive: HEADs and small answers (warm cache hits cost one reused connection). Made on first use. */
+  /** Shared, keep-alive: small answers read whole (JSON of image services, tokens). Made on first use. */
   readonly agent: Agent;
   /** Downloads: a connection of their own each, read by our receive path (see download-exchange.ts). */
   readonly connect: ConnectSettings;
+  /** Connections kept after a HEAD for the next one (head-exchange.ts). */
+  readonly idle: IdleSockets;
 }
 
 const cache = new Map<string, Dispatchers>();
-/** The agents made so far (an option set's agent is made by its first HEAD or small request). */
+/** The agents made so far (an option set's agent is made by its first small request). */
 const agents = new Set<Agent>();
 
 /** One set of dispatchers per distinct option set, created once (the CA file is read once). */
@@ -65,6 +68,7 @@ function create(opts: ResolvedHttpOptions): Dispatchers {
       }
       return agent;
     },
+    idle: new IdleSockets(),
     connect: {
       timeoutMs: opts.connectTimeoutMs,
       tls: { rejectUnauthorized: opts.verifyTls, minVersion: opts.minTlsVersion, ...(ca ? { ca } : {}) },
@@ -74,8 +78,8 @@ function create(opts: ResolvedHttpOptions): Dispatchers {
 
 /**
  * undici's Agent, loaded on first use and from its own module: undici's index also loads fetch, WebSocket, the
- * cache and cookie code (two thirds of its load time), none of which a HEAD needs. A process that sends no HEAD
- * nor small request (file:// sources only) loads none of it.
+ * cache and cookie code (two thirds of its load time), none of which a small request needs. A process that
+ * only fetches over http(s) (HEADs and downloads are ours) loads none of it.
  */
 function agentClass(): typeof Agent {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -85,6 +89,7 @@ function agentClass(): typeof Agent {
 /** Closes every shared connection (tests, shutdown). Sources resolved afterwards get new ones. */
 export async function closeHttpConnections(): Promise<void> {
   const all = [...agents];
+  for (const d of cache.values()) d.idle.destroyAll();
   cache.clear();
   agents.clear();
   await Promise.all(all.map((a) => a.close().catch(() => undefined)));

@@ -1,8 +1,8 @@
-import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type * as net from 'node:net';
 import { ImageCacheError, ImageDownloadFailed, OperationAborted } from '@imagecache/errors';
 import type { ByteSink } from '../types';
 import { HttpBodyStream, type BodyFeed } from './body-stream';
+import { coded, openSocket, requestHead } from './connection';
 import type { ConnectSettings } from './dispatchers';
 import type { HttpResponse, SendParams } from './request';
 import {
@@ -79,36 +79,19 @@ export class DownloadExchange implements BodyFeed {
       this.reject(err as Error);
       return;
     }
-    const url = p.url;
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const https = url.protocol === 'https:';
-    const port = Number(url.port || (https ? 443 : 80));
-    const socket = https
-      ? tls.connect({
-          host,
-          port,
-          ...(net.isIP(host) ? {} : { servername: host }),
-          ...this.connect.tls,
-          ALPNProtocols: ['http/1.1'],
-        })
-      : net.connect({
-          host,
-          port,
-          onread: { buffer: () => this.nextReadBuffer(), callback: (n, buf) => this.onRead(n, buf) },
-        });
+    const { socket, ready } = openSocket(p.url, this.connect, {
+      buffer: () => this.nextReadBuffer(),
+      callback: (n, buf) => this.onRead(n, buf),
+    });
     this.socket = socket;
-    socket.setNoDelay(true);
-    if (https) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
-    socket.once(https ? 'secureConnect' : 'connect', () => this.onConnected(request));
+    if (ready === 'secureConnect') socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
+    socket.once(ready, () => this.onConnected(request));
     socket.on('error', (err) => this.fail(err));
     socket.on('end', () => this.onEnd());
     socket.on('close', () => this.onEnd(true));
     const limit = this.connect.timeoutMs;
     if (limit > 0) {
-      this.timer = setTimeout(
-        () => this.fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
-        limit,
-      );
+      this.timer = setTimeout(() => this.fail(coded('connect timeout', 'UND_ERR_CONNECT_TIMEOUT')), limit);
     }
   }
 
@@ -169,21 +152,14 @@ export class DownloadExchange implements BodyFeed {
   private requestText(): string {
     const { p } = this;
     if (p.method !== 'GET' || p.body !== undefined) throw new Error('DownloadExchange sends GETs only');
-    const lines = [`GET ${p.url.pathname}${p.url.search} HTTP/1.1`, `host: ${p.url.host}`];
-    for (const [name, value] of Object.entries(p.headers)) {
-      const n = name.toLowerCase();
-      if (n === 'host' || n === 'connection') continue;
-      // A value from a server (an ETag sent back in If-Range) must not split the request.
-      if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) {
-        throw new ImageDownloadFailed(`${this.what()}: a header value holds a line break`, {
-          href: p.ctx.safeHref,
-          retryable: false,
-        });
-      }
-      lines.push(`${name}: ${value}`);
-    }
-    lines.push('connection: close', '', '');
-    return lines.join('\r\n');
+    return requestHead(
+      'GET',
+      p.url,
+      p.headers,
+      ['connection: close'],
+      (message) =>
+        new ImageDownloadFailed(`${this.what()}: ${message}`, { href: p.ctx.safeHref, retryable: false }),
+    );
   }
 
   private onConnected(request: string): void {
@@ -454,7 +430,7 @@ export class DownloadExchange implements BodyFeed {
   }
 
   private timeOut(code: 'UND_ERR_HEADERS_TIMEOUT' | 'UND_ERR_BODY_TIMEOUT'): void {
-    this.cancel(networkError(Object.assign(new Error(code), { code }), this.place()));
+    this.cancel(networkError(coded(code, code), this.place()));
   }
 
   /**

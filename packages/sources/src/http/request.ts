@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { HttpBodyStream } from './body-stream';
 import type { Dispatchers } from './dispatchers';
 import { DownloadExchange } from './download-exchange';
+import { HeadExchange } from './head-exchange';
 import { networkError } from './transfer-errors';
 
 export { BODY_HIGH_WATER_MARK, HttpBodyStream } from './body-stream';
@@ -61,6 +62,7 @@ export interface SendParams {
 export function send(p: SendParams): Promise<HttpResponse> {
   return new Promise<HttpResponse>((resolve, reject) => {
     if (p.stream) new DownloadExchange(p, p.dispatchers.connect, resolve, reject).start();
+    else if (p.method === 'HEAD') new HeadExchange(p, resolve, reject).start();
     else new Exchange(p, resolve, reject).start();
   });
 }
@@ -68,7 +70,7 @@ export function send(p: SendParams): Promise<HttpResponse> {
 type State = 'waiting' | 'collecting' | 'discarding' | 'done';
 
 /**
- * One request/response without a streamed body (HEAD, small JSON answers), on the shared keep-alive agent,
+ * One request/response without a streamed body (small JSON answers, POSTs), on the shared keep-alive agent,
  * written against undici's dispatch handler API. It never pauses undici's parser (bodies are collected or
  * discarded as they come): a paused parser meeting the server's FIN is what can crash undici 7 (nodejs/undici#5360).
  */
@@ -105,8 +107,6 @@ class Exchange implements Dispatcher.DispatchHandler {
           method: p.method,
           headers: p.headers,
           ...(p.body !== undefined ? { body: p.body } : {}),
-          // undici closes the connection after every HEAD unless told not to; a warm cache hit is one HEAD.
-          ...(p.method === 'HEAD' ? { reset: false } : {}),
         },
         this,
       );
@@ -144,14 +144,14 @@ class Exchange implements Dispatcher.DispatchHandler {
       url: this.p.url,
     };
     const len = contentLength(headers);
-    if (this.p.collect !== undefined && this.p.method !== 'HEAD') {
+    if (this.p.collect !== undefined) {
       this.state = 'collecting';
       this.collected = { res, chunks: [], bytes: 0 };
       this.armBodyTimer();
       return;
     }
     this.state = 'discarding';
-    if (this.p.method !== 'HEAD' && (len === undefined || len > DISCARD_LIMIT)) {
+    if (len === undefined || len > DISCARD_LIMIT) {
       this.dropConnection(controller);
     }
     this.resolve(res);

@@ -1,0 +1,56 @@
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { ImageDownloadFailed } from '@imagecache/errors';
+import type { ConnectSettings } from './dispatchers';
+
+/** A socket being set up: `ready` is the event after which a request may be written. */
+export interface OpenedSocket {
+  socket: net.Socket;
+  ready: 'connect' | 'secureConnect';
+}
+
+/**
+ * Opens a connection to `url`'s origin (TLS for https, with the option set's CA and checks; ALPN http/1.1). On
+ * plain http, `onread` lets the caller choose each read's buffer (download-exchange.ts reads into its blocks).
+ */
+export function openSocket(url: URL, settings: ConnectSettings, onread?: net.OnReadOpts): OpenedSocket {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const https = url.protocol === 'https:';
+  const port = Number(url.port || (https ? 443 : 80));
+  const socket = https
+    ? tls.connect({
+        host,
+        port,
+        ...(net.isIP(host) ? {} : { servername: host }),
+        ...settings.tls,
+        ALPNProtocols: ['http/1.1'],
+      })
+    : net.connect({ host, port, ...(onread ? { onread } : {}) });
+  socket.setNoDelay(true);
+  return { socket, ready: https ? 'secureConnect' : 'connect' };
+}
+
+/** The head of a request: request line, Host, the caller's headers (checked: no line breaks), a blank line. */
+export function requestHead(
+  method: string,
+  url: URL,
+  headers: Record<string, string>,
+  extra: string[],
+  fail: (message: string) => ImageDownloadFailed,
+): string {
+  const lines = [`${method} ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
+  for (const [name, value] of Object.entries(headers)) {
+    const n = name.toLowerCase();
+    if (n === 'host' || n === 'connection') continue;
+    // A value from a server (an ETag sent back in If-Range) must not split the request.
+    if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw fail('a header value holds a line break');
+    lines.push(`${name}: ${value}`);
+  }
+  lines.push(...extra, '', '');
+  return lines.join('\r\n');
+}
+
+/** An error with the code the error mapping knows (transfer-errors.ts). */
+export function coded(message: string, code: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}
