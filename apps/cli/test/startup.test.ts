@@ -65,7 +65,7 @@ describe('start-up', () => {
     });
     afterEach(() => server.close());
 
-    it('loads only what the hit needs: no lock library, YAML, logger, progress bar or all of undici', async () => {
+    it('loads only what the hit needs: no lock library, YAML, logger, progress bar, format tools or all of undici', async () => {
       const master = path.join(root, 'master');
       fs.mkdirSync(path.join(root, 'dest'));
       const fetch = (name: string) =>
@@ -80,7 +80,8 @@ describe('start-up', () => {
       const miss = await fetch('a.img');
       expect(miss.run.code).toBe(0);
       // The miss does load them (the patterns below name real files).
-      expect(matching(miss.modules, [/proper-lockfile@/])).not.toEqual([]);
+      for (const loaded of [/proper-lockfile@/, /\/packages\/formats\//])
+        expect(matching(miss.modules, [loaded])).not.toEqual([]);
 
       const hit = await fetch('b.img');
       expect(hit.run.code).toBe(0);
@@ -92,7 +93,7 @@ describe('start-up', () => {
         matching(hit.modules, [
           /node_modules\/\.pnpm\/(yaml|pino|proper-lockfile|uuid|bullmq|ioredis|fastify|cli-progress)@/,
           /\/undici\/index\.js$/,
-          /\/packages\/queue\//,
+          /\/packages\/(queue|formats)\//,
         ]),
       ).toEqual([]);
     });

@@ -15,7 +15,6 @@ import {
   UsageError,
   withHref,
 } from '@imagecache/errors';
-import { DEFAULT_PERMITTED_FORMATS } from '@imagecache/formats';
 import {
   resolveSource,
   type ImageAuth,
@@ -440,6 +439,7 @@ export class ImageCache {
       for (const c of checks) verifyDigest(c, dl.digests[c.algo]!, ctx.source.href);
       const checksum = { algo, value: dl.digests[algo]! };
       const forceRaw = opts.forceRaw ?? this.forceRaw;
+      const { DEFAULT_PERMITTED_FORMATS } = await import('@imagecache/formats'); // a hit doesn't load it
       const prepared = await prepareImage(file, {
         validate: this.validate,
         forceRaw,

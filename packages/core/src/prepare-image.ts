@@ -1,19 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageConvertFailed, InsufficientDiskSpace } from '@imagecache/errors';
-import {
-  checkPolicy,
-  convertToRaw,
-  decompressZstd,
-  inspectFormat,
-  isZstd,
-  RAW_FORMATS,
-  type ImageFormat,
-} from '@imagecache/formats';
+import type { ImageFormat } from '@imagecache/formats';
 import type { FetchProgress } from './result';
-
-/** Formats used as they are, even when raw was asked (an ISO is booted as an ISO). */
-const NO_CONVERSION: readonly ImageFormat[] = [...RAW_FORMATS, 'iso'];
 
 export interface PrepareOptions {
   /** Inspect the format and apply the policy (caches of disk images); false for kernels, ramdisks. */
@@ -44,6 +33,11 @@ export interface PreparedImage {
  * inspection and policy, conversion to raw. Every file it makes is in `file`'s folder (work in progress).
  */
 export async function prepareImage(downloaded: string, opts: PrepareOptions): Promise<PreparedImage> {
+  // Loaded by the first download: a cache hit needs neither the inspector nor the tools.
+  const { checkPolicy, convertToRaw, decompressZstd, inspectFormat, isZstd, RAW_FORMATS } =
+    await import('@imagecache/formats');
+  /** Formats used as they are, even when raw was asked (an ISO is booted as an ISO). */
+  const noConversion: readonly ImageFormat[] = [...RAW_FORMATS, 'iso'];
   const dir = path.dirname(downloaded);
   let file = downloaded;
   let decompressed = false;
@@ -60,7 +54,7 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
   opts.onProgress?.({ stage: 'inspect' });
   const report = await inspectFormat(file, { signal: opts.signal });
   const format = checkPolicy(report, { permitted: opts.permitted, expectedFormat: opts.expectedFormat });
-  if (!opts.forceRaw || NO_CONVERSION.includes(format)) {
+  if (!opts.forceRaw || noConversion.includes(format)) {
     return { file, format, virtualSize: report.virtualSize, converted: false, decompressed };
   }
 
