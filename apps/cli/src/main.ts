@@ -1,12 +1,5 @@
 #!/usr/bin/env node
-import { setFlagsFromString } from 'node:v8';
 import { run } from './program';
-
-// undici parses HEADs and small answers with llhttp, a WebAssembly module (downloads use our own parser). Once it is
-// compiled, V8 goes on optimising the whole module on background threads and the process can't exit before that is
-// done: about 80 ms of CPU and wall on every call that makes a request (bench/startup.mjs). Baseline code parses a
-// response head as well. Set before anything is compiled, so before any module that could load undici.
-setFlagsFromString('--liftoff-only');
 
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
