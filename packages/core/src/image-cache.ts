@@ -22,7 +22,6 @@ import {
   type ImageSource,
   type SourceOptions,
 } from '@imagecache/sources';
-import { verifyAdoptedMaster } from './adopt-master';
 import { CacheFolder } from './cache-folder';
 import { cleanUpFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
@@ -363,6 +362,11 @@ export class ImageCache {
     const checks = [expected, vouched].filter((c): c is ExpectedChecksum => c !== undefined);
     // Metadata of an older version (no identity) still says what was downloaded: enough to check the bytes.
     if (checks.length === 0 && previous && !converted) checks.push(previous.checksum);
+    // Loaded here: adopting a master is rare, and the format inspector is not a hit's business.
+    const [{ verifyAdoptedMaster }, { DEFAULT_PERMITTED_FORMATS }] = await Promise.all([
+      import('./adopt-master'),
+      import('@imagecache/formats'),
+    ]);
     const verdict = await verifyAdoptedMaster(ctx.masterPath, {
       checks,
       validate: this.validate,

@@ -79,22 +79,36 @@ export class FolderLocks {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
       }
-      await sleep(wait, signal);
+      await this.released(name + LOCK_SUFFIX, wait, signal);
       wait = Math.min(wait * 2, POLL_MAX_MS);
     }
   }
-}
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  /**
+   * Waits until lock folder `entry` changes (inotify: a waiter in another process wakes as soon as the holder
+   * lets go, not at its next poll) or `ms` pass, whichever is first.
+   */
+  private released(entry: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let watcher: fs.FSWatcher | undefined;
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        watcher?.close();
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      try {
+        watcher = fs.watch(this.lockDir, { persistent: false }, (_event, file) => {
+          if (file === null || String(file) === entry) done();
+        });
+        watcher.on('error', () => undefined);
+      } catch {
+        // No watch on this filesystem: polling alone.
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
 }
 
 async function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
