@@ -204,9 +204,16 @@ def clean_up_all():
     settings = _defaults()
     if settings.client is None:
         return
+    first = None
     for name in sorted(set(settings.caches.values())):
-        with _as_ironic():
-            settings.client.clean_up(settings.host, name)
+        # One cache's failure (its worker down) does not keep the others from being cleaned.
+        try:
+            with _as_ironic():
+                settings.client.clean_up(settings.host, name)
+        except Exception as err:  # noqa: BLE001 - raised below, once every cache was tried
+            first = first or err
+    if first is not None:
+        raise first
 
 
 def cleanup(priority):
@@ -227,6 +234,8 @@ def route_ironic_clean_up():
     Returns a function that restores Ironic's own."""
     from ironic.drivers.modules import image_cache as ironic_image_cache
 
+    if ironic_image_cache.clean_up_caches is clean_up_caches:
+        return lambda: None  # routed already: the first call's restore puts Ironic's back
     saved = (ironic_image_cache.clean_up_caches, ironic_image_cache.clean_up_all)
     ironic_image_cache.clean_up_caches = clean_up_caches
     ironic_image_cache.clean_up_all = clean_up_all

@@ -69,7 +69,14 @@ class Transport:
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
                 with self._opener.open(req, timeout=timeout) as resp:
-                    return resp.status, resp.headers, _json(resp.read())
+                    status, answer = resp.status, _json(resp.read())
+                    if answer is None:
+                        raise errors.ImageCacheError(
+                            "the imagecache API at %s answered %d without a JSON body (%s %s)"
+                            % (self.base, status, method, _path_only(path)),
+                            status=status,
+                        )
+                    return status, resp.headers, answer
             except urllib.error.HTTPError as e:
                 status, payload = e.code, _json(_read(e))
                 err = _api_error(status, payload, redactor)
@@ -87,6 +94,15 @@ class Transport:
                 raise errors.ApiTimeout(
                     "no answer from the imagecache API at %s within %s s (%s %s); a job it queued may still "
                     "finish" % (self.base, timeout, method, _path_only(path)),
+                ) from None
+            except (http.client.HTTPException, OSError) as e:
+                # The answer broke off midway (a truncated body, a protocol error): not retried, it may have
+                # been acted on.
+                raise errors.ApiUnavailable(
+                    redactor.text(
+                        "the answer of the imagecache API at %s broke off (%s %s): %s"
+                        % (self.base, method, _path_only(path), _describe(e))
+                    )
                 ) from None
         if isinstance(last, errors.ImageCacheError):
             raise last

@@ -245,6 +245,34 @@ class ApiDownTest(unittest.TestCase):
         finally:
             server.close()
 
+    def test_an_answer_that_does_not_come_is_api_timeout_and_not_retried(self):
+        accepted = []
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+
+        def hold():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(conn)  # read nothing, answer nothing
+
+        threading.Thread(target=hold, daemon=True).start()
+        try:
+            silent = ic.Client("http://127.0.0.1:%d" % server.getsockname()[1], timeout=0.3, retries=3)
+            start = time.monotonic()
+            with self.assertRaises(errors.ApiTimeout) as cm:
+                silent.job("some-job")
+            self.assertLess(time.monotonic() - start, 2)
+            self.assertEqual((cm.exception.code, cm.exception.retryable), ("API_TIMEOUT", True))
+            self.assertEqual(len(accepted), 1)
+        finally:
+            server.close()
+            for conn in accepted:
+                conn.close()
+
     def test_the_api_stopped_is_api_unavailable(self):
         api = D.start_api()
         stopped = ic.Client(api.url, harness.BOARD_USER, harness.BOARD_PASSWORD, retries=1, backoff=0.05)
