@@ -17,7 +17,8 @@ fi
 # The real servers of the image-source tests (packages/sources/test/servers): OpenStack Glance and Keystone (Zed),
 # a distribution registry, and what their start scripts use (htpasswd, jq, bc): about 80 s and 280 MB on a fresh
 # machine. --no-install-recommends matters here: without it Glance's dependencies pull matplotlib, tk and more.
-SERVER_PACKAGES=(python3-glance python3-keystone docker-registry apache2-utils jq bc)
+# python3-ironic: the Python client's tests run Ironic's own deploy code against the drop-in (packages/client-python).
+SERVER_PACKAGES=(python3-glance python3-keystone python3-ironic docker-registry apache2-utils jq bc)
 missing=()
 for p in "${SERVER_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

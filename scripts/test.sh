@@ -15,12 +15,20 @@ pnpm exec tsc -p tsconfig.json
 pnpm exec eslint .
 pnpm exec prettier --check . --log-level warn
 
-results="$(mktemp -d)/jest.json"
+results="$(mktemp -d)"
 status=0
-pnpm exec jest --ci --json --outputFile="$results" "$@" || status=$?
+pnpm exec jest --ci --json --outputFile="$results/jest.json" "$@" || status=$?
+# The Python client and Ironic drop-in (packages/client-python): Debian's python3, which has python3-ironic.
+/usr/bin/python3 packages/client-python/tests/run.py --json "$results/python.json" || status=$?
 node -e '
-  const r = require(process.argv[1]);
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests + r.numRuntimeErrorTestSuites} failed` +
-    (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
-' "$results" || echo "0 passed, 1 failed"
+  const fs = require("node:fs");
+  const read = (f) => { try { return JSON.parse(fs.readFileSync(f, "utf8")); } catch { return undefined; } };
+  const j = read(process.argv[1]);
+  const p = read(process.argv[2]);
+  // A suite that wrote no results counts as one failure.
+  const passed = (j ? j.numPassedTests : 0) + (p ? p.passed : 0);
+  const failed = (j ? j.numFailedTests + j.numRuntimeErrorTestSuites : 1) + (p ? p.failed : 1);
+  const skipped = (j ? j.numPendingTests : 0) + (p ? p.skipped : 0);
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$results/jest.json" "$results/python.json" || echo "0 passed, 1 failed"
 exit $status
