@@ -194,7 +194,8 @@ class Hashers {
 
   constructor(
     readonly algos: readonly ChecksumAlgo[],
-    private readonly inline: boolean,
+    /** Hash on the calling thread, as bytes arrive (see BlockPipe.commit). */
+    readonly inline: boolean,
   ) {
     this.list = [...new Set(algos)].map((a) => (inline ? new InlineHasher(a) : new StreamHasher(a)));
   }
@@ -207,6 +208,11 @@ class Hashers {
 
   async update(chunk: Uint8Array): Promise<void> {
     await Promise.all(this.list.map((h) => h.update(chunk)));
+  }
+
+  /** Inline hashers only: hashes `chunk` now (no promise per read). */
+  updateNow(chunk: Uint8Array): void {
+    for (const h of this.list) void h.update(chunk);
   }
 
   async digests(): Promise<Partial<Record<ChecksumAlgo, string>>> {
@@ -303,6 +309,8 @@ class BlockPipe implements ByteSink {
   }
 
   commit(n: number): void {
+    // Inline hashing runs as the bytes come, in the gaps between socket reads, rather than a block at a time.
+    if (this.hasher.inline) this.hasher.updateNow(this.block!.subarray(this.fill, this.fill + n));
     this.fill += n;
     this.position += n;
     if (this.fill === BLOCK_SIZE) this.flush();
@@ -359,7 +367,8 @@ class BlockPipe implements ByteSink {
       () => undefined,
       () => undefined,
     );
-    const job: Promise<void> = Promise.all([written, this.hasher.update(block.subarray(0, len))]).then(
+    const hashed = this.hasher.inline ? undefined : this.hasher.update(block.subarray(0, len));
+    const job: Promise<void> = Promise.all([written, hashed]).then(
       () => {
         this.pending.delete(job);
         this.free.push(block);
