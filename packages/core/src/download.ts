@@ -8,6 +8,7 @@ import {
   type IncrementalHasher,
 } from '@imagecache/checksum';
 import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
+import type { ByteBound } from '@imagecache/formats';
 import { isBlockReadable, type ByteSink, type ImageSource } from '@imagecache/sources';
 import type { Logger } from './logger';
 
@@ -33,6 +34,8 @@ export interface DownloadOptions {
   /** ...when show()'s validator is the one the partial was downloaded under. */
   validator?: string;
   onProgress?: (bytes: number, totalBytes: number | undefined) => void;
+  /** Most bytes the file may hold: a body announced or growing past it is stopped with `bound.error`. */
+  bound?: ByteBound;
   logger: Logger;
 }
 
@@ -104,8 +107,14 @@ export async function downloadTo(
           size = 0;
         }
         const total = body.totalSize;
+        const bound = opts.bound;
+        if (bound && total !== undefined && total > bound.bytes) {
+          body.stream.destroy();
+          throw bound.error(total);
+        }
         const pipe = new BlockPipe(fh, hasher, size, (n) => {
           bytesDownloaded += n;
+          if (bound && pipe.position > bound.bytes) throw bound.error(pipe.position);
           if (total !== undefined && pipe.position > total) {
             throw new ImageDownloadFailed(`${source.safeHref}: more bytes than the announced ${total}`, {
               href: source.href,
