@@ -81,7 +81,11 @@ export async function scanFolder(
       continue;
     }
     if (st.nlink > 1 || busy.has(e.name)) continue;
-    candidates.push({ name: e.name, size: allocated(st), lastUsed: Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs) });
+    candidates.push({
+      name: e.name,
+      size: allocated(st),
+      lastUsed: Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs),
+    });
   }
   candidates.sort((a, b) => a.lastUsed - b.lastUsed);
   return { candidates, totalSize, foreign, metas };

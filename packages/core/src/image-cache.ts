@@ -43,13 +43,7 @@ import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './resul
 import type { Semaphore } from './semaphore';
 import type { CacheRegistry } from './cache-registry';
 import { WorkArea } from './work-area';
-import {
-  byteBound,
-  checkSize,
-  HEADROOM_BYTES,
-  maxWriteBytes,
-  type SpaceBudget,
-} from './write-bound';
+import { byteBound, checkSize, HEADROOM_BYTES, maxWriteBytes, type SpaceBudget } from './write-bound';
 
 export interface FetchOptions {
   /** Overrides the cache's forceRaw for this image (changes the master name). */
@@ -236,6 +230,7 @@ export class ImageCache {
         now: Date.now(),
         logger: this.logger,
       });
+      this.logger.debug({ cache: this.name, totalSize: result.totalSize }, 'clean-up ran');
       if (result.removed.length > 0) {
         this.logger.info(
           { cache: this.name, removed: result.removed.length, freed: result.freed },

@@ -15,6 +15,9 @@ import {
 import type { FetchProgress } from './result';
 import { byteBound, maxWriteBytes, tooLarge, type SpaceBudget } from './write-bound';
 
+/** What qemu-img may write between two looks at its output (at most a quarter of the room is kept back). */
+export const CONVERT_SLACK_BYTES = 32 << 20;
+
 /** Formats used as they are, even when raw was asked (an ISO is booted as an ISO). */
 const NO_CONVERSION: readonly ImageFormat[] = [...RAW_FORMATS, 'iso'];
 
@@ -113,5 +116,7 @@ async function roomToConvert(dir: string, virtualSize: number, actualSize: numbe
   if (wanted >= reachable) throw new InsufficientDiskSpace(dir, wanted, b.free, { href: opts.href });
   await opts.makeRoom(dir, wanted);
   b = await opts.budget();
-  return byteBound(b, 'converted', maxWriteBytes(b), opts.href);
+  // qemu-img's output is looked at every few ms, and it writes fast: stop it with some slack left.
+  const room = maxWriteBytes(b);
+  return byteBound(b, 'converted', room - Math.min(CONVERT_SLACK_BYTES, Math.floor(room / 4)), opts.href);
 }

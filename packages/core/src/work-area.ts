@@ -51,7 +51,8 @@ export class WorkArea {
     const now = opts.now ?? Date.now();
     const old = async (p: string) =>
       opts.all ||
-      (now - (stampOf(path.basename(p)) ?? 0) >= LEFTOVER_TTL_MS && now - (await lastChange(p)) >= LEFTOVER_TTL_MS);
+      (now - (stampOf(path.basename(p)) ?? 0) >= LEFTOVER_TTL_MS &&
+        now - (await lastChange(p)) >= LEFTOVER_TTL_MS);
     let swept = 0;
     const sweepOne = async (p: string, master: string) => {
       if (!(await old(p))) return;
