@@ -105,15 +105,16 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
   const { candidates, metas, foreign } = scan;
   let totalSize = scan.totalSize;
   const removed: RemovedMaster[] = [];
+  const asides: { aside: string; name: string; size: number }[] = [];
   let freed = 0;
   const amountLeft = () => (plan.amount === undefined ? 0 : Math.max(0, plan.amount - freed));
   const remove = (c: Candidate, reason: RemovedMaster['reason']): boolean => {
-    const size = evict(masterDir, plan.evictDir, c.name, logger);
-    if (size === undefined) return false;
-    if (metas.has(c.name + '.json')) fs.rmSync(path.join(plan.metaDir, c.name + '.json'), { force: true });
-    removed.push({ name: c.name, size, reason });
-    freed += size;
-    totalSize -= size;
+    const aside = setAside(masterDir, plan.evictDir, c.name, logger);
+    if (!aside) return false;
+    asides.push({ ...aside, name: c.name });
+    removed.push({ name: c.name, size: aside.size, reason });
+    freed += aside.size;
+    totalSize -= aside.size;
     return true;
   };
   const threshold = plan.now - plan.ttlSeconds * 1000;
@@ -135,6 +136,25 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
     remove(survivors[j]!, overSize ? 'size' : 'amount');
   }
 
+  if (asides.length > 0) {
+    // A hit's link(2) that looked the master up just before the rename still lands on it after: give such
+    // links time to land, then keep what gained one.
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    for (const a of asides) {
+      if (finishEviction(masterDir, a.aside, a.name)) {
+        if (metas.has(a.name + '.json'))
+          fs.rmSync(path.join(plan.metaDir, a.name + '.json'), { force: true });
+        continue;
+      }
+      removed.splice(
+        removed.findIndex((r) => r.name === a.name),
+        1,
+      );
+      freed -= a.size;
+      totalSize += a.size;
+    }
+  }
+
   if (totalSize > plan.cacheSize) {
     logger.info(
       { masterDir, totalSize, cacheSize: plan.cacheSize },
@@ -146,12 +166,20 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
   return { removed, freed, stillRequired, totalSize, foreign };
 }
 
+/** How long links in flight are given to land on a master set aside before it is removed. */
+const SETTLE_MS = 5;
+
 /**
- * Removes one master so that a hit can't link it meanwhile: it is first renamed out of the folder (a hit's
- * link by name then finds nothing and goes to the miss path), and only removed if it still has one link; one
- * that a hit linked between the last check and the rename is put back. Returns the allocated bytes freed.
+ * First half of removing a master so that a hit can't link it meanwhile: it is renamed out of the folder (a
+ * hit's link by name then finds nothing and goes to the miss path). Returns where it went and its allocated
+ * bytes, or undefined when it is gone or in use.
  */
-function evict(masterDir: string, evictDir: string, name: string, logger: Logger): number | undefined {
+function setAside(
+  masterDir: string,
+  evictDir: string,
+  name: string,
+  logger: Logger,
+): { aside: string; size: number } | undefined {
   const file = path.join(masterDir, name);
   const st = lstatOrUndefined(file);
   if (!st?.isFile() || st.nlink > 1) return undefined;
@@ -163,20 +191,27 @@ function evict(masterDir: string, evictDir: string, name: string, logger: Logger
       logger.warn({ err, master: name }, 'could not remove master');
     return undefined;
   }
-  const after = lstatOrUndefined(aside);
-  if (after && after.nlink > 1) {
-    // A hit linked it just before the rename: it is in use after all. Back under its name, unless a fetch
-    // published a new master there meanwhile (then the destination keeps this one alive).
+  return { aside, size: allocated(st) };
+}
+
+/**
+ * Second half: the master set aside is removed if it still has one link; one a hit linked meanwhile is in
+ * use after all and goes back under its name (unless a fetch published a new master there meanwhile: the
+ * destination then keeps this one alive). True when it was removed.
+ */
+function finishEviction(masterDir: string, aside: string, name: string): boolean {
+  const st = lstatOrUndefined(aside);
+  if (st && st.nlink > 1) {
     try {
-      fs.linkSync(aside, file);
+      fs.linkSync(aside, path.join(masterDir, name));
     } catch {
       // EEXIST: a newer master took the name.
     }
     fs.rmSync(aside, { force: true });
-    return undefined;
+    return false;
   }
   fs.rmSync(aside, { force: true });
-  return after ? allocated(after) : 0;
+  return true;
 }
 
 /**

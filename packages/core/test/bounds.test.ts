@@ -1,4 +1,4 @@
-import { execFileSync, execSync } from 'node:child_process';
+import { execFileSync, execSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -308,23 +308,46 @@ describe('clean-up touches masters only (issue 11)', () => {
     expect(ran.length).toBeLessThanOrEqual(3);
   });
 
-  maybe('a hit racing clean-up never fails and never gets a partial file', async () => {
-    // Over its size as soon as the master is unused: every clean-up evicts it if it can.
-    const s = setup({ cacheSize: 300 * 1024 });
-    await s.cache.start();
-    fs.writeFileSync(path.join(s.cache.masterDir, 'foreign.bin'), randomBytes(100 * 1024));
-    const body = randomBytes(256 * 1024);
-    server.route('/raced.img', { body, lastModified: new Date(0) });
-    await s.cache.fetchImage(server.url('/raced.img'), s.dest('first'));
-    fs.rmSync(s.dest('first'));
-    const fetches = Array.from({ length: 20 }, (_, i) =>
-      s.cache.fetchImage(server.url('/raced.img'), s.dest(`r${i}`)),
-    );
-    const cleanUps = Array.from({ length: 20 }, () => s.cache.cleanUp());
-    await Promise.all([...fetches, ...cleanUps]);
-    for (let i = 0; i < 20; i++) expect(fs.readFileSync(s.dest(`r${i}`)).equals(body)).toBe(true);
-    expect(workLeft(s.cache)).toEqual([]);
-  });
+  maybe(
+    'a master another process links while clean-up removes it stays (rename before unlink)',
+    async () => {
+      // Another process links the master to fresh names as fast as it can (a hit on another replica); clean-up
+      // runs while the master seems unused. Without the rename first, a link made between clean-up's last look
+      // and its unlink left a destination whose master was gone (seen about once in 1,000 rounds here: this
+      // test is a guard that catches that only now and then; the two-phase removal is argued in clean-up.ts).
+      const s = setup({ cacheSize: 4096 });
+      await s.cache.start();
+      const master = path.join(s.cache.masterDir, '0b7c1a52-6a4e-5d5f-9e8e-1c2d3e4f5a6b');
+      const links = path.join(s.base, 'links');
+      fs.mkdirSync(links);
+      const child = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const fs = require('fs'); let i = 0;
+         for (;;) { try { fs.linkSync(${JSON.stringify(master)}, ${JSON.stringify(links)} + '/d' + i++); } catch {} }`,
+        ],
+        { stdio: 'ignore' },
+      );
+      const clear = () => fs.readdirSync(links).forEach((d) => fs.unlinkSync(path.join(links, d)));
+      let lost = 0;
+      try {
+        for (let round = 0; round < 300; round++) {
+          clear();
+          fs.writeFileSync(`${master}.new`, randomBytes(8192));
+          fs.renameSync(`${master}.new`, master);
+          clear();
+          await s.cache.cleanUp();
+          if (fs.readdirSync(links).length > 0 && !fs.existsSync(master)) lost++;
+        }
+      } finally {
+        child.kill('SIGKILL');
+      }
+      expect(lost).toBe(0);
+      expect(fs.readdirSync(s.cache.folder.workDir)).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 describe('crash leftovers are swept (issue 11 X6)', () => {
