@@ -20,6 +20,7 @@ import {
   ImageConvertFailed,
   CredentialsExpired,
   CredentialsNotOwned,
+  ImageTooLarge,
 } from '@imagecache/errors';
 
 /** Codes of the HTTP layer itself (the engine's codes are in @imagecache/errors). */
@@ -50,6 +51,8 @@ export const API_ERROR_CODES = {
  * - ABORTED → 409: the job was cancelled (DELETE /v1/jobs/:id, or a shutdown) while the call waited.
  * - CREDENTIALS_EXPIRED → 410: the job's credentials are gone for good; CREDENTIALS_NOT_OWNED → 403: the job
  *   named another job's credentials.
+ * - IMAGE_TOO_LARGE → 422: the image itself can't fit this cache (its size, virtual or decompressed size exceeds
+ *   the cache's size or what its filesystem can give); asking again won't help, unlike 507 (space may come).
  * - NO_WORKER → 409: the request conflicts with the deployment's state (no live worker serves that host or
  *   cache), not with Redis (503) nor with the caller's input (400).
  */
@@ -61,7 +64,12 @@ export function statusFor(err: ImageCacheError): number {
   if (err instanceof ImageAuthRequired) return 502;
   if (err instanceof ImageDownloadFailed) return 502;
   // The image is the problem (its bytes, its format, or qemu-img could not convert it), not this server.
-  if (err instanceof ImageChecksumError || err instanceof InvalidImage || err instanceof ImageConvertFailed)
+  if (
+    err instanceof ImageChecksumError ||
+    err instanceof InvalidImage ||
+    err instanceof ImageConvertFailed ||
+    err instanceof ImageTooLarge
+  )
     return 422;
   if (err instanceof InsufficientDiskSpace) return 507;
   if (err instanceof QueueUnavailable) return 503;

@@ -27,27 +27,36 @@ function setUp() {
 }
 
 describe('imagecache clean, ls and clean-caches', () => {
-  it('lists masters and frees an amount, oldest first, never one in use', async () => {
+  it('lists masters and frees an amount, oldest first, never one in use nor a foreign file', async () => {
     const { root, caches, config } = setUp();
+    const id = {
+      old: '0c9a4a0e-1f1b-5c55-8d0e-000000000001',
+      new: '0c9a4a0e-1f1b-5c55-8d0e-000000000002',
+      used: '0c9a4a0e-1f1b-5c55-8d0e-000000000003',
+    };
     for (const [name, age] of [
-      ['old', 300],
-      ['new', 100],
-      ['used', 500],
+      [id.old, 300],
+      [id.new, 100],
+      [id.used, 500],
+      ['snponly.efi', 900], // a PXE loader living in the folder (metal3-io/ironic-image#333)
     ] as const) {
       const f = path.join(caches.instance, name);
-      fs.writeFileSync(f, Buffer.alloc(1000));
+      fs.writeFileSync(f, Buffer.alloc(4096, 1));
       fs.utimesSync(f, new Date(Date.now() - age * 1000), new Date(Date.now() - age * 1000));
     }
-    fs.linkSync(path.join(caches.instance, 'used'), path.join(root, 'used-dest'));
+    fs.linkSync(path.join(caches.instance, id.used), path.join(root, 'used-dest'));
 
     const ls = await cli(['ls', '--config', config, '--cache', 'instance', '--json']);
     expect(ls.code).toBe(0);
-    expect(
-      ls
-        .json()
-        .caches[0].masters.map((m: { name: string; links: number }) => `${m.name}:${m.links}`)
-        .sort(),
-    ).toEqual(['new:1', 'old:1', 'used:2']);
+    const listed = ls.json().caches[0].masters as { name: string; links: number; foreign?: boolean }[];
+    expect(listed.map((m) => `${m.name}:${m.links}${m.foreign ? ':foreign' : ''}`).sort()).toEqual(
+      [`${id.new}:1`, `${id.old}:1`, `${id.used}:2`, 'snponly.efi:1:foreign'].sort(),
+    );
+    const text = await cli(['ls', '--config', config, '--cache', 'instance']);
+    expect(text.stdout).toContain('3 masters, 1 foreign');
+    expect(text.stdout).toMatch(
+      /snponly\.efi .*foreign: not a master, never evicted, counts towards the folder's size/,
+    );
 
     const clean = await cli([
       'clean',
@@ -56,12 +65,52 @@ describe('imagecache clean, ls and clean-caches', () => {
       '--cache',
       'instance',
       '--amount',
-      '1500',
+      '6000',
       '--json',
     ]);
     expect(clean.code).toBe(0);
-    expect(clean.json()).toMatchObject({ cache: 'instance', freed: 2000, stillRequired: 0 });
-    expect(fs.readdirSync(caches.instance).filter((f) => !f.startsWith('.'))).toEqual(['used']);
+    expect(clean.json()).toMatchObject({ cache: 'instance', freed: 8192, stillRequired: 0 });
+    expect(
+      fs
+        .readdirSync(caches.instance)
+        .filter((f) => !f.startsWith('.'))
+        .sort(),
+    ).toEqual(['snponly.efi', id.used].sort());
+    // Nothing else is left to free: the loader is never taken for a master.
+    const again = await cli([
+      'clean',
+      '--config',
+      config,
+      '--cache',
+      'instance',
+      '--amount',
+      '4096',
+      '--json',
+    ]);
+    expect(again.json()).toMatchObject({ freed: 0, stillRequired: 4096 });
+    expect(fs.existsSync(path.join(caches.instance, 'snponly.efi'))).toBe(true);
+  });
+
+  it('fetch refuses an image larger than the cache: IMAGE_TOO_LARGE, exit 45, nothing written', async () => {
+    const { root, caches, config } = setUp();
+    server.route('/too-large.img', { status: 200, body: '', contentLength: 2 ** 31 });
+    const dest = path.join(root, 'dest.img');
+    const r = await cli([
+      'fetch',
+      server.url('/too-large.img'),
+      dest,
+      '--config',
+      config,
+      '--cache',
+      'instance',
+      '--json',
+    ]);
+    expect(r.code).toBe(45);
+    const e = r.json().error;
+    expect(e.code).toBe('IMAGE_TOO_LARGE');
+    expect(e.details).toMatchObject({ measured: 'declared', size: 2 ** 31, cacheSize: 2 ** 30 });
+    expect(fs.existsSync(dest)).toBe(false);
+    expect(fs.readdirSync(caches.instance).filter((f) => !f.startsWith('.'))).toEqual([]);
   });
 
   it('clean-caches fails with InsufficientDiskSpace and its figures when room cannot be made', async () => {

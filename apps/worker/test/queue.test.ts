@@ -58,13 +58,15 @@ describe('clean-up through the queue', () => {
     const h = await host(SHARED_REDIS, { replicas: 2 });
     try {
       fs.mkdirSync(h.masterDir, { recursive: true });
-      for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(h.masterDir, `m${i}`), Buffer.alloc(1000));
+      // Named as masters (anything else is foreign and never evicted); a block each (sizes are allocated bytes).
+      const name = (i: number) => `00000000-0000-5000-8000-${String(i).padStart(12, '0')}`;
+      for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(h.masterDir, name(i)), Buffer.alloc(4096, 1));
       const results = (await Promise.all(
-        Array.from({ length: 50 }, () => h.client.cleanUp({ host: 'h1', cache: 'instance', amount: 4000 })),
+        Array.from({ length: 50 }, () => h.client.cleanUp({ host: 'h1', cache: 'instance', amount: 16_000 })),
       )) as unknown as { startedAt: number; finishedAt: number; freed: number }[];
       const spans = results.map((r) => [r.startedAt, r.finishedAt] as const).sort((a, b) => a[0] - b[0]);
       for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
-      expect(results.reduce((n, r) => n + r.freed, 0)).toBe(200_000);
+      expect(results.reduce((n, r) => n + r.freed, 0)).toBe(200 * 4096);
     } finally {
       await h.close();
     }

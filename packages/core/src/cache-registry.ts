@@ -64,6 +64,17 @@ export class CacheRegistry {
     return this.makeRoom(directory, required);
   }
 
+  /** Allocated bytes clean-up could evict from the caches on `directory`'s filesystem. */
+  async evictableBytes(directory: string): Promise<number> {
+    const dev = await deviceOf(directory);
+    let total = 0;
+    for (const cache of this.caches) {
+      await cache.start();
+      if ((await deviceOf(cache.masterDir)) === dev) total += await cache.evictableBytes();
+    }
+    return total;
+  }
+
   /** Cleans the caches on `directory`'s filesystem, highest priority first, until `required` bytes are free. */
   async makeRoom(directory: string, required: number): Promise<SpaceReport> {
     let free = await freeSpace(directory);

@@ -1,26 +1,32 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from './logger';
+import { isMasterName } from './master-name';
 
 export interface RemovedMaster {
   name: string;
+  /** Allocated bytes freed (st_blocks × 512). */
   size: number;
   reason: 'ttl' | 'size' | 'amount';
 }
 
 export interface CleanUpResult {
   removed: RemovedMaster[];
-  /** Bytes freed (apparent sizes of the removed masters). */
+  /** Bytes freed (allocated bytes of the removed masters). */
   freed: number;
   /** Bytes of `amount` that could not be freed (0 without an amount). */
   stillRequired: number;
-  /** Bytes of every master left in the folder, in-use ones included. */
+  /** Allocated bytes of every file left in the folder (in-use masters and foreign files included). */
   totalSize: number;
+  /** Files that are not masters: never evicted, but counted in `totalSize`. */
+  foreign: string[];
 }
 
 export interface CleanUpPlan {
   masterDir: string;
   metaDir: string;
+  /** Where a master is renamed before it is removed (the work area: same filesystem, private). */
+  evictDir: string;
   cacheSize: number;
   ttlSeconds: number;
   amount?: number;
@@ -36,21 +42,32 @@ interface Candidate {
   lastUsed: number;
 }
 
+export interface FolderScan {
+  /** Masters that may go (one link, not busy), oldest first. */
+  candidates: Candidate[];
+  /** Allocated bytes of every regular file directly in the folder. */
+  totalSize: number;
+  foreign: string[];
+  metas: Set<string>;
+}
+
 /** Files examined between two yields to the event loop. */
 const BATCH = 512;
 
 /**
- * Evicts masters of one folder (spec.md §8): first those unused for longer than the TTL, oldest first, then
- * the oldest while the folder is over its size or `amount` is unmet. A master with more than one link is in
- * use and never a candidate. The caller holds the folder's clean-up lock.
- *
- * Uses synchronous stat/unlink in batches: per-file promise overhead would make evicting 10,000 files
- * several times slower than `rm -rf`, and each batch is short enough not to stall the event loop.
+ * What a master folder holds: its masters (named as one, or vouched for by metadata) and what clean-up could
+ * remove of them, and the files that are not masters. Sizes are allocated bytes (st_blocks × 512): a sparse
+ * master takes what it holds, not what it could.
  */
-export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
-  const { masterDir, busy, logger } = plan;
+export async function scanFolder(
+  masterDir: string,
+  metaDir: string,
+  busy: ReadonlySet<string>,
+): Promise<FolderScan> {
   const entries = await fs.promises.readdir(masterDir, { withFileTypes: true });
+  const metas = new Set(await fs.promises.readdir(metaDir).catch(() => [] as string[]));
   const candidates: Candidate[] = [];
+  const foreign: string[] = [];
   let totalSize = 0;
   for (let i = 0; i < entries.length; i++) {
     if (i % BATCH === BATCH - 1) await yieldToLoop();
@@ -58,34 +75,48 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
     if (!e.isFile()) continue;
     const st = lstatOrUndefined(path.join(masterDir, e.name));
     if (!st?.isFile()) continue;
-    totalSize += st.size;
+    totalSize += allocated(st);
+    if (!isMasterName(e.name) && !metas.has(e.name + '.json')) {
+      foreign.push(e.name);
+      continue;
+    }
     if (st.nlink > 1 || busy.has(e.name)) continue;
-    candidates.push({ name: e.name, size: st.size, lastUsed: Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs) });
+    candidates.push({
+      name: e.name,
+      size: allocated(st),
+      lastUsed: Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs),
+    });
   }
   candidates.sort((a, b) => a.lastUsed - b.lastUsed);
+  return { candidates, totalSize, foreign, metas };
+}
 
-  const metas = new Set(await fs.promises.readdir(plan.metaDir).catch(() => [] as string[]));
+/**
+ * Evicts masters of one folder (spec.md §8): first those unused for longer than the TTL, oldest first, then
+ * the oldest while the folder is over its size or `amount` is unmet. A master with more than one link is in
+ * use and never a candidate; a file that is not a master never is. The caller holds the folder's clean-up lock.
+ *
+ * Uses synchronous stat/rename/unlink in batches: per-file promise overhead would make evicting 10,000 files
+ * several times slower than `rm -rf`, and each batch is short enough not to stall the event loop.
+ */
+export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
+  const { masterDir, logger } = plan;
+  const scan = await scanFolder(masterDir, plan.metaDir, plan.busy);
+  const { candidates, metas, foreign } = scan;
+  let totalSize = scan.totalSize;
   const removed: RemovedMaster[] = [];
+  const asides: { aside: string; name: string; size: number }[] = [];
   let freed = 0;
   const amountLeft = () => (plan.amount === undefined ? 0 : Math.max(0, plan.amount - freed));
   const remove = (c: Candidate, reason: RemovedMaster['reason']): boolean => {
-    const file = path.join(masterDir, c.name);
-    // A fetch may have linked it since the scan: look again right before removing.
-    const st = lstatOrUndefined(file);
-    if (!st || st.nlink > 1) return false;
-    try {
-      fs.unlinkSync(file);
-    } catch (err) {
-      logger.warn({ err, master: c.name }, 'could not remove master');
-      return false;
-    }
-    if (metas.has(c.name + '.json')) fs.rmSync(path.join(plan.metaDir, c.name + '.json'), { force: true });
-    removed.push({ name: c.name, size: st.size, reason });
-    freed += st.size;
-    totalSize -= st.size;
+    const aside = setAside(masterDir, plan.evictDir, c.name, logger);
+    if (!aside) return false;
+    asides.push({ ...aside, name: c.name });
+    removed.push({ name: c.name, size: aside.size, reason });
+    freed += aside.size;
+    totalSize -= aside.size;
     return true;
   };
-
   const threshold = plan.now - plan.ttlSeconds * 1000;
   const survivors: Candidate[] = [];
   let i = 0;
@@ -105,6 +136,25 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
     remove(survivors[j]!, overSize ? 'size' : 'amount');
   }
 
+  if (asides.length > 0) {
+    // A hit's link(2) that looked the master up just before the rename still lands on it after: give such
+    // links time to land, then keep what gained one.
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    for (const a of asides) {
+      if (finishEviction(masterDir, a.aside, a.name)) {
+        if (metas.has(a.name + '.json'))
+          fs.rmSync(path.join(plan.metaDir, a.name + '.json'), { force: true });
+        continue;
+      }
+      removed.splice(
+        removed.findIndex((r) => r.name === a.name),
+        1,
+      );
+      freed -= a.size;
+      totalSize += a.size;
+    }
+  }
+
   if (totalSize > plan.cacheSize) {
     logger.info(
       { masterDir, totalSize, cacheSize: plan.cacheSize },
@@ -113,7 +163,74 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
   }
   const stillRequired = amountLeft();
   if (stillRequired > 0) logger.warn({ masterDir, freed, stillRequired }, 'could not free the amount asked');
-  return { removed, freed, stillRequired, totalSize };
+  return { removed, freed, stillRequired, totalSize, foreign };
+}
+
+/** How long links in flight are given to land on a master set aside before it is removed. */
+const SETTLE_MS = 5;
+
+/**
+ * First half of removing a master so that a hit can't link it meanwhile: it is renamed out of the folder (a
+ * hit's link by name then finds nothing and goes to the miss path). Returns where it went and its allocated
+ * bytes, or undefined when it is gone or in use.
+ */
+function setAside(
+  masterDir: string,
+  evictDir: string,
+  name: string,
+  logger: Logger,
+): { aside: string; size: number } | undefined {
+  const file = path.join(masterDir, name);
+  const st = lstatOrUndefined(file);
+  if (!st?.isFile() || st.nlink > 1) return undefined;
+  const aside = path.join(evictDir, evictingName(name, Date.now()));
+  try {
+    fs.renameSync(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      logger.warn({ err, master: name }, 'could not remove master');
+    return undefined;
+  }
+  return { aside, size: allocated(st) };
+}
+
+/**
+ * Second half: the master set aside is removed if it still has one link; one a hit linked meanwhile is in
+ * use after all and goes back under its name (unless a fetch published a new master there meanwhile: the
+ * destination then keeps this one alive). True when it was removed.
+ */
+function finishEviction(masterDir: string, aside: string, name: string): boolean {
+  const st = lstatOrUndefined(aside);
+  if (st && st.nlink > 1) {
+    try {
+      fs.linkSync(aside, path.join(masterDir, name));
+    } catch {
+      // EEXIST: a newer master took the name.
+    }
+    fs.rmSync(aside, { force: true });
+    return false;
+  }
+  fs.rmSync(aside, { force: true });
+  return true;
+}
+
+/**
+ * A master being evicted, in the work area: `<name>.<ms since epoch, base 36>.evicting`. A crash between the
+ * rename and the unlink leaves it to the sweep, which dates it by its name (it keeps the master's old mtime).
+ */
+const EVICTING = /^(.+)\.([0-9a-z]+)\.evicting$/;
+
+export function evictingName(name: string, at: number): string {
+  return `${name}.${at.toString(36)}.evicting`;
+}
+
+export function parseEvicting(entry: string): { name: string; at: number } | undefined {
+  const m = EVICTING.exec(entry);
+  return m ? { name: m[1]!, at: parseInt(m[2]!, 36) } : undefined;
+}
+
+export function allocated(st: fs.Stats): number {
+  return st.blocks * 512;
 }
 
 function lstatOrUndefined(file: string): fs.Stats | undefined {

@@ -8,6 +8,7 @@ import {
   type IncrementalHasher,
 } from '@imagecache/checksum';
 import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
+import type { ByteBound } from '@imagecache/formats';
 import { isBlockReadable, type ByteSink, type ImageSource } from '@imagecache/sources';
 import type { Logger } from './logger';
 
@@ -33,6 +34,8 @@ export interface DownloadOptions {
   /** ...when show()'s validator is the one the partial was downloaded under. */
   validator?: string;
   onProgress?: (bytes: number, totalBytes: number | undefined) => void;
+  /** Most bytes the file may hold: a body announced or growing past it is stopped with `bound.error`. */
+  bound?: ByteBound;
   logger: Logger;
 }
 
@@ -91,6 +94,8 @@ export async function downloadTo(
     }
     for (;;) {
       attempt++;
+      /** Set when the body passed the bound: the error the attempt ends with, whatever the stream says. */
+      let over: Error | undefined;
       try {
         const body = await source.open({ signal: opts.signal, offset: size, validator });
         if (validator === undefined || body.start !== size) {
@@ -104,8 +109,22 @@ export async function downloadTo(
           size = 0;
         }
         const total = body.totalSize;
+        const bound = opts.bound;
+        if (bound && total !== undefined && total > bound.bytes) {
+          body.stream.destroy();
+          throw bound.error(total);
+        }
         const pipe = new BlockPipe(fh, hasher, size, (n) => {
           bytesDownloaded += n;
+          if (bound && pipe.position > bound.bytes) {
+            // Not thrown: this may run inside the source's receive loop, called back from a block's write;
+            // ending the stream stops the transfer, and the bound's error is what the attempt ends with.
+            if (!over) {
+              over = bound.error(pipe.position);
+              body.stream.destroy();
+            }
+            return;
+          }
           if (total !== undefined && pipe.position > total) {
             throw new ImageDownloadFailed(`${source.safeHref}: more bytes than the announced ${total}`, {
               href: source.href,
@@ -127,6 +146,7 @@ export async function downloadTo(
         } finally {
           size = await pipe.drain();
         }
+        if (over) throw over;
         if (total !== undefined && size !== total) {
           throw new ImageDownloadFailed(`${source.safeHref}: got ${size} of ${total} bytes`, {
             href: source.href,
@@ -134,6 +154,7 @@ export async function downloadTo(
         }
         return { size, digests: await hasher.digests(), bytesDownloaded, resumedFrom, attempts: attempt };
       } catch (err) {
+        if (over) throw over;
         if (isLocalFsError(err)) throw err; // disk full, I/O error: the caller maps them
         const e = asError(err, source, opts.signal);
         if (!e.retryable || e instanceof OperationAborted || attempt > opts.retries) throw e;

@@ -23,24 +23,25 @@ import {
   type SourceOptions,
 } from '@imagecache/sources';
 import { CacheFolder } from './cache-folder';
-import { cleanUpFolder, type CleanUpResult } from './clean-up';
+import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { freeSpace } from './disk-space';
 import { downloadTo } from './download';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
 import { identityOf, sameIdentity } from './master-identity';
-import { CONVERTED_SUFFIX, masterName } from './master-name';
+import { CONVERTED_SUFFIX, isMasterName, masterName } from './master-name';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
 import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
 import { PinnedFolder } from './pinned-folder';
-import { placeFile, type PlaceMethod } from './place-file';
+import { placeFile, sweepPlaceTemps, type PlaceMethod } from './place-file';
 import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
 import type { Semaphore } from './semaphore';
 import type { CacheRegistry } from './cache-registry';
 import { WorkArea } from './work-area';
+import { byteBound, checkSize, HEADROOM_BYTES, maxWriteBytes, type SpaceBudget } from './write-bound';
 
 export interface FetchOptions {
   /** Overrides the cache's forceRaw for this image (changes the master name). */
@@ -99,6 +100,9 @@ export class ImageCache {
   private readonly destinations: DestinationPolicy;
   private started?: Promise<void>;
   private registry?: CacheRegistry;
+  /** The post-miss clean-up waiting to start (every miss meanwhile joins it), and the one running. */
+  private queuedCleanUp?: Promise<unknown>;
+  private runningCleanUp?: Promise<unknown>;
 
   constructor(private readonly options: ImageCacheOptions) {
     if (!path.isAbsolute(options.masterDir)) {
@@ -116,7 +120,7 @@ export class ImageCache {
     this.sourceOptions = options.sources ?? {};
     this.folder = new CacheFolder(this.masterDir);
     this.locks = new FolderLocks(this.folder.lockDir, this.logger);
-    this.work = new WorkArea(this.folder, this.logger);
+    this.work = new WorkArea(this.folder, this.logger, this.locks);
     this.destinations = new DestinationPolicy(
       { allowedRoots: options.destinations?.allowedRoots, createDirs: options.createDestDirs },
       // Every master folder of the host, not only this one: a destination in another cache's folder would
@@ -202,11 +206,7 @@ export class ImageCache {
     );
     if (!result.cacheHit && !info.noCache) {
       opts.onProgress?.({ stage: 'evict' });
-      await timed(durations, 'evict', () =>
-        this.cleanUp().catch((err) =>
-          this.logger.warn({ err, cache: this.name }, 'clean-up after fetch failed'),
-        ),
-      );
+      await timed(durations, 'evict', () => this.cleanUpAfterMiss());
     }
     durations.total = performance.now() - started;
     return result;
@@ -220,6 +220,7 @@ export class ImageCache {
       const result = await cleanUpFolder({
         masterDir: this.masterDir,
         metaDir: this.folder.metaDir,
+        evictDir: this.folder.workDir,
         cacheSize: this.cacheSize,
         ttlSeconds: this.cacheTtl,
         amount,
@@ -227,6 +228,7 @@ export class ImageCache {
         now: Date.now(),
         logger: this.logger,
       });
+      this.logger.debug({ cache: this.name, totalSize: result.totalSize }, 'clean-up ran');
       if (result.removed.length > 0) {
         this.logger.info(
           { cache: this.name, removed: result.removed.length, freed: result.freed },
@@ -237,7 +239,61 @@ export class ImageCache {
     });
   }
 
-  /** The masters in the folder, with what is known of each. */
+  /**
+   * The clean-up after a miss, coalesced: a miss that finds one queued joins it; one that finds one running
+   * queues the next (which sees its master: the running one may have scanned before it was published). So a
+   * burst of misses runs two clean-ups of the folder, not one each.
+   */
+  private cleanUpAfterMiss(): Promise<unknown> {
+    if (this.queuedCleanUp) return this.queuedCleanUp;
+    const next: Promise<unknown> = (this.runningCleanUp ?? Promise.resolve()).then(() => {
+      if (this.queuedCleanUp === next) this.queuedCleanUp = undefined;
+      const run = this.cleanUp().catch((err) =>
+        this.logger.warn({ err, cache: this.name }, 'clean-up after fetch failed'),
+      );
+      this.runningCleanUp = run;
+      return run.finally(() => {
+        if (this.runningCleanUp === run) this.runningCleanUp = undefined;
+      });
+    });
+    this.queuedCleanUp = next;
+    return next;
+  }
+
+  /**
+   * Allocated bytes of this cache's masters that clean-up could evict now (one link, no fetch holding them).
+   * Counted before a write, to refuse an image that can't fit whatever is evicted.
+   */
+  async evictableBytes(): Promise<number> {
+    await this.start();
+    const scan = await scanFolder(this.masterDir, this.folder.metaDir, await this.locks.heldNames());
+    return scan.candidates.reduce((n, c) => n + c.size, 0);
+  }
+
+  /** What a write may take now: the cache's size, the free bytes, what eviction could add (spec.md §4). */
+  private async budget(): Promise<SpaceBudget> {
+    const free = await freeSpace(this.masterDir);
+    const evictable = this.registry
+      ? await this.registry.evictableBytes(this.masterDir)
+      : await this.evictableBytes();
+    return { cacheSize: this.cacheSize, free, evictable };
+  }
+
+  /**
+   * The budget of a write of `size` bytes (when known): refused when it can't fit whatever is evicted, room
+   * made first when it needs more than is free (nothing is evicted for an image that is then refused).
+   */
+  private async room(what: 'declared' | 'decompressed', size: number | undefined, href: string) {
+    let b = await this.budget();
+    checkSize(b, what, size, href);
+    if (size !== undefined && size > maxWriteBytes(b)) {
+      await this.makeRoom(this.masterDir, size + HEADROOM_BYTES);
+      b = await this.budget();
+    }
+    return b;
+  }
+
+  /** The masters in the folder, with what is known of each; files that are not masters are marked foreign. */
   async list(): Promise<MasterEntry[]> {
     await this.start();
     const entries = await fs.promises.readdir(this.masterDir, { withFileTypes: true });
@@ -247,10 +303,13 @@ export class ImageCache {
       const st = await fs.promises.lstat(path.join(this.masterDir, e.name)).catch(() => undefined);
       if (!st?.isFile()) continue;
       const meta = await this.readMeta(e.name);
+      const foreign = !isMasterName(e.name) && !fs.existsSync(this.folder.metaPath(e.name));
       out.push({
         name: e.name,
         path: path.join(this.masterDir, e.name),
         size: st.size,
+        allocated: st.blocks * 512,
+        ...(foreign ? { foreign: true } : {}),
         links: st.nlink,
         lastUsed: new Date(Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs)),
         href: meta?.href,
@@ -321,9 +380,12 @@ export class ImageCache {
     ctx: FetchContext,
     src: string,
     fresh: (dest: fs.Stats | undefined) => boolean = () => false,
+    sweep = false,
   ): Promise<PlaceMethod | 'already'> {
     const pinned = PinnedFolder.open(ctx.target.folder);
     try {
+      // A miss also clears the temporaries a crash left in this folder (a hit stays a few syscalls).
+      if (sweep) await sweepPlaceTemps(pinned.entry('.'));
       const dest = pinned.entry(ctx.target.name);
       if (fresh(lstatOrUndefined(dest))) return 'already';
       ctx.opts.onProgress?.({ stage: 'link' });
@@ -420,6 +482,10 @@ export class ImageCache {
       const dir = await this.work.open(ctx.name);
       workDir = dir;
       const file = path.join(dir, 'image');
+      // Bounded before the first byte (spec.md §4): refused if it can't fit, room made if it needs it.
+      const budget = await this.room('declared', info.size, source.href);
+      const partial = (await fs.promises.stat(file).catch(() => undefined))?.size ?? 0;
+      const bodyBound = byteBound(budget, 'body', maxWriteBytes(budget) + partial, source.href);
       const expected = await this.expectedChecksum(ctx, signal);
       // What the source vouches for (an OCI digest, the image service's hash) is checked too.
       const vouched = this.vouchedChecksum(ctx);
@@ -436,6 +502,7 @@ export class ImageCache {
           validator: info.validator,
           retryDelayMs: this.options.retryDelayMs ?? 1000,
           onProgress: (bytes, totalBytes) => opts.onProgress?.({ stage: 'download', bytes, totalBytes }),
+          bound: bodyBound,
           logger: this.logger,
         }),
       );
@@ -453,6 +520,8 @@ export class ImageCache {
         growthFactor: this.options.growthFactor ?? 2,
         memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
         makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
+        room: (what, size) => this.room(what, size, source.href),
+        budget: () => this.budget(),
         signal,
         href: source.href,
         onProgress: (p) => {
@@ -480,7 +549,7 @@ export class ImageCache {
       opts.onProgress?.({ stage: 'publish' });
       if (!info.noCache)
         await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, dir));
-      const placedBy = (await this.place(ctx, prepared.file)) as PlaceMethod;
+      const placedBy = (await this.place(ctx, prepared.file, undefined, true)) as PlaceMethod;
       durations.total = performance.now() - ctx.started;
       this.logger.info(
         {
@@ -623,6 +692,13 @@ export interface MasterEntry {
   name: string;
   path: string;
   size: number;
+  /** Bytes it takes on disk (st_blocks × 512): what counts towards the cache's size. */
+  allocated: number;
+  /**
+   * Not a master (not named as one, no metadata): never evicted, but its bytes count towards the folder's
+   * size (spec.md §8).
+   */
+  foreign?: boolean;
   links: number;
   lastUsed: Date;
   href?: string;

@@ -45,6 +45,29 @@ export class FolderLocks {
     }
   }
 
+  /**
+   * Runs `fn` holding lock `name` if nobody holds it (in this process or another); otherwise returns
+   * undefined at once without running it. For sweeps, which must never wait on (or race) live work.
+   */
+  async tryWithLock<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.local.has(name)) return undefined;
+    let releaseLocal!: () => void;
+    const mine = new Promise<void>((resolve) => (releaseLocal = resolve));
+    this.local.set(name, mine);
+    try {
+      const release = await this.attempt(name, new AbortController());
+      if (!release) return undefined;
+      try {
+        return await fn();
+      } finally {
+        await release().catch((err) => this.logger.warn({ err, lock: name }, 'lock release failed'));
+      }
+    } finally {
+      releaseLocal();
+      if (this.local.get(name) === mine) this.local.delete(name);
+    }
+  }
+
   /** Names whose lock folder exists right now (held by some process), read in one directory listing. */
   async heldNames(): Promise<Set<string>> {
     const entries = await fs.promises.readdir(this.lockDir).catch(() => [] as string[]);
@@ -58,29 +81,36 @@ export class FolderLocks {
     lost: AbortController,
     signal?: AbortSignal,
   ): Promise<() => Promise<void>> {
-    const lockfilePath = path.join(this.lockDir, name + LOCK_SUFFIX);
-    // Loaded by the first lock taken: a cache hit takes none, and so loads neither the library nor its timers.
-    const lockfile = await import('proper-lockfile');
     let wait = POLL_MIN_MS;
     for (;;) {
       if (signal?.aborted) throw new OperationAborted('cancelled while waiting for a lock', { lock: name });
-      try {
-        return await lockfile.lock(path.join(this.lockDir, name), {
-          realpath: false,
-          lockfilePath,
-          stale: LOCK_STALE_MS,
-          update: UPDATE_MS,
-          retries: 0,
-          onCompromised: (err) => {
-            this.logger.warn({ err, lock: name }, 'lock compromised: stopping the work it protected');
-            lost.abort(err);
-          },
-        });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      }
+      const release = await this.attempt(name, lost);
+      if (release) return release;
       await this.released(name + LOCK_SUFFIX, wait, signal);
       wait = Math.min(wait * 2, POLL_MAX_MS);
+    }
+  }
+
+  /** One try at the cross-process lock: its release, or undefined when another holder has it. */
+  private async attempt(name: string, lost: AbortController): Promise<(() => Promise<void>) | undefined> {
+    const lockfilePath = path.join(this.lockDir, name + LOCK_SUFFIX);
+    // Loaded by the first lock taken: a cache hit takes none, and so loads neither the library nor its timers.
+    const lockfile = await import('proper-lockfile');
+    try {
+      return await lockfile.lock(path.join(this.lockDir, name), {
+        realpath: false,
+        lockfilePath,
+        stale: LOCK_STALE_MS,
+        update: UPDATE_MS,
+        retries: 0,
+        onCompromised: (err) => {
+          this.logger.warn({ err, lock: name }, 'lock compromised: stopping the work it protected');
+          lost.abort(err);
+        },
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+      return undefined;
     }
   }
 

@@ -11,3 +11,13 @@ export function masterName(href: string, imageId: string | undefined, forceRaw: 
   const base = imageId ?? uuidv5Url(href);
   return forceRaw ? base + CONVERTED_SUFFIX : base;
 }
+
+const MASTER_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.converted)?$/i;
+
+/**
+ * True for a name a master can have (an image-service id or a UUIDv5, either with `.converted`). Anything
+ * else in a master folder (a PXE loader, an operator's file) is foreign unless metadata vouches for it.
+ */
+export function isMasterName(name: string): boolean {
+  return MASTER_NAME.test(name);
+}

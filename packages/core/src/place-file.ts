@@ -48,9 +48,38 @@ export async function placeFile(
   return 'copy';
 }
 
+/**
+ * Temporaries beside destinations: `.imagecache-place-<ms since epoch, base 36>-<12 hex>`. The time in the
+ * name dates one a crash left (a linked temporary carries its master's old mtime), so a sweep can tell it.
+ */
+const PLACE_PREFIX = '.imagecache-place-';
+const PLACE_TEMP = /^\.imagecache-place-([0-9a-z]+)-[0-9a-f]{12}$/;
+/** A placement temporary older than this (by its name and its mtime) is a crash's leftover. */
+export const PLACE_TEMP_TTL_MS = 3600_000;
+
 /** A name beside `dest`, short whatever `dest`'s is (a 255-byte name plus a suffix would not fit). */
 function besidePath(dest: string): string {
-  return path.join(path.dirname(dest), `.imagecache-place-${randomBytes(6).toString('hex')}`);
+  const name = `${PLACE_PREFIX}${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+  return path.join(path.dirname(dest), name);
+}
+
+/**
+ * Removes placement temporaries a crash left in `folder` (a pinned folder's path): regular files named as
+ * ours, made more than PLACE_TEMP_TTL_MS ago and not written since (a copy in progress keeps its mtime
+ * recent). Nothing else in the folder is touched. Returns how many went.
+ */
+export async function sweepPlaceTemps(folder: string, now = Date.now()): Promise<number> {
+  let swept = 0;
+  for (const entry of await fs.promises.readdir(folder).catch(() => [] as string[])) {
+    const m = PLACE_TEMP.exec(entry);
+    if (!m || now - parseInt(m[1]!, 36) < PLACE_TEMP_TTL_MS) continue;
+    const file = path.join(folder, entry);
+    const st = await fs.promises.lstat(file).catch(() => undefined);
+    if (!st?.isFile() || now - st.mtimeMs < PLACE_TEMP_TTL_MS) continue;
+    await fs.promises.rm(file, { force: true });
+    swept++;
+  }
+  return swept;
 }
 
 async function besideThenRename(dest: string, make: (tmp: string) => Promise<void>): Promise<void> {

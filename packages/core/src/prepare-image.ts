@@ -3,6 +3,10 @@ import * as path from 'node:path';
 import { ImageConvertFailed, InsufficientDiskSpace } from '@imagecache/errors';
 import type { ImageFormat } from '@imagecache/formats';
 import type { FetchProgress } from './result';
+import { byteBound, maxWriteBytes, tooLarge, type SpaceBudget } from './write-bound';
+
+/** What qemu-img may write between two looks at its output (at most a quarter of the room is kept back). */
+export const CONVERT_SLACK_BYTES = 32 << 20;
 
 export interface PrepareOptions {
   /** Inspect the format and apply the policy (caches of disk images); false for kernels, ramdisks. */
@@ -15,6 +19,10 @@ export interface PrepareOptions {
   memoryCap: number;
   /** Frees `bytes` in `dir` or throws InsufficientDiskSpace. */
   makeRoom(dir: string, bytes: number): Promise<void>;
+  /** The budget for a write of `size` bytes: ImageTooLarge if it can't fit, room made if it needs it. */
+  room(what: 'decompressed', size: number | undefined): Promise<SpaceBudget>;
+  /** What a write may take now (the cache's size, free bytes, evictable bytes). */
+  budget(): Promise<SpaceBudget>;
   signal?: AbortSignal;
   href: string;
   onProgress?: (p: FetchProgress) => void;
@@ -34,8 +42,16 @@ export interface PreparedImage {
  */
 export async function prepareImage(downloaded: string, opts: PrepareOptions): Promise<PreparedImage> {
   // Loaded by the first download: a cache hit needs neither the inspector nor the tools.
-  const { checkPolicy, convertToRaw, decompressZstd, inspectFormat, isZstd, RAW_FORMATS } =
-    await import('@imagecache/formats');
+  const {
+    checkPolicy,
+    convertToRaw,
+    decompressZstd,
+    IMAGE_FORMATS,
+    inspectFormat,
+    isZstd,
+    RAW_FORMATS,
+    zstdDeclaredSize,
+  } = await import('@imagecache/formats');
   /** Formats used as they are, even when raw was asked (an ISO is booted as an ISO). */
   const noConversion: readonly ImageFormat[] = [...RAW_FORMATS, 'iso'];
   const dir = path.dirname(downloaded);
@@ -44,34 +60,38 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
   if (opts.zstd && (await isZstd(file))) {
     opts.onProgress?.({ stage: 'decompress' });
     const out = path.join(dir, 'decompressed');
-    await decompressZstd(file, out, { signal: opts.signal, href: opts.href });
+    // A bomb that says what it expands to is refused before a byte is written; one that doesn't is stopped
+    // by the kernel at the bound.
+    const b = await opts.room('decompressed', await zstdDeclaredSize(file));
+    const bound = byteBound(b, 'decompressed', maxWriteBytes(b), opts.href);
+    await decompressZstd(file, out, { signal: opts.signal, href: opts.href, bound });
     await fs.promises.rm(file, { force: true });
     file = out;
     decompressed = true;
   }
-  if (!opts.validate) return { file, converted: false, decompressed };
+  // Without validation (kernels, ramdisks) nothing is inspected, unless it is to be converted: qemu-img never
+  // sees an image the inspector has not passed as safe (spec.md §6).
+  if (!opts.validate && !opts.forceRaw) return { file, converted: false, decompressed };
 
   opts.onProgress?.({ stage: 'inspect' });
   const report = await inspectFormat(file, { signal: opts.signal });
-  const format = checkPolicy(report, { permitted: opts.permitted, expectedFormat: opts.expectedFormat });
+  const format = opts.validate
+    ? checkPolicy(report, { permitted: opts.permitted, expectedFormat: opts.expectedFormat })
+    : checkPolicy(report, { permitted: IMAGE_FORMATS });
+  const facts = opts.validate ? { format, virtualSize: report.virtualSize } : {};
   if (!opts.forceRaw || noConversion.includes(format)) {
-    return { file, format, virtualSize: report.virtualSize, converted: false, decompressed };
+    return { file, ...facts, converted: false, decompressed };
   }
 
   opts.onProgress?.({ stage: 'convert' });
-  try {
-    await opts.makeRoom(dir, report.virtualSize);
-  } catch (err) {
-    if (!(err instanceof InsufficientDiskSpace)) throw err;
-    // Raw output is sparse: an estimate from the real file size is often enough (spec.md §6).
-    await opts.makeRoom(dir, Math.min(Math.ceil(report.actualSize * opts.growthFactor), report.virtualSize));
-  }
   const out = path.join(dir, 'converted');
+  const bound = await roomToConvert(dir, report.virtualSize, report.actualSize, opts);
   await convertToRaw(file, out, {
     sourceFormat: format,
     memoryCap: opts.memoryCap,
     signal: opts.signal,
     href: opts.href,
+    bound,
   });
   await fs.promises.rm(file, { force: true });
   const after = await inspectFormat(out, { signal: opts.signal });
@@ -79,4 +99,24 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
     throw new ImageConvertFailed(`converted to raw, but the result is ${after.format}`, { href: opts.href });
   }
   return { file: out, format: after.format, virtualSize: after.virtualSize, converted: true, decompressed };
+}
+
+/**
+ * Room for a conversion (spec.md §6): an image whose virtual size exceeds the cache's size is refused before
+ * anything is evicted. Room is made for the virtual size when eviction can give it, else for the estimate
+ * (raw output is sparse); when not even that can be had, nothing is evicted. The output is then bounded by
+ * what is free (allocated bytes, watched while qemu-img runs).
+ */
+async function roomToConvert(dir: string, virtualSize: number, actualSize: number, opts: PrepareOptions) {
+  let b = await opts.budget();
+  if (virtualSize > b.cacheSize) throw tooLarge(b, 'virtual', virtualSize, b.cacheSize, opts.href);
+  const estimate = Math.min(Math.ceil(actualSize * opts.growthFactor), virtualSize);
+  const reachable = b.free + b.evictable;
+  const wanted = virtualSize < reachable ? virtualSize : estimate;
+  if (wanted >= reachable) throw new InsufficientDiskSpace(dir, wanted, b.free, { href: opts.href });
+  await opts.makeRoom(dir, wanted);
+  b = await opts.budget();
+  // qemu-img's output is looked at every few ms, and it writes fast: stop it with some slack left.
+  const room = maxWriteBytes(b);
+  return byteBound(b, 'converted', room - Math.min(CONVERT_SLACK_BYTES, Math.floor(room / 4)), opts.href);
 }

@@ -1,12 +1,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CacheFolder } from './cache-folder';
+import { parseEvicting } from './clean-up';
 import type { Logger } from './logger';
-import { LOCK_STALE_MS } from './master-locks';
+import type { FolderLocks } from './master-locks';
 
 const WORK_SUFFIX = '.work';
-/** A partial download nobody has continued for this long is dropped. */
-export const PARTIAL_TTL_MS = 3600_000;
+/**
+ * Leftovers nobody has touched for this long are removed by the sweep (spec.md §1): a partial download not
+ * continued, a crashed eviction's file, Ironic's `tmp…/….part` folders and stray top-level `.part` files.
+ */
+export const LEFTOVER_TTL_MS = 3600_000;
+
+/** Ironic's crash leftovers in a master folder: its download folders and partial files (`<name>.part`). */
+const IRONIC_TMP_DIR = /^tmp[A-Za-z0-9_]{6,}$/;
+const PART_SUFFIX = '.part';
 
 /**
  * Work in progress: one private folder per master inside the master folder (same filesystem, so publishing
@@ -17,6 +25,7 @@ export class WorkArea {
   constructor(
     private readonly folder: CacheFolder,
     private readonly logger: Logger,
+    private readonly locks: FolderLocks,
   ) {}
 
   /** The folder for work on master `name` (created if missing). Call it holding the master's lock. */
@@ -33,39 +42,73 @@ export class WorkArea {
   }
 
   /**
-   * Removes what nobody works on any more: folders whose master lock is gone or stale, once their partial
-   * download is older than PARTIAL_TTL_MS (or right away with `all`). Returns how many went.
+   * Removes what nobody works on any more: work-area entries and Ironic leftovers in the master folder that
+   * no one has changed for LEFTOVER_TTL_MS (or right away with `all`). Each is removed under its master's lock
+   * taken with a try-lock: one another process or replica holds (it is resuming that download) is skipped,
+   * and none can start on it while it goes. Returns how many went.
    */
   async sweep(opts: { now?: number; all?: boolean } = {}): Promise<number> {
     const now = opts.now ?? Date.now();
-    const entries = await fs.promises.readdir(this.folder.workDir).catch(() => [] as string[]);
+    const old = async (p: string) =>
+      opts.all ||
+      (now - (stampOf(path.basename(p)) ?? 0) >= LEFTOVER_TTL_MS &&
+        now - (await lastChange(p)) >= LEFTOVER_TTL_MS);
     let swept = 0;
-    for (const entry of entries) {
-      const dir = path.join(this.folder.workDir, entry);
-      const name = entry.endsWith(WORK_SUFFIX) ? entry.slice(0, -WORK_SUFFIX.length) : entry;
-      if (await this.isHeld(name, now)) continue;
-      if (!opts.all && entry.endsWith(WORK_SUFFIX) && now - (await lastChange(dir)) < PARTIAL_TTL_MS)
+    const sweepOne = async (p: string, master: string) => {
+      if (!(await old(p))) return;
+      // Checked again under the lock: it may have been taken over between the look and the lock.
+      const gone = await this.locks.tryWithLock(master, async () => {
+        if (!(await old(p))) return false;
+        await this.remove(p);
+        return true;
+      });
+      if (gone) swept++;
+    };
+    for (const entry of await fs.promises.readdir(this.folder.workDir).catch(() => [] as string[])) {
+      const p = path.join(this.folder.workDir, entry);
+      // Anything else in the private work area is no work of this version's: it goes at once.
+      if (!entry.endsWith(WORK_SUFFIX) && !parseEvicting(entry)) {
+        if (await this.locks.tryWithLock(entry, () => this.remove(p).then(() => true))) swept++;
         continue;
-      await this.remove(dir);
-      swept++;
+      }
+      await sweepOne(p, masterOf(entry));
+    }
+    for (const entry of await fs.promises.readdir(this.folder.masterDir).catch(() => [] as string[])) {
+      if (IRONIC_TMP_DIR.test(entry)) {
+        const p = path.join(this.folder.masterDir, entry);
+        if ((await fs.promises.lstat(p).catch(() => undefined))?.isDirectory())
+          await sweepOne(p, `ironic-${entry}`);
+      } else if (entry.endsWith(PART_SUFFIX)) {
+        await sweepOne(path.join(this.folder.masterDir, entry), entry.slice(0, -PART_SUFFIX.length));
+      }
     }
     if (swept > 0)
       this.logger.info({ masterDir: this.folder.masterDir, swept }, 'swept leftover work in progress');
     return swept;
   }
-
-  private async isHeld(name: string, now: number): Promise<boolean> {
-    const st = await fs.promises.stat(path.join(this.folder.lockDir, `${name}.lock`)).catch(() => undefined);
-    return st !== undefined && now - st.mtimeMs < LOCK_STALE_MS;
-  }
 }
 
-async function lastChange(dir: string): Promise<number> {
-  const files = await fs.promises.readdir(dir).catch(() => [] as string[]);
-  let latest = (await fs.promises.stat(dir).catch(() => undefined))?.mtimeMs ?? 0;
-  for (const f of files) {
-    const st = await fs.promises.stat(path.join(dir, f)).catch(() => undefined);
-    if (st && st.mtimeMs > latest) latest = st.mtimeMs;
+/** The master a work-area entry belongs to (its lock guards it). */
+function masterOf(entry: string): string {
+  if (entry.endsWith(WORK_SUFFIX)) return entry.slice(0, -WORK_SUFFIX.length);
+  const evicting = parseEvicting(entry);
+  return evicting ? evicting.name : entry;
+}
+
+/** When an entry whose name carries its creation time was made (a master set aside keeps its old mtime). */
+function stampOf(entry: string): number | undefined {
+  return parseEvicting(entry)?.at;
+}
+
+/** The latest mtime of `p` and, for a folder, of what it holds. */
+async function lastChange(p: string): Promise<number> {
+  const st = await fs.promises.lstat(p).catch(() => undefined);
+  if (!st) return Number.POSITIVE_INFINITY; // gone meanwhile: nothing to do
+  let latest = st.mtimeMs;
+  if (!st.isDirectory()) return latest;
+  for (const f of await fs.promises.readdir(p).catch(() => [] as string[])) {
+    const s = await fs.promises.lstat(path.join(p, f)).catch(() => undefined);
+    if (s) latest = Math.max(latest, s.mtimeMs);
   }
   return latest;
 }

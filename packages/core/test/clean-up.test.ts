@@ -1,14 +1,23 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { masters, newCache } from './helpers';
 
-const DAY = 24 * 3600;
+const META_DIR = '.imagecache-meta';
 
-/** Writes a master of `size` bytes last used `ageSeconds` ago (mtime, atime and ctime can't be set: ctime is now). */
+const DAY = 24 * 3600;
+/** One filesystem block: sizes count allocated bytes. */
+const K = 4096;
+
+/**
+ * Writes a master of `size` bytes last used `ageSeconds` ago (mtime, atime and ctime can't be set: ctime is now),
+ * with metadata (which makes a short test name a master: a file without is foreign and never evicted).
+ */
 function master(dir: string, name: string, size: number, ageSeconds: number): string {
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(path.join(dir, META_DIR), { recursive: true });
+  fs.writeFileSync(path.join(dir, META_DIR, name + '.json'), '{}');
   const file = path.join(dir, name);
-  fs.writeFileSync(file, Buffer.alloc(size));
+  fs.writeFileSync(file, randomBytes(size));
   const t = new Date(Date.now() - ageSeconds * 1000);
   fs.utimesSync(file, t, t);
   return file;
@@ -16,35 +25,35 @@ function master(dir: string, name: string, size: number, ageSeconds: number): st
 
 describe('cleanUp', () => {
   it('evicts by size oldest first, never a master in use', async () => {
-    const { cache, root } = newCache({ cacheSize: 3000, cacheTtl: 7 * DAY });
+    const { cache, root } = newCache({ cacheSize: 3 * K, cacheTtl: 7 * DAY });
     await cache.start();
     const m = cache.masterDir;
-    master(m, 'a', 1000, 400);
-    master(m, 'b', 1000, 300);
-    const inUse = master(m, 'c', 1000, 500);
+    master(m, 'a', K, 400);
+    master(m, 'b', K, 300);
+    const inUse = master(m, 'c', K, 500);
     fs.linkSync(inUse, path.join(root, 'dest', 'c'));
-    master(m, 'd', 1000, 100);
-    master(m, 'e', 1000, 200);
+    master(m, 'd', K, 100);
+    master(m, 'e', K, 200);
     const r = await cache.cleanUp();
     expect(r.removed.map((x) => x.name)).toEqual(['a', 'b']);
     expect(r.removed.every((x) => x.reason === 'size')).toBe(true);
     expect(masters(cache)).toEqual(['c', 'd', 'e']);
-    expect(r.totalSize).toBe(3000);
+    expect(r.totalSize).toBe(3 * K);
   });
 
   it('frees an amount even under the size limit, and says what it could not free', async () => {
     const { cache, root } = newCache({ cacheSize: 1e9 });
     await cache.start();
-    master(cache.masterDir, 'a', 1000, 30);
-    master(cache.masterDir, 'b', 1000, 20);
-    fs.linkSync(master(cache.masterDir, 'c', 5000, 10), path.join(root, 'dest', 'c'));
-    const r = await cache.cleanUp(1500);
+    master(cache.masterDir, 'a', K, 30);
+    master(cache.masterDir, 'b', K, 20);
+    fs.linkSync(master(cache.masterDir, 'c', 5 * K, 10), path.join(root, 'dest', 'c'));
+    const r = await cache.cleanUp(1.5 * K);
     expect(r.removed.map((x) => x.name)).toEqual(['a', 'b']);
-    expect(r.freed).toBe(2000);
+    expect(r.freed).toBe(2 * K);
     expect(r.stillRequired).toBe(0);
-    const r2 = await cache.cleanUp(1000);
+    const r2 = await cache.cleanUp(K);
     expect(r2.removed).toEqual([]);
-    expect(r2.stillRequired).toBe(1000);
+    expect(r2.stillRequired).toBe(K);
     expect(masters(cache)).toEqual(['c']);
   });
 
@@ -103,12 +112,12 @@ describe('cleanUp by TTL', () => {
     const { cache } = newCache({ cacheTtl: 1, cacheSize: 1e9 });
     await cache.start();
     for (const n of ['old1', 'old2', 'old3']) {
-      master(cache.masterDir, n, 100, 0);
+      master(cache.masterDir, n, K, 0);
       await new Promise((r) => setTimeout(r, 20));
     }
     await new Promise((r) => setTimeout(r, 1100));
-    master(cache.masterDir, 'young', 100, 0);
-    const partial = await cache.cleanUp(150);
+    master(cache.masterDir, 'young', K, 0);
+    const partial = await cache.cleanUp(1.5 * K);
     expect(partial.removed.map((x) => `${x.name}:${x.reason}`)).toEqual(['old1:ttl', 'old2:ttl']);
     const rest = await cache.cleanUp();
     expect(rest.removed.map((x) => x.name)).toEqual(['old3']);

@@ -131,12 +131,17 @@ describe('inspection and conversion', () => {
     expect(r.bytesDownloaded).toBe(zst.length);
   });
 
-  it('does not inspect for a cache with validate: false (kernels, ramdisks)', async () => {
-    const { cache, dest } = newCache({ validate: false, forceRaw: true });
+  it('does not inspect for a cache with validate: false (kernels, ramdisks) unless it converts', async () => {
+    const { cache, dest } = newCache({ validate: false, forceRaw: false });
     const r = await cache.fetchImage(server.url('/disk.qcow2'), dest('k'));
     expect(r).toMatchObject({ converted: false, format: undefined });
-    expect(r.masterPath).toMatch(/\.converted$/);
     expect(qemuRuns()).toEqual([]);
+    // forceRaw inspects whatever validate says (issue 11 M4): a safe qcow2 is converted.
+    const forced = newCache({ validate: false, forceRaw: true });
+    const c = await forced.cache.fetchImage(server.url('/disk.qcow2'), forced.dest('k'));
+    expect(c).toMatchObject({ converted: true, format: 'raw' });
+    expect(c.masterPath).toMatch(/\.converted$/);
+    expect(qemuRuns()).toHaveLength(1);
   });
 
   const small = mountTmpfs(48);

@@ -44,18 +44,23 @@ describe('a destination on another filesystem', () => {
 });
 
 describe('a full disk', () => {
-  maybe('fails with InsufficientDiskSpace and leaves the cache as it was', async () => {
-    if ('skip' in small) return;
-    const { dest } = newCache();
-    const cache = new ImageCache({
-      masterDir: path.join(small.dir, 'master'),
-      forceRaw: false,
-      retryDelayMs: 10,
-    });
-    const err = await cache.fetchImage(server.url('/big.img'), dest('big')).catch((e) => e);
-    expect(err.code).toBe('INSUFFICIENT_DISK_SPACE');
-    expect(masters(cache)).toEqual([]);
-    expect(workLeft(cache)).toEqual([]);
-    expect(fs.existsSync(dest('big'))).toBe(false);
-  });
+  maybe(
+    'refuses an image larger than the filesystem can hold before writing, and leaves the cache as it was',
+    async () => {
+      if ('skip' in small) return;
+      const { dest } = newCache();
+      const cache = new ImageCache({
+        masterDir: path.join(small.dir, 'master'),
+        forceRaw: false,
+        retryDelayMs: 10,
+      });
+      const err = await cache.fetchImage(server.url('/big.img'), dest('big')).catch((e) => e);
+      expect(err.code).toBe('IMAGE_TOO_LARGE');
+      expect(err.details).toMatchObject({ measured: 'declared', size: 20 << 20 });
+      expect(err.details.limit).toBeLessThan(16 << 20);
+      expect(masters(cache)).toEqual([]);
+      expect(workLeft(cache)).toEqual([]);
+      expect(fs.existsSync(dest('big'))).toBe(false);
+    },
+  );
 });

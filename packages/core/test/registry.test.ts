@@ -12,7 +12,9 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
+/** A master of `size` bytes (with metadata: a file without, under a short name, is foreign and never evicted). */
 function fill(cache: ImageCache, name: string, size: number): void {
+  fs.writeFileSync(cache.folder.metaPath(name), '{}');
   fs.writeFileSync(path.join(cache.masterDir, name), Buffer.alloc(size, 1));
 }
 

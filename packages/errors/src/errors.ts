@@ -129,6 +129,17 @@ export class InsufficientDiskSpace extends ImageCacheError {
     this.free = free;
   }
 }
+/**
+ * The image can't fit: its declared size (Content-Length, the source's size), its virtual size (when converting)
+ * or its decompressed size exceeds the cache's size or what the filesystem can give it (free space plus the
+ * masters that could be evicted), or a body, decompression or conversion grew past that bound while it ran.
+ * Refused before anything is evicted; `details` say what was measured (`size`, `atLeast` when the write was
+ * stopped) against which bound (`limit`, `cacheSize`, `free`, `evictable`). Not retryable: the same image
+ * will not fit next time either, unless the operator changes the cache.
+ */
+export class ImageTooLarge extends ImageCacheError {
+  static override readonly code: string = 'IMAGE_TOO_LARGE';
+}
 /** A cache folder that can't be created, read or written. */
 export class CacheFolderUnusable extends ImageCacheError {
   static override readonly code: string = 'CACHE_FOLDER_UNUSABLE';

@@ -23,6 +23,7 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.ImageFormatMismatch,
   E.ImageConvertFailed,
   E.InsufficientDiskSpace,
+  E.ImageTooLarge,
   E.CacheFolderUnusable,
   E.ConfigError,
   E.OperationAborted,

@@ -6,6 +6,7 @@ export type { Detection, FormatReport, ImageFormat, InspectOptions } from './typ
 export { BLOCK_SIZE, MAX_BYTES_READ } from './reader';
 export { convertToRaw } from './tools/qemu-img';
 export type { ConvertOptions } from './tools/qemu-img';
-export { decompressZstd, isZstd, ZSTD_MAGIC } from './tools/zstd';
+export { decompressZstd, isZstd, zstdDeclaredSize, ZSTD_MAGIC } from './tools/zstd';
+export type { ByteBound } from './tools/byte-bound';
 export { runTool } from './tools/run-tool';
 export type { ToolRun } from './tools/run-tool';

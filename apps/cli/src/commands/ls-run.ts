@@ -21,13 +21,23 @@ export async function runLs(ctx: CommandContext, flags: LsFlags): Promise<void> 
   }
   ctx.output.result({ caches: listing }, () =>
     listing
-      .flatMap((c) => [
-        `${c.cache} (${c.masterDir}): ${c.masters.length} masters, ${formatSize(c.masters.reduce((n, m) => n + m.size, 0))}`,
-        ...c.masters.map(
-          (m) =>
-            `  ${m.name}  ${formatSize(m.size)}  links=${m.links}  used=${new Date(m.lastUsed).toISOString()}${m.href ? `  ${m.href}` : ''}`,
-        ),
-      ])
+      .flatMap((c) => {
+        const masters = c.masters.filter((m) => !m.foreign);
+        const foreign = c.masters.filter((m) => m.foreign);
+        // The folder's size counts every file's allocated bytes, foreign ones included.
+        const total = c.masters.reduce((n, m) => n + (m.allocated ?? m.size), 0);
+        return [
+          `${c.cache} (${c.masterDir}): ${masters.length} masters, ${foreign.length} foreign, ${formatSize(total)} on disk`,
+          ...masters.map(
+            (m) =>
+              `  ${m.name}  ${formatSize(m.size)}  links=${m.links}  used=${new Date(m.lastUsed).toISOString()}${m.href ? `  ${m.href}` : ''}`,
+          ),
+          ...foreign.map(
+            (m) =>
+              `  ${m.name}  ${formatSize(m.size)}  foreign: not a master, never evicted, counts towards the folder's size`,
+          ),
+        ];
+      })
       .join('\n'),
   );
 }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { ImageConvertFailed } from '@imagecache/errors';
 import { qemuFormatName } from '../policy';
 import type { ImageFormat } from '../types';
+import type { ByteBound } from './byte-bound';
 import { runTool } from './run-tool';
 
 export interface ConvertOptions {
@@ -16,7 +17,15 @@ export interface ConvertOptions {
   qemuImg?: string;
   /** For messages only (redacted). */
   href?: string;
+  /**
+   * Most bytes the output may allocate (st_blocks × 512: raw output is sparse, its apparent size is the virtual
+   * size). Watched while qemu-img runs; past it qemu-img is killed and `bound.error` thrown.
+   */
+  bound?: ByteBound;
 }
+
+/** How often the output's allocated size is looked at while qemu-img runs. */
+const WATCH_MS = 5;
 
 const TRANSIENT = /Cannot allocate memory|Resource temporarily unavailable/;
 
@@ -33,7 +42,9 @@ export async function convertToRaw(src: string, dest: string, opts: ConvertOptio
   let last = '';
   try {
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const run = await runTool(cmd, args, { signal: opts.signal, env: { MALLOC_ARENA_MAX: '3' } });
+      const run = await watched(dest, opts.bound, opts.signal, (signal) =>
+        runTool(cmd, args, { signal, env: { MALLOC_ARENA_MAX: '3' } }),
+      );
       if (run.code === 0) return;
       last = run.stderr || `exit ${run.code ?? run.signal}`;
       if (!TRANSIENT.test(last)) break;
@@ -53,4 +64,37 @@ export async function convertToRaw(src: string, dest: string, opts: ConvertOptio
     href: opts.href,
     sourceFormat: opts.sourceFormat,
   });
+}
+
+/**
+ * Runs `fn` while polling `dest`'s allocated size; past the bound, the run's signal fires (killing the tool)
+ * and the bound's error is thrown instead of the tool's outcome.
+ */
+async function watched<T>(
+  dest: string,
+  bound: ByteBound | undefined,
+  signal: AbortSignal | undefined,
+  fn: (signal?: AbortSignal) => Promise<T>,
+): Promise<T> {
+  if (!bound) return fn(signal);
+  const stop = new AbortController();
+  let over: number | undefined;
+  const timer = setInterval(() => {
+    const st = fs.statSync(dest, { throwIfNoEntry: false });
+    const allocated = st ? st.blocks * 512 : 0;
+    if (allocated > bound.bytes && over === undefined) {
+      over = allocated;
+      stop.abort();
+    }
+  }, WATCH_MS);
+  try {
+    const run = await fn(signal ? AbortSignal.any([signal, stop.signal]) : stop.signal).catch((err) => {
+      if (over === undefined || signal?.aborted) throw err;
+      return undefined;
+    });
+    if (over !== undefined) throw bound.error(over);
+    return run as T;
+  } finally {
+    clearInterval(timer);
+  }
 }

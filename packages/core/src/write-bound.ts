@@ -1,0 +1,76 @@
+import { ImageTooLarge } from '@imagecache/errors';
+import type { ByteBound } from '@imagecache/formats';
+
+/**
+ * Bytes kept free on a cache's filesystem whatever is written: a bound met exactly still leaves the filesystem
+ * usable (metadata, locks, the next fetch's first blocks).
+ */
+export const HEADROOM_BYTES = 2 << 20;
+
+/** What a fetch may write, measured once before its first byte (spec.md §4 "Bounds"). */
+export interface SpaceBudget {
+  /** The cache's size: no image bigger than this is cached. */
+  cacheSize: number;
+  /** Free bytes on the filesystem right now. */
+  free: number;
+  /** Allocated bytes of the masters clean-up could evict (one link, not busy) on that filesystem. */
+  evictable: number;
+}
+
+export type Measured = 'declared' | 'body' | 'decompressed' | 'virtual' | 'converted';
+
+const WHAT: Record<Measured, string> = {
+  declared: 'its declared size',
+  body: 'its body',
+  decompressed: 'its decompressed size',
+  virtual: 'its virtual size',
+  converted: 'its converted output',
+};
+
+/** The most any one image may take: the cache's size, and what the filesystem can give it at most. */
+export function maxImageBytes(b: SpaceBudget): number {
+  return Math.min(b.cacheSize, Math.max(0, b.free + b.evictable - HEADROOM_BYTES));
+}
+
+/** The most a write may add now, without evicting anything first: the free bytes, less the headroom. */
+export function maxWriteBytes(b: SpaceBudget): number {
+  return Math.min(b.cacheSize, Math.max(0, b.free - HEADROOM_BYTES));
+}
+
+/** Refuses a size known before writing (declared, virtual, decompressed per the zstd header). */
+export function checkSize(b: SpaceBudget, what: Measured, size: number | undefined, href: string): void {
+  if (size !== undefined && size > maxImageBytes(b)) throw tooLarge(b, what, size, maxImageBytes(b), href);
+}
+
+/** A running bound of `bytes` whose error names `what` and the budget. */
+export function byteBound(b: SpaceBudget, what: Measured, bytes: number, href: string): ByteBound {
+  return { bytes, error: (size) => tooLarge(b, what, size, bytes, href, true) };
+}
+
+export function tooLarge(
+  b: SpaceBudget,
+  what: Measured,
+  size: number,
+  limit: number,
+  href: string,
+  atLeast = false,
+): ImageTooLarge {
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  const why =
+    limit >= b.cacheSize
+      ? `the cache's size (${mib(b.cacheSize)})`
+      : `what its filesystem can give it (${mib(limit)}: ${mib(b.free)} free, ${mib(b.evictable)} evictable)`;
+  return new ImageTooLarge(
+    `image too large: ${WHAT[what]} (${atLeast ? 'over ' : ''}${mib(size)}) exceeds ${why}`,
+    {
+      href,
+      measured: what,
+      size,
+      atLeast,
+      limit,
+      cacheSize: b.cacheSize,
+      free: b.free,
+      evictable: b.evictable,
+    },
+  );
+}
