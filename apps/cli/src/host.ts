@@ -26,6 +26,10 @@ export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): Sourc
       // 0 means "no limit" in the configuration and in SourceOptions alike.
       inactivityTimeoutMs: Math.round(h.inactivityTimeout * 1000),
       connectTimeoutMs: Math.round(h.connectTimeout * 1000),
+      minRateBytesPerSec: h.minRate,
+      minRateWindowMs: Math.round(h.minRateWindow * 1000),
+      blockedNetworks: h.blockedNetworks,
+      allowHttpsToHttpRedirect: h.allowHttpsToHttpRedirect,
       verifyTls: h.verifyTls,
       caFile: h.caFile,
       minTlsVersion: h.minTlsVersion,

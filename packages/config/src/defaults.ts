@@ -70,6 +70,15 @@ export const DEFAULTS = Object.freeze({
   destinationsUnrestricted: false,
   /** Seconds without a byte received before an http(s) download fails. */
   httpInactivityTimeout: 60,
+  /**
+   * Bytes per second an http(s) download must keep up, measured over `httpMinRateWindow` (a trickling source
+   * can't hold a download slot forever; 1 KiB/s over a minute never cuts a healthy slow link). 0 turns it off.
+   */
+  httpMinRate: 1024,
+  /** Seconds the minimum rate is measured over. */
+  httpMinRateWindow: 60,
+  /** Follow redirects from https to plain http. */
+  allowHttpsToHttpRedirect: false,
   /** Seconds to establish an http(s) connection. */
   httpConnectTimeout: 30,
   verifyTls: true,

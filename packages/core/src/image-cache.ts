@@ -2,7 +2,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  fetchChecksumFile,
   parseChecksum,
   verifyDigest,
   type ExpectedChecksum,
@@ -17,6 +16,7 @@ import {
 } from '@imagecache/errors';
 import { DEFAULT_PERMITTED_FORMATS } from '@imagecache/formats';
 import {
+  fetchChecksumFile,
   resolveSource,
   type ImageAuth,
   type ImageInfo,
@@ -162,10 +162,11 @@ export class ImageCache {
       { checksum: opts.expectedChecksum, algo: opts.expectedChecksumAlgo },
       { allowMd5: !this.options.disallowMd5 },
     );
-    const source = await resolveSource(href, {
-      ...this.sourceOptions,
-      auth: opts.auth ?? this.sourceOptions.auth,
-    });
+    const source = await resolveSource(
+      href,
+      { ...this.sourceOptions, auth: opts.auth ?? this.sourceOptions.auth },
+      opts.signal,
+    );
     // Everything the caller gave is valid: only now may anything be written.
     if (target.createFolder) await this.destinations.createFolder(target);
     await this.start();
@@ -569,6 +570,7 @@ export class ImageCache {
     if (c.kind === 'value') return c.expected;
     if (c.kind === 'url') {
       return fetchChecksumFile(c.url, ctx.info.fileName, {
+        http: this.sourceOptions.http,
         signal,
         algo: c.algo,
         allowMd5: !this.options.disallowMd5,

@@ -3,6 +3,7 @@ import { ConfigError } from '@imagecache/errors';
 import type { ConnectionOptions } from 'node:tls';
 import type { Agent } from 'undici';
 import type { ResolvedHttpOptions } from '../options';
+import { pinnedLookup, type PinnedAddress } from './redirect-policy';
 
 /** How a download's own connection is made (download-exchange.ts). */
 export interface ConnectSettings {
@@ -17,7 +18,12 @@ export interface Dispatchers {
   readonly agent: Agent;
   /** Downloads: a connection of their own each, read by our receive path (see download-exchange.ts). */
   readonly connect: ConnectSettings;
+  /** An agent whose connections go to `pin` only (a checked redirect target); a few are kept. */
+  pinned(pin: PinnedAddress): Agent;
 }
+
+/** Pinned agents kept per option set (the oldest is closed beyond this). */
+const PINNED_AGENTS = 16;
 
 const cache = new Map<string, Dispatchers>();
 /** The agents made so far (an option set's agent is made by its first HEAD or small request). */
@@ -57,7 +63,31 @@ function create(opts: ResolvedHttpOptions): Dispatchers {
     bodyTimeout: opts.inactivityTimeoutMs,
   };
   let agent: Agent | undefined;
+  const pinned = new Map<string, Agent>();
   return {
+    pinned(pin) {
+      const key = `${pin.family}|${pin.address}`;
+      let a = pinned.get(key);
+      if (a) {
+        pinned.delete(key); // most recently used last
+      } else {
+        a = new (agentClass())({
+          ...common,
+          connect: { ...connect, lookup: pinnedLookup(pin) },
+          keepAliveTimeout: 10_000,
+          keepAliveMaxTimeout: 60_000,
+        });
+        agents.add(a);
+        if (pinned.size >= PINNED_AGENTS) {
+          const [oldKey, old] = pinned.entries().next().value as [string, Agent];
+          pinned.delete(oldKey);
+          agents.delete(old);
+          void old.close().catch(() => undefined);
+        }
+      }
+      pinned.set(key, a);
+      return a;
+    },
     get agent() {
       if (!agent) {
         agent = new (agentClass())({ ...common, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });

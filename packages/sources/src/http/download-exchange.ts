@@ -4,6 +4,7 @@ import { ImageCacheError, ImageDownloadFailed, OperationAborted } from '@imageca
 import type { ByteSink } from '../types';
 import { HttpBodyStream, type BodyFeed } from './body-stream';
 import type { ConnectSettings } from './dispatchers';
+import { pinnedLookup } from './redirect-policy';
 import type { HttpResponse, SendParams } from './request';
 import {
   ChunkedDecoder,
@@ -12,6 +13,7 @@ import {
   type Framing,
   type ResponseHead,
 } from './response-parser';
+import { MinRate, slowError } from './min-rate';
 import { networkError, shortBodyError, type ErrorPlace } from './transfer-errors';
 
 /** Socket reads land here while no sink region is in use (the head, 'data' mode, chunked framing). */
@@ -83,10 +85,13 @@ export class DownloadExchange implements BodyFeed {
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const https = url.protocol === 'https:';
     const port = Number(url.port || (https ? 443 : 80));
+    // A checked redirect target is reached at the address that was checked (the name and SNI stay).
+    const lookup = p.pin ? { lookup: pinnedLookup(p.pin) } : {};
     const socket = https
       ? tls.connect({
           host,
           port,
+          ...lookup,
           ...(net.isIP(host) ? {} : { servername: host }),
           ...this.connect.tls,
           ALPNProtocols: ['http/1.1'],
@@ -94,6 +99,7 @@ export class DownloadExchange implements BodyFeed {
       : net.connect({
           host,
           port,
+          ...lookup,
           onread: { buffer: () => this.nextReadBuffer(), callback: (n, buf) => this.onRead(n, buf) },
         });
     this.socket = socket;
@@ -458,13 +464,15 @@ export class DownloadExchange implements BodyFeed {
   }
 
   /**
-   * The body's inactivity timeout, checked a few times per period against the byte count (nothing added per
-   * read). Time spent paused because the reader is behind does not count.
+   * The body's inactivity timeout and minimum rate, checked a few times per period against the byte count
+   * (nothing added per read). Time spent paused because the reader is behind does not count.
    */
   private watchInactivity(): void {
     const limit = this.p.ctx.inactivityTimeoutMs;
-    if (!(limit > 0)) return;
-    const period = Math.min(1000, Math.max(10, Math.floor(limit / 8)));
+    const rate = new MinRate(this.p.ctx.minRateBytesPerSec ?? 0, this.p.ctx.minRateWindowMs ?? 0);
+    if (!(limit > 0) && !rate.on) return;
+    const shortest = Math.min(limit > 0 ? limit : Infinity, rate.on ? rate.windowMs : Infinity);
+    const period = Math.min(1000, Math.max(10, Math.floor(shortest / 8)));
     let seen = -1;
     let since = Date.now();
     this.watchdog = setInterval(() => {
@@ -474,9 +482,11 @@ export class DownloadExchange implements BodyFeed {
       if (this.paused || body.bytes !== seen) {
         seen = body.bytes;
         since = now;
-      } else if (now - since >= limit) {
-        this.timeOut('UND_ERR_BODY_TIMEOUT');
+      } else if (limit > 0 && now - since >= limit) {
+        return this.timeOut('UND_ERR_BODY_TIMEOUT');
       }
+      const slow = rate.check(now, body.bytes, this.paused);
+      if (slow) this.cancel(slowError(this.place(), slow));
     }, period);
     this.watchdog.unref();
   }
