@@ -172,7 +172,10 @@ const networkField = z.string().superRefine((text, ctx) => {
   const family = m ? net.isIP(m[1]!) : 0;
   const prefix = m?.[2] === undefined ? 0 : Number(m[2]);
   if (family === 0 || prefix > (family === 4 ? 32 : 128))
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)`,
+    });
 });
 
 export const HttpSchema = z.strictObject({

@@ -33,6 +33,7 @@ import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
 import { identityOf, sameIdentity } from './master-identity';
 import { CONVERTED_SUFFIX, masterName } from './master-name';
+import { FailureNotes } from './failure-notes';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
 import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
@@ -76,6 +77,8 @@ interface FetchContext {
   opts: FetchOptions;
   durations: FetchResult['durations'];
   started: number;
+  /** When this fetch began to wait for the master's lock (ms since the epoch). */
+  waitingSince?: number;
 }
 
 const CLEANUP_LOCK = '.cleanup';
@@ -94,6 +97,7 @@ export class ImageCache {
   readonly priority: number;
   readonly folder: CacheFolder;
   private readonly locks: FolderLocks;
+  private readonly failures: FailureNotes;
   private readonly work: WorkArea;
   private readonly logger: Logger;
   private readonly limiter: Semaphore;
@@ -118,6 +122,7 @@ export class ImageCache {
     this.sourceOptions = options.sources ?? {};
     this.folder = new CacheFolder(this.masterDir);
     this.locks = new FolderLocks(this.folder.lockDir, this.logger);
+    this.failures = new FailureNotes(this.folder.lockDir);
     this.work = new WorkArea(this.folder, this.logger);
     this.destinations = new DestinationPolicy(
       { allowedRoots: options.destinations?.allowedRoots, createDirs: options.createDestDirs },
@@ -195,6 +200,7 @@ export class ImageCache {
     }
     opts.onProgress?.({ stage: 'wait' });
     const waitStart = performance.now();
+    ctx.waitingSince = Date.now();
     const result = await this.locks.withLock(
       name,
       (lost) => {
@@ -408,8 +414,11 @@ export class ImageCache {
       // Another process may have published it while we waited; a changed master is set aside here.
       const hit = await this.tryHit(ctx, signal);
       if (hit) return hit;
-      await this.removeStaleMaster(ctx);
     }
+    // The download this fetch waited for failed for good: its error, not a download of our own (X4).
+    const shared = ctx.waitingSince && (await this.failures.since(ctx.name, ctx.waitingSince));
+    if (shared) throw withHref(shared, source.href);
+    if (!info.noCache) await this.removeStaleMaster(ctx);
     let release: (() => void) | undefined;
     let workDir: string | undefined;
     let keep = false;
@@ -478,6 +487,7 @@ export class ImageCache {
       if (!info.noCache)
         await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, dir));
       const placedBy = (await this.place(ctx, prepared.file)) as PlaceMethod;
+      await this.failures.clear(ctx.name).catch(() => undefined);
       durations.total = performance.now() - ctx.started;
       this.logger.info(
         {
@@ -505,6 +515,9 @@ export class ImageCache {
       };
     } catch (err) {
       const e = await this.wrap(err, ctx, signal);
+      if (FailureNotes.shareable(e) && e.details.checksumUrl === undefined && !signal.aborted) {
+        await this.failures.record(ctx.name, e).catch(() => undefined);
+      }
       const wanted = typeof opts.keepPartial === 'function' ? opts.keepPartial() : Boolean(opts.keepPartial);
       keep = wanted && e.retryable;
       throw e;

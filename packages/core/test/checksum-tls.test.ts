@@ -29,7 +29,18 @@ beforeAll(async () => {
     ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem'],
     ...['-days', '2', '-subj', '/CN=imagecache test CA'],
   );
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1');
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'srv.key',
+    '-out',
+    'srv.csr',
+    '-subj',
+    '/CN=127.0.0.1',
+  );
   fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
   openssl(
     ...['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial'],
@@ -39,7 +50,11 @@ beforeAll(async () => {
     { key: fs.readFileSync(path.join(dir, 'srv.key')), cert: fs.readFileSync(path.join(dir, 'srv.pem')) },
     (req, res) => {
       const body =
-        req.url === '/SHA256SUMS' ? Buffer.from(`${sha256}  disk.img\n`) : req.url === '/disk.img' ? image : undefined;
+        req.url === '/SHA256SUMS'
+          ? Buffer.from(`${sha256}  disk.img\n`)
+          : req.url === '/disk.img'
+            ? image
+            : undefined;
       if (!body) return res.writeHead(404).end();
       res.writeHead(200, { 'content-length': String(body.length) });
       res.end(req.method === 'HEAD' ? undefined : body);
@@ -61,9 +76,10 @@ describe('checksum file behind http.caFile', () => {
     expect(err).toBeInstanceOf(ImageDownloadFailed);
     expect((err as ImageDownloadFailed).retryable).toBe(false);
     expect((err as Error).message).toMatch(/TLS failure/);
-    await expect(
-      fetchChecksumFile(`${base}/SHA256SUMS`, 'disk.img', { http: { caFile } }),
-    ).resolves.toEqual({ algo: 'sha256', value: sha256 });
+    await expect(fetchChecksumFile(`${base}/SHA256SUMS`, 'disk.img', { http: { caFile } })).resolves.toEqual({
+      algo: 'sha256',
+      value: sha256,
+    });
   });
 
   it("a fetch with a checksum URL uses the cache's CA bundle for both files", async () => {

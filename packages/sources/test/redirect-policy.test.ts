@@ -48,13 +48,32 @@ beforeAll(async () => {
   const keyFile = path.join(dir, 'key.pem');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile]
-      .concat(['-out', certFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']),
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyFile,
+    ].concat([
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]),
     { stdio: 'ignore' },
   );
   const hits: string[] = [];
-  tlsServer = https.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) }, (req, res) =>
-    handle(req, res, hits),
+  tlsServer = https.createServer(
+    { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) },
+    (req, res) => handle(req, res, hits),
   );
   await new Promise<void>((r) => tlsServer!.listen(0, '127.0.0.1', r));
   tlsBase = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
@@ -70,7 +89,10 @@ afterAll(async () => {
 
 const via = (target: string) => `${origin.base}/to?u=${encodeURIComponent(target)}`;
 
-async function showAndOpen(href: string, opts: SourceOptions): Promise<{ show: Awaited<ReturnType<typeof caught>>; open: Awaited<ReturnType<typeof caught>> }> {
+async function showAndOpen(
+  href: string,
+  opts: SourceOptions,
+): Promise<{ show: Awaited<ReturnType<typeof caught>>; open: Awaited<ReturnType<typeof caught>> }> {
   const source = await resolveSource(href, opts);
   const show = await caught(source.show());
   const open = await caught(source.open().then((b) => readAll(b.stream)));

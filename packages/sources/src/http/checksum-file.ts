@@ -97,9 +97,13 @@ export async function fetchChecksumFile(
   const status = res.status;
   if (!isOk(status)) {
     if (status >= 300 && status < 400) {
-      throw fail(`checksum file ${safeUrl}: HTTP ${status} (redirect not followed: too many redirects?)`, false, {
-        status,
-      });
+      throw fail(
+        `checksum file ${safeUrl}: HTTP ${status} (redirect not followed: too many redirects?)`,
+        false,
+        {
+          status,
+        },
+      );
     }
     const retryable = status === 408 || status === 429 || status >= 500;
     throw fail(`could not fetch checksum file ${safeUrl}: HTTP ${status}`, retryable, { status });
