@@ -55,6 +55,8 @@ export const DEFAULTS = Object.freeze({
   forceRaw: true,
   validate: true,
   downloadConcurrency: 20,
+  /** Folder (under os.tmpdir() unless `downloadSlotsDir` is set) of the host-wide download slots. */
+  downloadSlotsFolder: 'imagecache-download-slots',
   growthFactor: 2.0,
   permittedFormats: Object.freeze(['raw', 'gpt', 'qcow2', 'iso'] as const) as readonly ImageFormat[],
   zstd: true,

@@ -377,6 +377,8 @@ const RootSchema = z.strictObject({
       for (const issue of cacheListIssues(caches)) ctx.addIssue({ code: 'custom', ...issue });
     }),
   downloadConcurrency: z.number().int().min(1).default(DEFAULTS.downloadConcurrency),
+  /** Where the host's download slots live: every process of the host must name the same folder. */
+  downloadSlotsDir: absolutePath().default(() => path.join(os.tmpdir(), DEFAULTS.downloadSlotsFolder)),
   growthFactor: z.number().min(1).default(DEFAULTS.growthFactor),
   permittedFormats: formatList.default(() => [...DEFAULTS.permittedFormats]),
   zstd: z.boolean().default(DEFAULTS.zstd),
@@ -582,6 +584,8 @@ export interface HostConfig {
   host: string;
   caches: CacheConfig[];
   downloadConcurrency: number;
+  /** Absolute: the folder of the host-wide download slots (default under the system's temporary folder). */
+  downloadSlotsDir: string;
   growthFactor: number;
   permittedFormats: ImageFormat[];
   zstd: boolean;

@@ -36,6 +36,7 @@ caches:
     validate: false
     permittedFormats: [raw]
 downloadConcurrency: 10
+downloadSlotsDir: /run/imagecache/slots
 growthFactor: 1.5
 permittedFormats: [raw, gpt, qcow2, iso]
 zstd: false
@@ -88,6 +89,7 @@ describe('files', () => {
         },
       ],
       downloadConcurrency: 10,
+      downloadSlotsDir: '/run/imagecache/slots',
       growthFactor: 1.5,
       permittedFormats: ['raw', 'gpt', 'qcow2', 'iso'],
       zstd: false,

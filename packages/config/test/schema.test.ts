@@ -25,6 +25,7 @@ describe('defaults', () => {
         },
       ],
       downloadConcurrency: 20,
+      downloadSlotsDir: `${os.tmpdir()}/imagecache-download-slots`,
       growthFactor: 2,
       permittedFormats: ['raw', 'gpt', 'qcow2', 'iso'],
       zstd: true,

@@ -41,7 +41,7 @@ import { PinnedFolder } from './pinned-folder';
 import { placeFile, type PlaceMethod } from './place-file';
 import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
-import type { Semaphore } from './semaphore';
+import type { DownloadLimiter } from './host-slots';
 import type { CacheRegistry } from './cache-registry';
 import { WorkArea } from './work-area';
 
@@ -100,7 +100,7 @@ export class ImageCache {
   private readonly failures: FailureNotes;
   private readonly work: WorkArea;
   private readonly logger: Logger;
-  private readonly limiter: Semaphore;
+  private readonly limiter: DownloadLimiter;
   private readonly sourceOptions: SourceOptions;
   private readonly destinations: DestinationPolicy;
   private started?: Promise<void>;
