@@ -11,6 +11,7 @@ import {
   keys,
   prefixOf,
   queueNames,
+  ResultStore,
   SecretStore,
   WorkerHeartbeat,
   WorkerRegistry,
@@ -85,6 +86,7 @@ export class HostWorker {
     const prefix = prefixOf(this.options.redis);
     const command = this.connect();
     const secrets = new SecretStore(command, prefix);
+    const results = new ResultStore(command, prefix);
     const sweep = this.options.sweepIntervalSeconds ?? 3600;
     this.metrics =
       this.options.metrics ?? (this.options.metricsPort !== undefined ? new WorkerMetrics() : undefined);
@@ -95,7 +97,7 @@ export class HostWorker {
       await cache.start(); // creates the folder and sweeps work left by crashed processes
       this.run(
         queueNames.fetch(host, cache.name),
-        fetchProcessor(cache, secrets),
+        fetchProcessor(cache, secrets, results),
         this.options.concurrency ?? 20,
       );
       const cleanName = queueNames.clean(host, cache.name);
