@@ -52,17 +52,23 @@ export class HostDownloadSlots implements DownloadLimiter {
     };
   }
 
+  private giveUp(err: unknown): () => Promise<void> {
+    if (!this.unusable) {
+      this.logger?.warn(
+        { err, dir: this.dir },
+        'download slot folder unusable: downloadConcurrency holds for this process only',
+      );
+    }
+    this.unusable = true;
+    return () => Promise.resolve();
+  }
+
   private async takeSlot(signal?: AbortSignal): Promise<() => Promise<void>> {
     if (this.unusable) return () => Promise.resolve();
     try {
       await fs.promises.mkdir(this.dir, { recursive: true });
     } catch (err) {
-      this.unusable = true;
-      this.logger?.warn(
-        { err, dir: this.dir },
-        'download slot folder unusable: downloadConcurrency holds for this process only',
-      );
-      return () => Promise.resolve();
+      return this.giveUp(err);
     }
     // Loaded by the first download: a cache hit takes no slot.
     const lockfile = await import('proper-lockfile');
@@ -83,7 +89,8 @@ export class HostDownloadSlots implements DownloadLimiter {
             onCompromised: (err) => this.logger?.warn({ err, slot }, 'download slot taken over'),
           });
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+          // Another user's folder (EACCES), a read-only one: a fetch never fails for want of a slot folder.
+          if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') return this.giveUp(err);
         }
       }
       await sleep(wait, signal);

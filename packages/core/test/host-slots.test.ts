@@ -89,4 +89,18 @@ describe('host-wide download slots', () => {
     await exited;
     fs.rmSync(root, { recursive: true, force: true });
   });
+
+  it('falls back to a limit of its own when the folder is unusable: a fetch never fails for it', async () => {
+    const root = tmpDir('imagecache-slots-');
+    fs.writeFileSync(path.join(root, 'file'), 'x');
+    const limiter = new HostDownloadSlots(1, path.join(root, 'file', 'slots'));
+    const release = await limiter.acquire();
+    // still a limit: a second holder waits for the first
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    await expect(limiter.acquire(ac.signal)).rejects.toBeInstanceOf(OperationAborted);
+    release();
+    (await limiter.acquire())();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
 });
