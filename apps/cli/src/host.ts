@@ -1,6 +1,6 @@
 import { UsageError } from '@imagecache/errors';
 import type { CacheConfig, HostConfig, HttpAuth } from '@imagecache/config';
-import { CacheRegistry, ImageCache, Semaphore, type Logger } from '@imagecache/core';
+import { CacheRegistry, HostDownloadSlots, ImageCache, type Logger } from '@imagecache/core';
 import {
   DEFAULT_OCI_DISK_TYPES,
   OCI_DISK_TYPES_FOR_CONVERSION,
@@ -26,6 +26,10 @@ export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): Sourc
       // 0 means "no limit" in the configuration and in SourceOptions alike.
       inactivityTimeoutMs: Math.round(h.inactivityTimeout * 1000),
       connectTimeoutMs: Math.round(h.connectTimeout * 1000),
+      minRateBytesPerSec: h.minRate,
+      minRateWindowMs: Math.round(h.minRateWindow * 1000),
+      blockedNetworks: h.blockedNetworks,
+      allowHttpsToHttpRedirect: h.allowHttpsToHttpRedirect,
       verifyTls: h.verifyTls,
       caFile: h.caFile,
       minTlsVersion: h.minTlsVersion,
@@ -44,7 +48,8 @@ export function sourceOptionsFor(config: HostConfig, cache?: CacheConfig): Sourc
 }
 
 export function openHost(config: HostConfig, logger: Logger): Host {
-  const limiter = new Semaphore(config.downloadConcurrency);
+  // Host-wide: every process of the host (CLI calls, worker replicas) takes its slots in the same folder.
+  const limiter = new HostDownloadSlots(config.downloadConcurrency, config.downloadSlotsDir, logger);
   const registry = new CacheRegistry(sourceOptionsFor(config), logger);
   for (const c of config.caches) {
     registry.register(

@@ -11,6 +11,7 @@ import {
   keys,
   prefixOf,
   queueNames,
+  ResultStore,
   SecretStore,
   WorkerHeartbeat,
   WorkerRegistry,
@@ -52,6 +53,8 @@ export interface HostWorkerOptions {
 
 /** A job's lock by default: renewed every half of it while the job runs; a dead worker's jobs wait this long. */
 export const DEFAULT_LOCK_DURATION_MS = 60_000;
+/** How long a shutdown waits, after the grace period, for cancelled jobs to hand themselves back. */
+export const FORCED_STOP_MS = 5000;
 /** Times a job may be taken over from a dead worker before it fails (a job that crashes every worker). */
 export const MAX_STALLED_COUNT = 2;
 
@@ -83,6 +86,7 @@ export class HostWorker {
     const prefix = prefixOf(this.options.redis);
     const command = this.connect();
     const secrets = new SecretStore(command, prefix);
+    const results = new ResultStore(command, prefix);
     const sweep = this.options.sweepIntervalSeconds ?? 3600;
     this.metrics =
       this.options.metrics ?? (this.options.metricsPort !== undefined ? new WorkerMetrics() : undefined);
@@ -93,7 +97,7 @@ export class HostWorker {
       await cache.start(); // creates the folder and sweeps work left by crashed processes
       this.run(
         queueNames.fetch(host, cache.name),
-        fetchProcessor(cache, secrets),
+        fetchProcessor(cache, secrets, results),
         this.options.concurrency ?? 20,
       );
       const cleanName = queueNames.clean(host, cache.name);
@@ -110,7 +114,10 @@ export class HostWorker {
         await cleanQueue.removeJobScheduler('sweep');
       }
     }
-    this.run(queueNames.cleanCaches(host), cleanCachesProcessor(registry, secrets), 1);
+    const cleanCachesName = queueNames.cleanCaches(host);
+    this.run(cleanCachesName, cleanCachesProcessor(registry, secrets), 1);
+    // One clean-caches at a time on the host, whatever the replicas: two would each count the same free space.
+    await this.queue(cleanCachesName).setGlobalConcurrency(1);
     await this.listenForCancels(prefix);
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
     await this.announce(prefix);
@@ -144,8 +151,19 @@ export class HostWorker {
       if (timedOut) {
         logger.warn({ gracePeriodMs }, 'grace period over: handing running jobs back');
         for (const w of this.workers) w.cancelAllJobs(SHUTDOWN);
-        await Promise.race([graceful, new Promise((r) => setTimeout(r, 5000).unref())]);
-        await Promise.all(this.workers.map((w) => w.close(true)));
+        // BullMQ's forced close waits on its graceful one once that has begun: a stage that ignores its signal
+        // would hold the shutdown up for ever. Bounded here instead: such a job is left to the stalled-job
+        // check (its lock is no longer renewed once the connections close), which hands it to a replica.
+        const stopped = await Promise.race([
+          graceful.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), FORCED_STOP_MS).unref()),
+        ]);
+        if (!stopped) {
+          logger.warn(
+            { forcedStopMs: FORCED_STOP_MS },
+            'jobs ignored their cancel: stopping without them (the stalled-job check hands them on)',
+          );
+        }
       }
       // Last: while its jobs run, this process still serves their queues (their callers wait for them).
       await this.heartbeat?.stop();

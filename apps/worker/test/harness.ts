@@ -128,7 +128,9 @@ export function clientProcess(args: object): Promise<{
 }
 
 /** A redis-server of the test's own, on a free port, with an append-only file so a restart keeps the jobs. */
-export async function startOwnRedis(): Promise<{ url: string; stop(): void; restart(): Promise<void> }> {
+export async function startOwnRedis(
+  opts: { persist?: boolean } = {},
+): Promise<{ url: string; stop(): void; restart(): Promise<void> }> {
   const port = await freePort();
   const dir = tmpDir('imagecache-redis-');
   let child: ChildProcess;
@@ -143,7 +145,8 @@ export async function startOwnRedis(): Promise<{ url: string; stop(): void; rest
         '--save',
         '',
         '--appendonly',
-        'yes',
+        // Without persistence a restart comes back empty: the jobs are lost (issue 11, R1).
+        opts.persist === false ? 'no' : 'yes',
         '--appendfsync',
         'always',
         '--dir',

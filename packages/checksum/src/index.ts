@@ -4,8 +4,6 @@ export { parseChecksum } from './parse';
 export type { ParsedChecksum, ChecksumInput, ChecksumPolicy } from './parse';
 export { parseChecksumFile, imageFileName } from './checksum-file';
 export type { ChecksumFileOptions } from './checksum-file';
-export { fetchChecksumFile, DEFAULT_CHECKSUM_FILE_MAX_BYTES } from './fetch';
-export type { FetchChecksumOptions } from './fetch';
 export { StreamHasher, allocSharedBuffer, hashFile } from './stream-hasher';
 export { InlineHasher } from './inline-hasher';
 export type { IncrementalHasher } from './inline-hasher';

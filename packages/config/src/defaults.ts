@@ -55,6 +55,8 @@ export const DEFAULTS = Object.freeze({
   forceRaw: true,
   validate: true,
   downloadConcurrency: 20,
+  /** Folder (under os.tmpdir() unless `downloadSlotsDir` is set) of the host-wide download slots. */
+  downloadSlotsFolder: 'imagecache-download-slots',
   growthFactor: 2.0,
   permittedFormats: Object.freeze(['raw', 'gpt', 'qcow2', 'iso'] as const) as readonly ImageFormat[],
   zstd: true,
@@ -70,6 +72,15 @@ export const DEFAULTS = Object.freeze({
   destinationsUnrestricted: false,
   /** Seconds without a byte received before an http(s) download fails. */
   httpInactivityTimeout: 60,
+  /**
+   * Bytes per second an http(s) download must keep up, measured over `httpMinRateWindow` (a trickling source
+   * can't hold a download slot forever; 1 KiB/s over a minute never cuts a healthy slow link). 0 turns it off.
+   */
+  httpMinRate: 1024,
+  /** Seconds the minimum rate is measured over. */
+  httpMinRateWindow: 60,
+  /** Follow redirects from https to plain http. */
+  allowHttpsToHttpRedirect: false,
   /** Seconds to establish an http(s) connection. */
   httpConnectTimeout: 30,
   verifyTls: true,

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -165,8 +166,25 @@ export const CacheSchema = z.strictObject({
   auth: OriginAuthSchema.optional(),
 });
 
+/** A network in CIDR form (`10.0.0.0/8`, `fd00::/8`) or a bare address. */
+const networkField = z.string().superRefine((text, ctx) => {
+  const m = /^\[?([^/\s\]]+)\]?(?:\/(\d{1,3}))?$/.exec(text.trim());
+  const family = m ? net.isIP(m[1]!) : 0;
+  const prefix = m?.[2] === undefined ? 0 : Number(m[2]);
+  if (family === 0 || prefix > (family === 4 ? 32 : 128))
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)`,
+    });
+});
+
 export const HttpSchema = z.strictObject({
   inactivityTimeout: durationField().default(DEFAULTS.httpInactivityTimeout),
+  /** Bytes per second (units allowed: `1KiB`); 0 turns the minimum rate off. */
+  minRate: sizeField().default(DEFAULTS.httpMinRate),
+  minRateWindow: durationField().default(DEFAULTS.httpMinRateWindow),
+  blockedNetworks: z.array(networkField).default(() => []),
+  allowHttpsToHttpRedirect: z.boolean().default(DEFAULTS.allowHttpsToHttpRedirect),
   connectTimeout: durationField().default(DEFAULTS.httpConnectTimeout),
   verifyTls: z.boolean().default(DEFAULTS.verifyTls),
   caFile: absolutePath().optional(),
@@ -359,6 +377,8 @@ const RootSchema = z.strictObject({
       for (const issue of cacheListIssues(caches)) ctx.addIssue({ code: 'custom', ...issue });
     }),
   downloadConcurrency: z.number().int().min(1).default(DEFAULTS.downloadConcurrency),
+  /** Where the host's download slots live: every process of the host must name the same folder. */
+  downloadSlotsDir: absolutePath().default(() => path.join(os.tmpdir(), DEFAULTS.downloadSlotsFolder)),
   growthFactor: z.number().min(1).default(DEFAULTS.growthFactor),
   permittedFormats: formatList.default(() => [...DEFAULTS.permittedFormats]),
   zstd: z.boolean().default(DEFAULTS.zstd),
@@ -475,6 +495,13 @@ export type OriginAuth = HttpAuth & { origins: string[] };
 export interface HttpConfig {
   /** Seconds; 0 = none. */
   inactivityTimeout: number;
+  /** Bytes per second a download must keep up over `minRateWindow`; 0 = none. */
+  minRate: number;
+  /** Seconds. */
+  minRateWindow: number;
+  /** CIDRs redirects may not lead to (link-local ranges always refused). */
+  blockedNetworks: string[];
+  allowHttpsToHttpRedirect: boolean;
   /** Seconds; 0 = none. */
   connectTimeout: number;
   verifyTls: boolean;
@@ -557,6 +584,8 @@ export interface HostConfig {
   host: string;
   caches: CacheConfig[];
   downloadConcurrency: number;
+  /** Absolute: the folder of the host-wide download slots (default under the system's temporary folder). */
+  downloadSlotsDir: string;
   growthFactor: number;
   permittedFormats: ImageFormat[];
   zstd: boolean;

@@ -36,6 +36,7 @@ caches:
     validate: false
     permittedFormats: [raw]
 downloadConcurrency: 10
+downloadSlotsDir: /run/imagecache/slots
 growthFactor: 1.5
 permittedFormats: [raw, gpt, qcow2, iso]
 zstd: false
@@ -46,6 +47,9 @@ file: { allowedRoots: [/srv/images] }
 http:
   inactivityTimeout: 90s
   connectTimeout: 10
+  minRate: 2KiB
+  minRateWindow: 2m
+  blockedNetworks: [10.0.0.0/8, 'fd00::/8', 192.0.2.7]
   verifyTls: true
   caFile: /etc/ssl/ca.pem
   minTlsVersion: TLSv1.3
@@ -85,6 +89,7 @@ describe('files', () => {
         },
       ],
       downloadConcurrency: 10,
+      downloadSlotsDir: '/run/imagecache/slots',
       growthFactor: 1.5,
       permittedFormats: ['raw', 'gpt', 'qcow2', 'iso'],
       zstd: false,
@@ -96,6 +101,10 @@ describe('files', () => {
       http: {
         inactivityTimeout: 90,
         connectTimeout: 10,
+        minRate: 2048,
+        minRateWindow: 120,
+        blockedNetworks: ['10.0.0.0/8', 'fd00::/8', '192.0.2.7'],
+        allowHttpsToHttpRedirect: false,
         verifyTls: true,
         caFile: '/etc/ssl/ca.pem',
         minTlsVersion: 'TLSv1.3',

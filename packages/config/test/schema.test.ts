@@ -25,6 +25,7 @@ describe('defaults', () => {
         },
       ],
       downloadConcurrency: 20,
+      downloadSlotsDir: `${os.tmpdir()}/imagecache-download-slots`,
       growthFactor: 2,
       permittedFormats: ['raw', 'gpt', 'qcow2', 'iso'],
       zstd: true,
@@ -33,7 +34,16 @@ describe('defaults', () => {
       createDestDirs: false,
       file: { allowedRoots: ['/var/lib/imagecache/files'], allowHardLinks: false },
       destinations: { unrestricted: false },
-      http: { inactivityTimeout: 60, connectTimeout: 30, verifyTls: true, minTlsVersion: 'TLSv1.2' },
+      http: {
+        inactivityTimeout: 60,
+        connectTimeout: 30,
+        verifyTls: true,
+        minTlsVersion: 'TLSv1.2',
+        minRate: 1024,
+        minRateWindow: 60,
+        blockedNetworks: [],
+        allowHttpsToHttpRedirect: false,
+      },
       qemuImg: { memoryCap: 2 * GiB },
       imageService: { auth: { type: 'none' }, interface: 'public' },
       oci: { platform: {}, registries: [] },
@@ -120,6 +130,15 @@ describe('sizes and durations', () => {
         message: '"abc" is not a size (use bytes or units such as 500MiB, 20GiB)',
       },
     ]);
+  });
+
+  test('http.blockedNetworks accepts CIDRs and addresses, refuses anything else by index', () => {
+    const ok = parseHostConfig({ ...one(), http: { blockedNetworks: ['10.0.0.0/8', '[fd00::]/8', '::1'] } });
+    expect(ok.http.blockedNetworks).toEqual(['10.0.0.0/8', '[fd00::]/8', '::1']);
+    const err = configError(() =>
+      parseHostConfig({ ...one(), http: { blockedNetworks: ['10.0.0.0/33', 'example.com'] } }),
+    );
+    expect(issuesOf(err).map((i) => i.path)).toEqual(['http.blockedNetworks[0]', 'http.blockedNetworks[1]']);
   });
 
   test.each([['-1GiB'], [-5], [''], [true], [null], [[1]]])('cacheSize %p is refused', (v) => {

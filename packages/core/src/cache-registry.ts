@@ -53,10 +53,11 @@ export class CacheRegistry {
   ): Promise<SpaceReport> {
     let required = 0;
     for (const image of images) {
-      const source = await resolveSource(image.href, {
-        ...this.sourceOptions,
-        auth: image.auth ?? this.sourceOptions.auth,
-      });
+      const source = await resolveSource(
+        image.href,
+        { ...this.sourceOptions, auth: image.auth ?? this.sourceOptions.auth },
+        signal,
+      );
       const info = await source.show({ signal });
       if (info.size === undefined) this.logger.warn({ href: source.safeHref }, 'size unknown: counted as 0');
       required += info.size ?? 0;

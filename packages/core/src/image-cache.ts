@@ -2,7 +2,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  fetchChecksumFile,
   parseChecksum,
   verifyDigest,
   type ExpectedChecksum,
@@ -16,6 +15,7 @@ import {
   withHref,
 } from '@imagecache/errors';
 import {
+  fetchChecksumFile,
   resolveSource,
   type ImageAuth,
   type ImageInfo,
@@ -31,6 +31,7 @@ import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
 import { identityOf, sameIdentity } from './master-identity';
 import { CONVERTED_SUFFIX, isMasterName, masterName } from './master-name';
+import { FailureNotes } from './failure-notes';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
 import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
@@ -38,7 +39,7 @@ import { PinnedFolder } from './pinned-folder';
 import { placeFile, sweepPlaceTemps, type PlaceMethod } from './place-file';
 import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
-import type { Semaphore } from './semaphore';
+import type { DownloadLimiter } from './host-slots';
 import type { CacheRegistry } from './cache-registry';
 import { WorkArea } from './work-area';
 import { byteBound, checkSize, HEADROOM_BYTES, maxWriteBytes, type SpaceBudget } from './write-bound';
@@ -75,6 +76,8 @@ interface FetchContext {
   opts: FetchOptions;
   durations: FetchResult['durations'];
   started: number;
+  /** When this fetch began to wait for the master's lock (ms since the epoch). */
+  waitingSince?: number;
 }
 
 const CLEANUP_LOCK = '.cleanup';
@@ -93,9 +96,10 @@ export class ImageCache {
   readonly priority: number;
   readonly folder: CacheFolder;
   private readonly locks: FolderLocks;
+  private readonly failures: FailureNotes;
   private readonly work: WorkArea;
   private readonly logger: Logger;
-  private readonly limiter: Semaphore;
+  private readonly limiter: DownloadLimiter;
   private readonly sourceOptions: SourceOptions;
   private readonly destinations: DestinationPolicy;
   private started?: Promise<void>;
@@ -120,6 +124,7 @@ export class ImageCache {
     this.sourceOptions = options.sources ?? {};
     this.folder = new CacheFolder(this.masterDir);
     this.locks = new FolderLocks(this.folder.lockDir, this.logger);
+    this.failures = new FailureNotes(this.folder.lockDir);
     this.work = new WorkArea(this.folder, this.logger, this.locks);
     this.destinations = new DestinationPolicy(
       { allowedRoots: options.destinations?.allowedRoots, createDirs: options.createDestDirs },
@@ -164,10 +169,11 @@ export class ImageCache {
       { checksum: opts.expectedChecksum, algo: opts.expectedChecksumAlgo },
       { allowMd5: !this.options.disallowMd5 },
     );
-    const source = await resolveSource(href, {
-      ...this.sourceOptions,
-      auth: opts.auth ?? this.sourceOptions.auth,
-    });
+    const source = await resolveSource(
+      href,
+      { ...this.sourceOptions, auth: opts.auth ?? this.sourceOptions.auth },
+      opts.signal,
+    );
     // Everything the caller gave is valid: only now may anything be written.
     if (target.createFolder) await this.destinations.createFolder(target);
     await this.start();
@@ -196,6 +202,7 @@ export class ImageCache {
     }
     opts.onProgress?.({ stage: 'wait' });
     const waitStart = performance.now();
+    ctx.waitingSince = Date.now();
     const result = await this.locks.withLock(
       name,
       (lost) => {
@@ -472,8 +479,11 @@ export class ImageCache {
       // Another process may have published it while we waited; a changed master is set aside here.
       const hit = await this.tryHit(ctx, signal);
       if (hit) return hit;
-      await this.removeStaleMaster(ctx);
     }
+    // The download this fetch waited for failed for good: its error, not a download of our own (X4).
+    const shared = ctx.waitingSince && (await this.failures.since(ctx.name, ctx.waitingSince));
+    if (shared) throw withHref(shared, source.href);
+    if (!info.noCache) await this.removeStaleMaster(ctx);
     let release: (() => void) | undefined;
     let workDir: string | undefined;
     let keep = false;
@@ -550,6 +560,7 @@ export class ImageCache {
       if (!info.noCache)
         await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, dir));
       const placedBy = (await this.place(ctx, prepared.file, undefined, true)) as PlaceMethod;
+      await this.failures.clear(ctx.name).catch(() => undefined);
       durations.total = performance.now() - ctx.started;
       this.logger.info(
         {
@@ -577,6 +588,9 @@ export class ImageCache {
       };
     } catch (err) {
       const e = await this.wrap(err, ctx, signal);
+      if (FailureNotes.shareable(e) && e.details.checksumUrl === undefined && !signal.aborted) {
+        await this.failures.record(ctx.name, e).catch(() => undefined);
+      }
       const wanted = typeof opts.keepPartial === 'function' ? opts.keepPartial() : Boolean(opts.keepPartial);
       keep = wanted && e.retryable;
       throw e;
@@ -642,6 +656,7 @@ export class ImageCache {
     if (c.kind === 'value') return c.expected;
     if (c.kind === 'url') {
       return fetchChecksumFile(c.url, ctx.info.fileName, {
+        http: this.sourceOptions.http,
         signal,
         algo: c.algo,
         allowMd5: !this.options.disallowMd5,

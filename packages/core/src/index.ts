@@ -13,6 +13,8 @@ export {
 export type { FetchResult, FetchProgress, FetchStage, MasterMeta } from './result';
 export { masterName, CONVERTED_SUFFIX } from './master-name';
 export { Semaphore } from './semaphore';
+export { HostDownloadSlots } from './host-slots';
+export type { DownloadLimiter } from './host-slots';
 export { startSweeper } from './sweeper';
 export { freeSpace } from './disk-space';
 export type { Logger } from './logger';

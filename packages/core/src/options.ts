@@ -1,5 +1,6 @@
 import type { SourceOptions } from '@imagecache/sources';
 import type { Logger } from './logger';
+import type { DownloadLimiter } from './host-slots';
 import { Semaphore } from './semaphore';
 
 const GiB = 1024 ** 3;
@@ -28,8 +29,11 @@ export interface ImageCacheOptions {
   downloadRetries?: number;
   /** First back-off between download attempts, ms (grows linearly). Default 1000. */
   retryDelayMs?: number;
-  /** Shared by every cache of a process: at most this many downloads at once. Default 20 per process. */
-  limiter?: Semaphore;
+  /**
+   * Shared by every cache of a process: at most this many downloads at once. Default 20 per process; a
+   * HostDownloadSlots makes the limit hold across the processes of a host.
+   */
+  limiter?: DownloadLimiter;
   /** Formats accepted (raw implies gpt). Default raw, gpt, qcow2, iso. */
   permittedFormats?: readonly string[];
   /** Decompress downloads that start with the zstd magic, after the checksum. Default true. */

@@ -89,6 +89,16 @@ export class ImageDownloadFailed extends ImageCacheError {
     this.retryable = retryable ?? true;
   }
 }
+/**
+ * A redirect the policy refuses (http.blockedNetworks, a link-local address, https to http): the source is
+ * sending the fetch where it may not go. Never retried.
+ */
+export class RedirectRefused extends ImageDownloadFailed {
+  static override readonly code: string = 'REDIRECT_REFUSED';
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, { ...details, retryable: false });
+  }
+}
 export class ImageChecksumError extends ImageCacheError {
   static override readonly code: string = 'IMAGE_CHECKSUM_ERROR';
 }

@@ -15,6 +15,7 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.ImageAuthRequired,
   E.ImageNotAuthorized,
   E.ImageDownloadFailed,
+  E.RedirectRefused,
   E.ImageChecksumError,
   E.ImageChecksumAlgorithmFailure,
   E.InvalidImage,

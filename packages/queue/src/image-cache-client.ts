@@ -7,13 +7,28 @@ import {
   NoWorker,
   OperationAborted,
   QueueTimeout,
+  QueueUnavailable,
   type SerializedError,
 } from '@imagecache/errors';
 import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress } from './catalog';
-import { connectRedis, describeRedis, prefixOf, queueUnavailable, type RedisClient } from './connection';
+import {
+  connectRedis,
+  describeRedis,
+  prefixOf,
+  queueUnavailable,
+  withTimeout,
+  type RedisClient,
+} from './connection';
 import { jobIdFor, keys, queueNames, queueOfJobId } from './names';
+import { ResultStore } from './result-store';
 import { SecretStore } from './secrets';
 import { WorkerRegistry } from './worker-registry';
+
+/** Default `unavailableAfterMs`: how long a waiting call bears with a Redis that is gone. */
+export const DEFAULT_UNAVAILABLE_AFTER_MS = 15_000;
+
+/** How long close() waits for BullMQ's own closes before it drops the connections. */
+const CLOSE_WAIT_MS = 1000;
 
 /** How long a "served" answer of the worker registry is reused by enqueues, ms (a miss is always read again). */
 const SERVED_CACHE_MS = 1000;
@@ -28,6 +43,12 @@ export interface ImageCacheClientOptions {
    * worker still serves its queue. Default 5000.
    */
   pollIntervalMs?: number;
+  /**
+   * A waiting call fails with `QUEUE_UNAVAILABLE` once Redis has been unreachable for this long, or its job has
+   * been gone from Redis (Redis restarted without its data) this long without a result kept for it. So a caller
+   * learns it at most this plus one poll interval after Redis went away. Default 15000.
+   */
+  unavailableAfterMs?: number;
   /**
    * Refuse (`NO_WORKER`) to enqueue for a host or cache no live worker serves, and fail a waiting call whose
    * queue has had no live worker on two polls in a row. Default true.
@@ -95,6 +116,8 @@ interface Waiter {
   added: boolean;
   /** Polls in a row that found no live worker serving the queue. */
   unserved: number;
+  /** Since when its job has been gone from Redis with no result kept (ms since the epoch). */
+  goneSince?: number;
   resolve(value: unknown): void;
   reject(err: unknown): void;
   onProgress?: (p: JobProgress) => void;
@@ -120,6 +143,9 @@ export class ImageCacheClient {
   private readonly poller: NodeJS.Timeout;
   private closed = false;
   private connecting?: Promise<void>;
+  /** Since when polls have found Redis unreachable (ms since the epoch); undefined while it answers. */
+  private redisDownSince?: number;
+  private readonly results: ResultStore;
   private readonly early = new Map<string, { value?: unknown; error?: unknown }>();
 
   constructor(private readonly options: ImageCacheClientOptions) {
@@ -127,6 +153,7 @@ export class ImageCacheClient {
     this.prefix = prefixOf(options.redis);
     this.secrets = new SecretStore(this.producer, this.prefix);
     this.workers = new WorkerRegistry(this.producer, this.prefix);
+    this.results = new ResultStore(this.producer, this.prefix);
     this.poller = setInterval(() => void this.poll(), options.pollIntervalMs ?? 5000);
     this.poller.unref();
   }
@@ -267,8 +294,19 @@ export class ImageCacheClient {
     clearInterval(this.poller);
     for (const w of this.waiters.values()) w.reject(new OperationAborted('the client was closed'));
     this.waiters.clear();
-    await Promise.all([...this.events.values()].map(async (e) => (await e.catch(() => undefined))?.close()));
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    // Bounded: with Redis gone, BullMQ's closes wait for it; the connections are dropped below anyway.
+    await withTimeout(
+      Promise.all([
+        ...[...this.events.values()].map(async (e) => (await e.catch(() => undefined))?.close()),
+        ...[...this.queues.values()].map((q) => q.close()),
+      ]),
+      CLOSE_WAIT_MS,
+    ).catch(async () => {
+      // BullMQ's own connections (duplicates it made) would otherwise keep reconnecting to a Redis that is gone.
+      for (const e of this.events.values())
+        (await e.catch(() => undefined))?.disconnect().catch(() => undefined);
+      for (const q of this.queues.values()) q.disconnect().catch(() => undefined);
+    });
     for (const c of this.listeners) c.disconnect();
     this.producer.disconnect();
   }
@@ -407,11 +445,23 @@ export class ImageCacheClient {
       const state = await queue.getJobState(jobId);
       if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
       if (state === 'unknown' && !w.added) return; // still being added
-      const job = await Job.fromId(queue, jobId);
-      if (!job || state === 'unknown') {
-        w.reject(new ImageCacheError(`job ${jobId} is gone (removed before its result was read)`, { jobId }));
+      const job = state === 'unknown' ? undefined : await Job.fromId(queue, jobId);
+      if (!job) {
+        // A result produced while Redis lost the job (restarted without its data) was kept beside it.
+        const kept = await this.results.read(jobId);
+        if (kept !== undefined) return w.resolve(kept);
+        w.goneSince ??= Date.now();
+        if (Date.now() - w.goneSince < this.unavailableAfterMs()) return; // its worker may still finish it
+        w.reject(
+          new QueueUnavailable(
+            `job ${jobId} is gone from Redis (removed, or Redis restarted without its data) and no result was ` +
+              'kept for it: its outcome is unknown; submit the request again',
+            { jobId },
+          ),
+        );
         return;
       }
+      w.goneSince = undefined;
       if (state === 'completed') w.resolve(job.returnvalue);
       else w.reject(errorOf(job));
     } catch {
@@ -420,8 +470,48 @@ export class ImageCacheClient {
   }
 
   private poll(): void {
+    void this.checkRedis();
     for (const id of this.waiters.keys()) void this.settleFromState(id);
     if (this.options.requireLiveWorker ?? true) void this.checkWorkers().catch(() => undefined);
+  }
+
+  private unavailableAfterMs(): number {
+    return this.options.unavailableAfterMs ?? DEFAULT_UNAVAILABLE_AFTER_MS;
+  }
+
+  /**
+   * Fails every waiting call with QUEUE_UNAVAILABLE once Redis has been unreachable for `unavailableAfterMs`: a
+   * caller is never left waiting on a Redis that is gone (its job may still finish; the message says so).
+   */
+  private async checkRedis(): Promise<void> {
+    if (this.waiters.size === 0) {
+      this.redisDownSince = undefined;
+      return;
+    }
+    const up =
+      this.producer.status === 'ready' &&
+      (await withTimeout(this.producer.ping(), 2000).then(
+        () => true,
+        () => false,
+      ));
+    if (up) {
+      this.redisDownSince = undefined;
+      return;
+    }
+    this.redisDownSince ??= Date.now();
+    const down = Date.now() - this.redisDownSince;
+    if (down < this.unavailableAfterMs()) return;
+    const where = describeRedis(this.options.redis);
+    for (const [jobId, w] of [...this.waiters]) {
+      if (!w.added) continue;
+      w.reject(
+        new QueueUnavailable(
+          `Redis at ${where} has been unreachable for ${Math.round(down / 1000)} s while job ${jobId} ran: ` +
+            'its outcome is unknown (it may still finish; read it with the job id once Redis is back)',
+          { jobId },
+        ),
+      );
+    }
   }
 
   /**

@@ -27,5 +27,6 @@ export {
 } from './connection';
 export type { RedisClient, ConnectionRole } from './connection';
 export { SecretStore, SECRET_TTL_SECONDS, secretTexts } from './secrets';
+export { ResultStore, RESULT_TTL_SECONDS } from './result-store';
 export { WorkerRegistry, WorkerHeartbeat, DEFAULT_HEARTBEAT_TTL_MS, BEATS_PER_TTL } from './worker-registry';
 export type { WorkerAnnouncement } from './worker-registry';

@@ -33,6 +33,8 @@ export function queueOfJobId(jobId: string): string | undefined {
 /** Redis keys of ours beside BullMQ's. */
 export const keys = {
   secret: (prefix: string, id: string) => `${prefix}:secret:${id}`,
+  /** A fetch's result, kept for a caller whose job is gone (result-store.ts). */
+  result: (prefix: string, jobId: string) => `${prefix}:result:${jobId}`,
   cancelChannel: (prefix: string) => `${prefix}:cancel`,
   /** A worker process's announcement (worker-registry.ts), and the set of their ids. */
   worker: (prefix: string, id: string) => `${prefix}:worker:${id}`,

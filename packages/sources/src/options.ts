@@ -1,4 +1,5 @@
 import { redactHref, UsageError } from '@imagecache/errors';
+import { redirectPolicy, type RedirectPolicy } from './http/redirect-policy';
 import type { ImageAuth } from './types';
 
 /** How http(s) sources connect. Every field is optional; the defaults are below. */
@@ -8,6 +9,21 @@ export interface HttpOptions {
    * it off. There is no total timeout.
    */
   inactivityTimeoutMs?: number;
+  /**
+   * A download slower than this many bytes per second over `minRateWindowMs` fails (`ImageDownloadFailed`,
+   * retryable), so a trickling source can't hold a download slot forever. Default 1024 (1 KiB/s); 0 turns it
+   * off. Time the reader spends behind (disk, hashing) does not count.
+   */
+  minRateBytesPerSec?: number;
+  /** The window `minRateBytesPerSec` is measured over. Default 60000. */
+  minRateWindowMs?: number;
+  /**
+   * Networks (CIDR: `10.0.0.0/8`, `fd00::/8`, or a bare address) a redirect may not lead to, besides the
+   * link-local ranges 169.254.0.0/16 and fe80::/10, which are always refused (`RedirectRefused`).
+   */
+  blockedNetworks?: readonly string[];
+  /** Follow a redirect from https to plain http. Default false (`RedirectRefused`). */
+  allowHttpsToHttpRedirect?: boolean;
   /** TCP (and TLS) connection set-up bound. Default 30000; 0 turns it off. */
   connectTimeoutMs?: number;
   /** A PEM CA bundle trusted instead of the system roots (like curl --cacert); read once per option set. */
@@ -135,6 +151,9 @@ export const DEFAULT_HTTP_OPTIONS = Object.freeze({
   minTlsVersion: 'TLSv1.2' as const,
   verifyTls: true,
   maxRedirects: 10,
+  minRateBytesPerSec: 1024,
+  minRateWindowMs: 60_000,
+  allowHttpsToHttpRedirect: false,
 });
 
 /** HttpOptions with the defaults filled in. */
@@ -145,6 +164,10 @@ export interface ResolvedHttpOptions {
   minTlsVersion: 'TLSv1.2' | 'TLSv1.3';
   verifyTls: boolean;
   maxRedirects: number;
+  minRateBytesPerSec: number;
+  minRateWindowMs: number;
+  /** Where redirects may lead. */
+  redirects: RedirectPolicy;
   auth?: ImageAuth;
   /** Normalized origins (`URL.origin`) `auth` may be sent to. */
   authOrigins?: ReadonlySet<string>;
@@ -158,6 +181,12 @@ export function resolveHttpOptions(http: HttpOptions | undefined): ResolvedHttpO
     minTlsVersion: http?.minTlsVersion ?? DEFAULT_HTTP_OPTIONS.minTlsVersion,
     verifyTls: http?.verifyTls ?? DEFAULT_HTTP_OPTIONS.verifyTls,
     maxRedirects: http?.maxRedirects ?? DEFAULT_HTTP_OPTIONS.maxRedirects,
+    minRateBytesPerSec: http?.minRateBytesPerSec ?? DEFAULT_HTTP_OPTIONS.minRateBytesPerSec,
+    minRateWindowMs: http?.minRateWindowMs ?? DEFAULT_HTTP_OPTIONS.minRateWindowMs,
+    redirects: redirectPolicy(
+      http?.blockedNetworks ?? [],
+      http?.allowHttpsToHttpRedirect ?? DEFAULT_HTTP_OPTIONS.allowHttpsToHttpRedirect,
+    ),
     auth: http?.auth,
     authOrigins: authOriginsOf(http),
   };

@@ -12,9 +12,13 @@ import type { ImageSource } from './types';
  * ids (a bare UUID, `glance://ID`) for form and against the configuration; `oci://` references for form
  * (before any request), then a tag is resolved to its digest (manifest requests to the registry).
  * Throws InvalidHref (malformed, unknown scheme), ImageRefValidationFailed (file rules), ConfigError (no image
- * service configured), or the registry's errors for a tag.
+ * service configured), or the registry's errors for a tag. `signal` cancels a tag's resolution.
  */
-export async function resolveSource(href: string, options: SourceOptions = {}): Promise<ImageSource> {
+export async function resolveSource(
+  href: string,
+  options: SourceOptions = {},
+  signal?: AbortSignal,
+): Promise<ImageSource> {
   checkHrefText(href);
   if (isImageServiceId(href)) return new GlanceSource(href, options);
   switch (schemeOf(href)) {
@@ -24,7 +28,7 @@ export async function resolveSource(href: string, options: SourceOptions = {}): 
     case 'file':
       return FileSource.resolve(href, options);
     case 'oci':
-      return OciSource.resolve(href, options);
+      return OciSource.resolve(href, options, signal);
     case undefined:
       throw invalidHref(
         href,

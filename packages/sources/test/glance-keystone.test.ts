@@ -7,6 +7,7 @@ import {
   closeHttpConnections,
   KeystoneSession,
   keystoneSession,
+  resolveHttpOptions,
   resolveSource,
   type KeystoneCredentials,
   type SourceOptions,
@@ -28,13 +29,7 @@ const data = randomBytes(64 * 1024);
 const sha512 = createHash('sha512').update(data).digest('hex');
 let creds: KeystoneCredentials;
 
-const http = {
-  inactivityTimeoutMs: 30_000,
-  connectTimeoutMs: 30_000,
-  minTlsVersion: 'TLSv1.2' as const,
-  verifyTls: true,
-  maxRedirects: 10,
-};
+const http = resolveHttpOptions({ inactivityTimeoutMs: 30_000 });
 
 beforeAll(async () => {
   // Glance asks Keystone only when a request comes: both start at once.

@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { ImageCache } from '@imagecache/core';
-import { FetchJobDataSchema, type JobSecret, type SecretStore } from '@imagecache/queue';
+import { FetchJobDataSchema, type JobSecret, type ResultStore, type SecretStore } from '@imagecache/queue';
 import type { ImageAuth } from '@imagecache/sources';
 import { StageReporter } from '../stage-reporter';
 import { failAttempt, isLastAttempt, SHUTDOWN } from './outcome';
@@ -10,7 +10,7 @@ import { failAttempt, isLastAttempt, SHUTDOWN } from './outcome';
  * link → evict) are each idempotent against the filesystem. A retry finds a published master as a hit, and a
  * partial download in the work area, which it continues with Range.
  */
-export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
+export function fetchProcessor(cache: ImageCache, secrets: SecretStore, results?: ResultStore) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     const data = FetchJobDataSchema.parse(job.data);
     const reporter = new StageReporter(job);
@@ -31,6 +31,8 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore) {
       });
       await reporter.flush();
       if (data.credentialsRef) await secrets.release(data.credentialsRef, job.id).catch(() => undefined);
+      // Kept beside the job: should Redis lose the job meanwhile, its caller still gets what was produced.
+      if (results && job.id) await results.record(job.id, result).catch(() => undefined);
       return result;
     } catch (err) {
       await reporter.flush();

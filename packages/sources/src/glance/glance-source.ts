@@ -11,7 +11,7 @@ import { parseImageServiceId, safeHrefOf } from '../href';
 import { isOk, jsonOf, labelOf, requestFollowing } from '../http/client';
 import { dispatchersFor, type Dispatchers } from '../http/dispatchers';
 import { basicHeader, parseContentRange } from '../http/http-source';
-import { contentLength, header, type HttpResponse, type RequestContext } from '../http/request';
+import { contentLength, contextFor, header, type HttpResponse, type RequestContext } from '../http/request';
 import { statusError } from '../http/status';
 import {
   resolveHttpOptions,
@@ -68,11 +68,7 @@ export class GlanceSource implements ImageSource {
     this.safeHref = safeHrefOf(href);
     this.http = resolveHttpOptions(options.http);
     this.dispatchers = dispatchersFor(this.http);
-    this.ctx = {
-      safeHref: this.safeHref,
-      inactivityTimeoutMs: this.http.inactivityTimeoutMs,
-      connectTimeoutMs: this.http.connectTimeoutMs,
-    };
+    this.ctx = contextFor(this.safeHref, this.http);
     this.service = options.imageService ?? {};
     const auth = this.service.auth ?? { type: 'none' };
     const own = options.auth;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { ConfigError, ImageAuthRequired, ImageDownloadFailed } from '@imagecache/errors';
+import { ConfigError, ImageAuthRequired, ImageDownloadFailed, OperationAborted } from '@imagecache/errors';
 import { isOk, jsonOf, labelOf, requestFollowing } from '../http/client';
 import { dispatchersFor } from '../http/dispatchers';
-import { header, type RequestContext } from '../http/request';
+import { contextFor, header } from '../http/request';
 import { statusError } from '../http/status';
 import type { KeystoneCredentials, ResolvedHttpOptions } from '../options';
 
@@ -33,7 +33,7 @@ export interface KeystoneToken {
  */
 export class KeystoneSession {
   private current?: KeystoneToken;
-  private pending?: Promise<KeystoneToken>;
+  private pending?: PendingToken;
   private readonly tokensUrl: URL;
   /** How many tokens were issued to this session (tests, diagnostics). */
   issued = 0;
@@ -47,12 +47,35 @@ export class KeystoneSession {
     this.tokensUrl = tokensUrl(creds.authUrl);
   }
 
-  /** A valid token: the cached one, or a new one (one request at a time, shared by concurrent callers). */
+  /**
+   * A valid token: the cached one, or a new one (one request at a time, shared by concurrent callers). A
+   * caller's `signal` ends its own wait only: the request goes on for the others, and is dropped once every
+   * caller waiting for it has gone.
+   */
   async token(signal?: AbortSignal): Promise<KeystoneToken> {
     const cur = this.current;
     if (cur && this.now() < cur.refreshAt) return cur;
-    this.pending ??= this.issue(signal).finally(() => (this.pending = undefined));
-    return this.pending;
+    signal?.throwIfAborted();
+    let pending = this.pending;
+    if (!pending) {
+      const controller = new AbortController();
+      const promise = this.issue(controller.signal).finally(() => {
+        if (this.pending === pending) this.pending = undefined;
+      });
+      promise.catch(() => undefined); // every waiter may be gone by then
+      pending = { promise, controller, waiting: 0 };
+      this.pending = pending;
+    }
+    const shared = pending;
+    shared.waiting++;
+    try {
+      return await waitUnlessAborted(shared.promise, signal);
+    } finally {
+      if (--shared.waiting === 0 && this.pending === shared) {
+        this.pending = undefined;
+        shared.controller.abort();
+      }
+    }
   }
 
   /** A service refused `value` (expired, revoked): the next `token()` asks Keystone for a new one. */
@@ -87,11 +110,7 @@ export class KeystoneSession {
       },
     });
     const label = labelOf(this.tokensUrl);
-    const ctx: RequestContext = {
-      safeHref: label,
-      inactivityTimeoutMs: this.http.inactivityTimeoutMs,
-      connectTimeoutMs: this.http.connectTimeoutMs,
-    };
+    const ctx = contextFor(label, this.http);
     const started = this.now();
     const res = await requestFollowing({
       dispatchers: dispatchersFor(this.http),
@@ -157,6 +176,23 @@ export class KeystoneSession {
     }
     return undefined;
   }
+}
+
+interface PendingToken {
+  promise: Promise<KeystoneToken>;
+  controller: AbortController;
+  /** Callers waiting for it. */
+  waiting: number;
+}
+
+/** `p`, or an OperationAborted as soon as `signal` fires (`p` itself goes on). */
+function waitUnlessAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new OperationAborted('cancelled while waiting for a Keystone token'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function tokensUrl(authUrl: string): URL {

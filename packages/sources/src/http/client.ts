@@ -1,6 +1,7 @@
 import { ImageDownloadFailed, redactHref } from '@imagecache/errors';
 import type { Dispatchers } from './dispatchers';
 import { header, send, type HttpMethod, type HttpResponse, type RequestContext } from './request';
+import { checkRedirect, type PinnedAddress } from './redirect-policy';
 import { isRedirect } from './status';
 
 export const USER_AGENT = 'imagecache/0.1';
@@ -38,6 +39,7 @@ export function labelOf(url: URL): string {
  */
 export async function requestFollowing(p: FollowParams): Promise<HttpResponse> {
   let url = p.url;
+  let pin: PinnedAddress | undefined;
   let credentials = p.credentials;
   const follows = p.method === 'GET' || p.method === 'HEAD';
   for (let hops = 0; ; hops++) {
@@ -53,6 +55,7 @@ export async function requestFollowing(p: FollowParams): Promise<HttpResponse> {
       stream: p.stream ?? false,
       collect: p.collect,
       label,
+      pin,
       ctx: p.ctx,
     });
     const location = header(res.headers, 'location');
@@ -85,6 +88,10 @@ export async function requestFollowing(p: FollowParams): Promise<HttpResponse> {
     next.username = '';
     next.password = '';
     next.hash = '';
+    // Checked before anything is sent there, and connected to at the address that was checked.
+    if (p.ctx.redirects) {
+      pin = await checkRedirect(url, next, p.ctx.redirects, `${p.method} ${label}`, p.ctx.safeHref, p.signal);
+    }
     if (next.origin !== url.origin) credentials = undefined;
     url = next;
   }

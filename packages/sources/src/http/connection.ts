@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ImageDownloadFailed } from '@imagecache/errors';
 import type { ConnectSettings } from './dispatchers';
+import { pinnedLookup, type PinnedAddress } from './redirect-policy';
 
 /** A socket being set up: `ready` is the event after which a request may be written. */
 export interface OpenedSocket {
@@ -13,19 +14,27 @@ export interface OpenedSocket {
  * Opens a connection to `url`'s origin (TLS for https, with the option set's CA and checks; ALPN http/1.1). On
  * plain http, `onread` lets the caller choose each read's buffer (download-exchange.ts reads into its blocks).
  */
-export function openSocket(url: URL, settings: ConnectSettings, onread?: net.OnReadOpts): OpenedSocket {
+export function openSocket(
+  url: URL,
+  settings: ConnectSettings,
+  onread?: net.OnReadOpts,
+  pin?: PinnedAddress,
+): OpenedSocket {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const https = url.protocol === 'https:';
   const port = Number(url.port || (https ? 443 : 80));
+  // A checked redirect target is reached at the address that was checked (redirect-policy.ts).
+  const lookup = pin ? { lookup: pinnedLookup(pin) } : {};
   const socket = https
     ? tls.connect({
         host,
         port,
+        ...lookup,
         ...(net.isIP(host) ? {} : { servername: host }),
         ...settings.tls,
         ALPNProtocols: ['http/1.1'],
       })
-    : net.connect({ host, port, ...(onread ? { onread } : {}) });
+    : net.connect({ host, port, ...lookup, ...(onread ? { onread } : {}) });
   socket.setNoDelay(true);
   return { socket, ready: https ? 'secureConnect' : 'connect' };
 }

@@ -4,6 +4,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Agent } from 'undici';
 import type { ResolvedHttpOptions } from '../options';
 import { IdleSockets } from './idle-sockets';
+import { pinnedLookup, type PinnedAddress } from './redirect-policy';
 
 /** How a download's own connection is made (download-exchange.ts). */
 export interface ConnectSettings {
@@ -20,7 +21,12 @@ export interface Dispatchers {
   readonly connect: ConnectSettings;
   /** Connections kept after a HEAD for the next one (head-exchange.ts). */
   readonly idle: IdleSockets;
+  /** An agent whose connections go to `pin` only (a checked redirect target); a few are kept. */
+  pinned(pin: PinnedAddress): Agent;
 }
+
+/** Pinned agents kept per option set (the oldest is closed beyond this). */
+const PINNED_AGENTS = 16;
 
 const cache = new Map<string, Dispatchers>();
 /** The agents made so far (an option set's agent is made by its first small request). */
@@ -60,7 +66,31 @@ function create(opts: ResolvedHttpOptions): Dispatchers {
     bodyTimeout: opts.inactivityTimeoutMs,
   };
   let agent: Agent | undefined;
+  const pinned = new Map<string, Agent>();
   return {
+    pinned(pin) {
+      const key = `${pin.family}|${pin.address}`;
+      let a = pinned.get(key);
+      if (a) {
+        pinned.delete(key); // most recently used last
+      } else {
+        a = new (agentClass())({
+          ...common,
+          connect: { ...connect, lookup: pinnedLookup(pin) },
+          keepAliveTimeout: 10_000,
+          keepAliveMaxTimeout: 60_000,
+        });
+        agents.add(a);
+        if (pinned.size >= PINNED_AGENTS) {
+          const [oldKey, old] = pinned.entries().next().value as [string, Agent];
+          pinned.delete(oldKey);
+          agents.delete(old);
+          void old.close().catch(() => undefined);
+        }
+      }
+      pinned.set(key, a);
+      return a;
+    },
     get agent() {
       if (!agent) {
         agent = new (agentClass())({ ...common, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });

@@ -12,6 +12,7 @@ import {
   type Framing,
   type ResponseHead,
 } from './response-parser';
+import { MinRate, slowError } from './min-rate';
 import { networkError, shortBodyError, type ErrorPlace } from './transfer-errors';
 
 /** Socket reads land here while no sink region is in use (the head, 'data' mode, chunked framing). */
@@ -79,10 +80,12 @@ export class DownloadExchange implements BodyFeed {
       this.reject(err as Error);
       return;
     }
-    const { socket, ready } = openSocket(p.url, this.connect, {
-      buffer: () => this.nextReadBuffer(),
-      callback: (n, buf) => this.onRead(n, buf),
-    });
+    const { socket, ready } = openSocket(
+      p.url,
+      this.connect,
+      { buffer: () => this.nextReadBuffer(), callback: (n, buf) => this.onRead(n, buf) },
+      p.pin,
+    );
     this.socket = socket;
     if (ready === 'secureConnect') socket.on('data', (chunk: Buffer) => this.onBytes(chunk, false));
     socket.once(ready, () => this.onConnected(request));
@@ -434,13 +437,15 @@ export class DownloadExchange implements BodyFeed {
   }
 
   /**
-   * The body's inactivity timeout, checked a few times per period against the byte count (nothing added per
-   * read). Time spent paused because the reader is behind does not count.
+   * The body's inactivity timeout and minimum rate, checked a few times per period against the byte count
+   * (nothing added per read). Time spent paused because the reader is behind does not count.
    */
   private watchInactivity(): void {
     const limit = this.p.ctx.inactivityTimeoutMs;
-    if (!(limit > 0)) return;
-    const period = Math.min(1000, Math.max(10, Math.floor(limit / 8)));
+    const rate = new MinRate(this.p.ctx.minRateBytesPerSec ?? 0, this.p.ctx.minRateWindowMs ?? 0);
+    if (!(limit > 0) && !rate.on) return;
+    const shortest = Math.min(limit > 0 ? limit : Infinity, rate.on ? rate.windowMs : Infinity);
+    const period = Math.min(1000, Math.max(10, Math.floor(shortest / 8)));
     let seen = -1;
     let since = Date.now();
     this.watchdog = setInterval(() => {
@@ -450,9 +455,11 @@ export class DownloadExchange implements BodyFeed {
       if (this.paused || body.bytes !== seen) {
         seen = body.bytes;
         since = now;
-      } else if (now - since >= limit) {
-        this.timeOut('UND_ERR_BODY_TIMEOUT');
+      } else if (limit > 0 && now - since >= limit) {
+        return this.timeOut('UND_ERR_BODY_TIMEOUT');
       }
+      const slow = rate.check(now, body.bytes, this.paused);
+      if (slow) this.cancel(slowError(this.place(), slow));
     }, period);
     this.watchdog.unref();
   }

@@ -40,7 +40,8 @@ export class HeadExchange {
       this.end(err as ImageCacheError);
       return;
     }
-    const kept = this.p.dispatchers.idle.take(this.p.url.origin);
+    // A HEAD to a checked redirect target (pinned address) neither takes nor keeps a shared connection.
+    const kept = this.p.pin ? undefined : this.p.dispatchers.idle.take(this.p.url.origin);
     if (kept) {
       this.reused = true;
       this.attach(kept);
@@ -51,7 +52,7 @@ export class HeadExchange {
   }
 
   private connect(request: string): void {
-    const { socket, ready } = openSocket(this.p.url, this.p.dispatchers.connect);
+    const { socket, ready } = openSocket(this.p.url, this.p.dispatchers.connect, undefined, this.p.pin);
     this.attach(socket);
     socket.once(ready, () => this.send(request));
     const limit = this.p.dispatchers.connect.timeoutMs;
@@ -106,7 +107,7 @@ export class HeadExchange {
     this.detach(socket);
     const connection = String(head.headers.connection ?? '').toLowerCase();
     // A HEAD answer has no body: bytes after it mean a broken server, and the connection is not reused.
-    if (head.minor === 1 && !connection.includes('close') && rest.length === 0) {
+    if (head.minor === 1 && !connection.includes('close') && rest.length === 0 && !this.p.pin) {
       this.p.dispatchers.idle.park(this.p.url.origin, socket);
     } else {
       socket.destroy();

@@ -7,6 +7,7 @@ import { dispatchersFor, type Dispatchers } from './dispatchers';
 import { isOk, labelOf, requestFollowing } from './client';
 import {
   contentLength,
+  contextFor,
   header,
   type HttpBodyStream,
   type HttpResponse,
@@ -65,11 +66,7 @@ export class HttpSource implements ImageSource {
     const auth = options.auth ?? userinfo ?? configured;
     this.authorization = auth ? authorizationHeader(auth) : undefined;
     this.dispatchers = dispatchersFor(this.options);
-    this.ctx = {
-      safeHref: this.safeHref,
-      inactivityTimeoutMs: this.options.inactivityTimeoutMs,
-      connectTimeoutMs: this.options.connectTimeoutMs,
-    };
+    this.ctx = contextFor(this.safeHref, this.options);
   }
 
   async show(opts: { signal?: AbortSignal } = {}): Promise<ImageInfo> {

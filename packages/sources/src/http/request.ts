@@ -4,6 +4,8 @@ import type { HttpBodyStream } from './body-stream';
 import type { Dispatchers } from './dispatchers';
 import { DownloadExchange } from './download-exchange';
 import { HeadExchange } from './head-exchange';
+import type { ResolvedHttpOptions } from '../options';
+import type { PinnedAddress, RedirectPolicy } from './redirect-policy';
 import { networkError } from './transfer-errors';
 
 export { BODY_HIGH_WATER_MARK, HttpBodyStream } from './body-stream';
@@ -33,6 +35,23 @@ export interface RequestContext {
   safeHref: string;
   inactivityTimeoutMs: number;
   connectTimeoutMs: number;
+  /** A body slower than this over `minRateWindowMs` fails (0 or absent: no minimum). */
+  minRateBytesPerSec?: number;
+  minRateWindowMs?: number;
+  /** Where redirects may lead (absent: anywhere http(s)). */
+  redirects?: RedirectPolicy;
+}
+
+/** The request context of one option set. */
+export function contextFor(safeHref: string, http: ResolvedHttpOptions): RequestContext {
+  return {
+    safeHref,
+    inactivityTimeoutMs: http.inactivityTimeoutMs,
+    connectTimeoutMs: http.connectTimeoutMs,
+    minRateBytesPerSec: http.minRateBytesPerSec,
+    minRateWindowMs: http.minRateWindowMs,
+    redirects: http.redirects,
+  };
 }
 
 export interface SendParams {
@@ -52,6 +71,8 @@ export interface SendParams {
   collect?: number;
   /** The request URL as messages may show it (credentials and secret query values removed). */
   label: string;
+  /** Connect to this address (a checked redirect target), whatever the host name resolves to now. */
+  pin?: PinnedAddress;
   ctx: RequestContext;
 }
 
@@ -100,7 +121,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     p.signal?.addEventListener('abort', this.onAbort, { once: true });
     try {
-      p.dispatchers.agent.dispatch(
+      (p.pin ? p.dispatchers.pinned(p.pin) : p.dispatchers.agent).dispatch(
         {
           origin: p.url.origin,
           path: `${p.url.pathname}${p.url.search}`,

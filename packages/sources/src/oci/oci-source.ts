@@ -5,7 +5,7 @@ import { safeHrefOf } from '../href';
 import { isOk, jsonOf, labelOf, requestFollowing } from '../http/client';
 import { dispatchersFor, type Dispatchers } from '../http/dispatchers';
 import { parseContentRange } from '../http/http-source';
-import { contentLength, header, type HttpResponse, type RequestContext } from '../http/request';
+import { contentLength, contextFor, header, type HttpResponse, type RequestContext } from '../http/request';
 import { statusError } from '../http/status';
 import {
   DEFAULT_OCI_DISK_TYPES,
@@ -124,11 +124,7 @@ export class OciSource implements ImageSource {
       verifyTls: registry?.verifyTls ?? options.http?.verifyTls,
     });
     this.dispatchers = dispatchersFor(this.http);
-    this.ctx = {
-      safeHref: this.safeHref,
-      inactivityTimeoutMs: this.http.inactivityTimeoutMs,
-      connectTimeoutMs: this.http.connectTimeoutMs,
-    };
+    this.ctx = contextFor(this.safeHref, this.http);
     this.auth = new RegistryAuth(
       this.ref,
       registryCredentials(this.ref, options),

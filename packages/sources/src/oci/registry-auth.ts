@@ -109,6 +109,12 @@ interface CachedToken {
   refreshAt: number;
 }
 
+/**
+ * Tokens kept at most (a long-running worker meets many repositories and credentials: expired tokens are
+ * dropped first, then the least recently stored).
+ */
+export const MAX_REGISTRY_TOKENS = 256;
+
 /** Registry tokens by registry, repository and credentials: shared by every fetch of the process. */
 const tokens = new Map<string, CachedToken>();
 /** Registries known to want HTTP Basic: credentials are sent at once. */
@@ -118,6 +124,21 @@ const basicRegistries = new Set<string>();
 export function clearRegistryTokens(): void {
   tokens.clear();
   basicRegistries.clear();
+}
+
+/** How many registry tokens are cached (tests, diagnostics). */
+export function registryTokenCount(): number {
+  return tokens.size;
+}
+
+function storeToken(key: string, token: CachedToken, now: number): void {
+  tokens.delete(key);
+  if (tokens.size >= MAX_REGISTRY_TOKENS) {
+    for (const [k, t] of tokens) if (t.refreshAt <= now) tokens.delete(k);
+  }
+  while (tokens.size >= MAX_REGISTRY_TOKENS) tokens.delete(tokens.keys().next().value!);
+  tokens.set(key, token);
+  if (basicRegistries.size > MAX_REGISTRY_TOKENS) basicRegistries.clear();
 }
 
 type Sent = 'none' | 'basic' | 'credential-token' | 'cached-token' | 'fresh-token';
@@ -265,7 +286,7 @@ export class RegistryAuth {
     const life =
       (typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : DEFAULT_TOKEN_LIFE_S) *
       1000;
-    tokens.set(this.key, { value, refreshAt: started + life - Math.min(10_000, life / 4) });
+    storeToken(this.key, { value, refreshAt: started + life - Math.min(10_000, life / 4) }, this.now());
     return value;
   }
 

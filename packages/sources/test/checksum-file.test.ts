@@ -1,5 +1,6 @@
+// Checksum files go through the sources' HTTP stack (the cache's TLS settings, timeouts and redirect rules).
 import { ImageDownloadFailed, OperationAborted } from '@imagecache/errors';
-import { fetchChecksumFile } from '@imagecache/checksum';
+import { closeHttpConnections, fetchChecksumFile } from '@imagecache/sources';
 import { startImageServer, type ImageServer } from '@imagecache/testing';
 import { createServer } from 'node:net';
 
@@ -21,6 +22,7 @@ function delayed(path: string, ms: number): void {
 afterAll(async () => {
   await new Promise((r) => setTimeout(r, Math.max(0, delayedUntil - Date.now()) + 50));
   await server.close();
+  await closeHttpConnections();
 });
 
 async function failure(p: Promise<unknown>): Promise<ImageDownloadFailed> {
@@ -188,12 +190,15 @@ describe('fetchChecksumFile', () => {
     const err = await failure(fetchChecksumFile(`http://127.0.0.1:${port}/SUMS`, 'image.qcow2'));
     expect(err).toBeInstanceOf(ImageDownloadFailed);
     expect(err.retryable).toBe(true);
-    expect(err.message).toMatch(/ECONNREFUSED/);
+    expect(err.message).toMatch(/connection refused/);
+    expect(err.details.reason).toBe('ECONNREFUSED');
   });
 
   it('a timeout → retryable ImageDownloadFailed', async () => {
-    delayed('/slow/SUMS', 1500); // undici's timers are coarse (~0.5 s)
-    const err = await failure(fetchChecksumFile(server.url('/slow/SUMS'), 'image.qcow2', { timeoutMs: 100 }));
+    delayed('/slow/SUMS', 1500);
+    const err = await failure(
+      fetchChecksumFile(server.url('/slow/SUMS'), 'image.qcow2', { http: { inactivityTimeoutMs: 100 } }),
+    );
     expect(err).toBeInstanceOf(ImageDownloadFailed);
     expect(err.retryable).toBe(true);
   });
