@@ -43,7 +43,14 @@ import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './resul
 import type { Semaphore } from './semaphore';
 import type { CacheRegistry } from './cache-registry';
 import { WorkArea } from './work-area';
-import { byteBound, checkSize, HEADROOM_BYTES, maxWriteBytes, type SpaceBudget } from './write-bound';
+import {
+  byteBound,
+  checkSize,
+  HEADROOM_BYTES,
+  maxWriteBytes,
+  needsEviction,
+  type SpaceBudget,
+} from './write-bound';
 
 export interface FetchOptions {
   /** Overrides the cache's forceRaw for this image (changes the master name). */
@@ -272,13 +279,17 @@ export class ImageCache {
     return scan.candidates.reduce((n, c) => n + c.size, 0);
   }
 
-  /** What a write may take now: the cache's size, the free bytes, what eviction could add (spec.md §4). */
-  private async budget(): Promise<SpaceBudget> {
-    const free = await freeSpace(this.masterDir);
-    const evictable = this.registry
+  /**
+   * What a write of `size` bytes may take now: the cache's size, the free bytes, and (only when `size` needs
+   * more than is free) what eviction could add (spec.md §4).
+   */
+  private async budget(size?: number): Promise<SpaceBudget> {
+    const b: SpaceBudget = { cacheSize: this.cacheSize, free: await freeSpace(this.masterDir) };
+    if (!needsEviction(b, size)) return b;
+    b.evictable = this.registry
       ? await this.registry.evictableBytes(this.masterDir)
       : await this.evictableBytes();
-    return { cacheSize: this.cacheSize, free, evictable };
+    return b;
   }
 
   /**
@@ -286,7 +297,7 @@ export class ImageCache {
    * made first when it needs more than is free (nothing is evicted for an image that is then refused).
    */
   private async room(what: 'declared' | 'decompressed', size: number | undefined, href: string) {
-    let b = await this.budget();
+    let b = await this.budget(size);
     checkSize(b, what, size, href);
     if (size !== undefined && size > maxWriteBytes(b)) {
       await this.makeRoom(this.masterDir, size + HEADROOM_BYTES);
@@ -517,7 +528,7 @@ export class ImageCache {
         memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
         makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
         room: (what, size) => this.room(what, size, source.href),
-        budget: () => this.budget(),
+        budget: (size) => this.budget(size),
         signal,
         href: source.href,
         onProgress: (p) => {

@@ -13,8 +13,11 @@ export interface SpaceBudget {
   cacheSize: number;
   /** Free bytes on the filesystem right now. */
   free: number;
-  /** Allocated bytes of the masters clean-up could evict (one link, not busy) on that filesystem. */
-  evictable: number;
+  /**
+   * Allocated bytes of the masters clean-up could evict (one link, not busy) on that filesystem; undefined when
+   * not counted (a scan of every master folder, done only for a write that needs more than is free).
+   */
+  evictable?: number;
 }
 
 export type Measured = 'declared' | 'body' | 'decompressed' | 'virtual' | 'converted';
@@ -29,7 +32,12 @@ const WHAT: Record<Measured, string> = {
 
 /** The most any one image may take: the cache's size, and what the filesystem can give it at most. */
 export function maxImageBytes(b: SpaceBudget): number {
-  return Math.min(b.cacheSize, Math.max(0, b.free + b.evictable - HEADROOM_BYTES));
+  return Math.min(b.cacheSize, Math.max(0, b.free + (b.evictable ?? 0) - HEADROOM_BYTES));
+}
+
+/** True when a write of `size` needs the evictable bytes counted: more than is free, within the cache's size. */
+export function needsEviction(b: { cacheSize: number; free: number }, size: number | undefined): boolean {
+  return size !== undefined && size <= b.cacheSize && size > b.free - HEADROOM_BYTES;
 }
 
 /** The most a write may add now, without evicting anything first: the free bytes, less the headroom. */
@@ -59,7 +67,7 @@ export function tooLarge(
   const why =
     limit >= b.cacheSize
       ? `the cache's size (${mib(b.cacheSize)})`
-      : `what its filesystem can give it (${mib(limit)}: ${mib(b.free)} free, ${mib(b.evictable)} evictable)`;
+      : `what its filesystem can give it (${mib(limit)}: ${mib(b.free)} free${b.evictable === undefined ? '' : `, ${mib(b.evictable)} evictable`})`;
   return new ImageTooLarge(
     `image too large: ${WHAT[what]} (${atLeast ? 'over ' : ''}${mib(size)}) exceeds ${why}`,
     {
