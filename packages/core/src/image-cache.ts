@@ -225,7 +225,7 @@ export class ImageCache {
   async cleanUp(amount?: number): Promise<CleanUpResult> {
     await this.start();
     return this.locks.withLock(CLEANUP_LOCK, async () => {
-      await this.work.sweep();
+      await this.work.sweep({ masterFolder: true });
       const result = await cleanUpFolder({
         masterDir: this.masterDir,
         metaDir: this.folder.metaDir,
