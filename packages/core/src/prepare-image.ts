@@ -13,7 +13,7 @@ import {
   type ImageFormat,
 } from '@imagecache/formats';
 import type { FetchProgress } from './result';
-import { byteBound, maxWriteBytes, tooLarge, type SpaceBudget } from './write-bound';
+import { byteBound, maxWriteBytes, sizeBound, tooLarge, type SpaceBudget } from './write-bound';
 
 /** What qemu-img may write between two looks at its output (at most a quarter of the room is kept back). */
 export const CONVERT_SLACK_BYTES = 32 << 20;
@@ -109,7 +109,7 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
  */
 async function roomToConvert(dir: string, virtualSize: number, actualSize: number, opts: PrepareOptions) {
   let b = await opts.budget(virtualSize);
-  if (virtualSize > b.cacheSize) throw tooLarge(b, 'virtual', virtualSize, b.cacheSize, opts.href);
+  if (virtualSize > sizeBound(b)) throw tooLarge(b, 'virtual', virtualSize, b.cacheSize, opts.href);
   const estimate = Math.min(Math.ceil(actualSize * opts.growthFactor), virtualSize);
   const reachable = b.free + (b.evictable ?? 0);
   const wanted = virtualSize < reachable ? virtualSize : estimate;

@@ -30,19 +30,27 @@ const WHAT: Record<Measured, string> = {
   converted: 'its converted output',
 };
 
+/**
+ * The most one image may take by the cache's size. A size of 0 keeps no unused master (every clean-up evicts
+ * them all): it is no bound on one image, which the filesystem alone then bounds.
+ */
+export function sizeBound(b: { cacheSize: number }): number {
+  return b.cacheSize > 0 ? b.cacheSize : Number.POSITIVE_INFINITY;
+}
+
 /** The most any one image may take: the cache's size, and what the filesystem can give it at most. */
 export function maxImageBytes(b: SpaceBudget): number {
-  return Math.min(b.cacheSize, Math.max(0, b.free + (b.evictable ?? 0) - HEADROOM_BYTES));
+  return Math.min(sizeBound(b), Math.max(0, b.free + (b.evictable ?? 0) - HEADROOM_BYTES));
 }
 
 /** True when a write of `size` needs the evictable bytes counted: more than is free, within the cache's size. */
 export function needsEviction(b: { cacheSize: number; free: number }, size: number | undefined): boolean {
-  return size !== undefined && size <= b.cacheSize && size > b.free - HEADROOM_BYTES;
+  return size !== undefined && size <= sizeBound(b) && size > b.free - HEADROOM_BYTES;
 }
 
 /** The most a write may add now, without evicting anything first: the free bytes, less the headroom. */
 export function maxWriteBytes(b: SpaceBudget): number {
-  return Math.min(b.cacheSize, Math.max(0, b.free - HEADROOM_BYTES));
+  return Math.min(sizeBound(b), Math.max(0, b.free - HEADROOM_BYTES));
 }
 
 /** Refuses a size known before writing (declared, virtual, decompressed per the zstd header). */
@@ -65,7 +73,7 @@ export function tooLarge(
 ): ImageTooLarge {
   const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
   const why =
-    limit >= b.cacheSize
+    limit >= sizeBound(b)
       ? `the cache's size (${mib(b.cacheSize)})`
       : `what its filesystem can give it (${mib(limit)}: ${mib(b.free)} free${b.evictable === undefined ? '' : `, ${mib(b.evictable)} evictable`})`;
   return new ImageTooLarge(

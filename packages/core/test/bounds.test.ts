@@ -244,6 +244,22 @@ describe('every write is bounded (issue 11)', () => {
     expect(masters(s.cache)).toHaveLength(2);
   });
 
+  maybe('a cache size of 0 keeps no unused master, and bounds an image by its disk only', async () => {
+    const s = setup({ cacheSize: 0 });
+    const r = await s.cache.fetchImage(server.url('/good.img'), s.dest('a'));
+    expect(fs.readFileSync(s.dest('a')).equals(good)).toBe(true);
+    fs.rmSync(s.dest('a'));
+    await s.cache.cleanUp();
+    expect(fs.existsSync(r.masterPath!)).toBe(false);
+    const { value: err, minFree } = await lowestFree(() =>
+      s.cache.fetchImage(endlessUrl('/endless'), s.dest('x')).catch((e) => e),
+    );
+    expect(err.code).toBe('IMAGE_TOO_LARGE');
+    expect(err.message).toMatch(/what its filesystem can give it/);
+    expect(minFree).toBeGreaterThan(MiB);
+    await expectNothingLeft(s);
+  });
+
   maybe(
     'M4: forceRaw on a validate: false cache inspects: a qcow2 with a backing file is refused',
     async () => {
@@ -332,7 +348,9 @@ describe('clean-up touches masters only (issue 11)', () => {
       const clear = () => fs.readdirSync(links).forEach((d) => fs.unlinkSync(path.join(links, d)));
       let lost = 0;
       try {
-        for (let round = 0; round < 300; round++) {
+        // 300 rounds, or 20 s on a loaded machine (the linking process competes for a core).
+        const until = Date.now() + 20_000;
+        for (let round = 0; round < 300 && Date.now() < until; round++) {
           clear();
           fs.writeFileSync(`${master}.new`, randomBytes(8192));
           fs.renameSync(`${master}.new`, master);
