@@ -27,7 +27,7 @@ import { verifyAdoptedMaster } from './adopt-master';
 import { CacheFolder } from './cache-folder';
 import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
-import { freeSpace } from './disk-space';
+import { deviceOf, freeSpace } from './disk-space';
 import { downloadTo } from './download';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
@@ -42,6 +42,7 @@ import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
 import type { Semaphore } from './semaphore';
 import type { CacheRegistry } from './cache-registry';
+import { reservedOn, reserve, type Reservation } from './space-ledger';
 import { WorkArea } from './work-area';
 import {
   byteBound,
@@ -112,6 +113,7 @@ export class ImageCache {
   /** The post-miss clean-up waiting to start (every miss meanwhile joins it), and the one running. */
   private queuedCleanUp?: Promise<unknown>;
   private runningCleanUp?: Promise<unknown>;
+  private dev?: number;
 
   constructor(private readonly options: ImageCacheOptions) {
     if (!path.isAbsolute(options.masterDir)) {
@@ -284,26 +286,43 @@ export class ImageCache {
    * more than is free) what eviction could add (spec.md §4).
    */
   private async budget(size?: number): Promise<SpaceBudget> {
-    const b: SpaceBudget = { cacheSize: this.cacheSize, free: await freeSpace(this.masterDir) };
-    if (!needsEviction(b, size)) return b;
-    b.evictable = this.registry
-      ? await this.registry.evictableBytes(this.masterDir)
-      : await this.evictableBytes();
-    return b;
+    const dev = await this.device();
+    const raw = await freeSpace(this.masterDir);
+    let evictable: number | undefined;
+    if (needsEviction({ cacheSize: this.cacheSize, free: raw - reservedOn(dev) }, size)) {
+      evictable = this.registry
+        ? await this.registry.evictableBytes(this.masterDir)
+        : await this.evictableBytes();
+    }
+    // Read after the last await: a caller that reserves right away can't race another doing the same.
+    const reserved = reservedOn(dev);
+    return { cacheSize: this.cacheSize, free: Math.max(0, raw - reserved), reserved, evictable };
   }
 
   /**
    * The budget of a write of `size` bytes (when known): refused when it can't fit whatever is evicted, room
    * made first when it needs more than is free (nothing is evicted for an image that is then refused).
    */
-  private async room(what: 'declared' | 'decompressed', size: number | undefined, href: string) {
+  private async room(
+    what: 'declared' | 'decompressed',
+    size: number | undefined,
+    href: string,
+  ): Promise<{ budget: SpaceBudget; reservation?: Reservation }> {
     let b = await this.budget(size);
-    checkSize(b, what, size, href);
+    checkSize(b, what, size, href, this.masterDir);
     if (size !== undefined && size > maxWriteBytes(b)) {
-      await this.makeRoom(this.masterDir, size + HEADROOM_BYTES);
+      await this.makeRoom(this.masterDir, size + HEADROOM_BYTES + (b.reserved ?? 0));
       b = await this.budget();
     }
-    return b;
+    // Promised to this write at once (no await since the budget was read): concurrent misses see it taken.
+    const reservation = size === undefined ? undefined : reserve(this.dev!, size);
+    return { budget: b, reservation };
+  }
+
+  /** The device of the master folder (what the space ledger is kept by). */
+  private async device(): Promise<number> {
+    this.dev ??= await deviceOf(this.masterDir);
+    return this.dev;
   }
 
   /** The masters in the folder, with what is known of each; files that are not masters are marked foreign. */
@@ -483,6 +502,7 @@ export class ImageCache {
       await this.removeStaleMaster(ctx);
     }
     let release: (() => void) | undefined;
+    let reservation: Reservation | undefined;
     let workDir: string | undefined;
     let keep = false;
     try {
@@ -491,7 +511,9 @@ export class ImageCache {
       workDir = dir;
       const file = path.join(dir, 'image');
       // Bounded before the first byte (spec.md §4): refused if it can't fit, room made if it needs it.
-      const budget = await this.room('declared', info.size, source.href);
+      const room = await this.room('declared', info.size, source.href);
+      const budget = room.budget;
+      reservation = room.reservation;
       const partial = (await fs.promises.stat(file).catch(() => undefined))?.size ?? 0;
       const bodyBound = byteBound(budget, 'body', maxWriteBytes(budget) + partial, source.href);
       const expected = await this.expectedChecksum(ctx, signal);
@@ -509,7 +531,10 @@ export class ImageCache {
           knownSize: info.size,
           validator: info.validator,
           retryDelayMs: this.options.retryDelayMs ?? 1000,
-          onProgress: (bytes, totalBytes) => opts.onProgress?.({ stage: 'download', bytes, totalBytes }),
+          onProgress: (bytes, totalBytes) => {
+            reservation?.progress(bytes);
+            opts.onProgress?.({ stage: 'download', bytes, totalBytes });
+          },
           bound: bodyBound,
           logger: this.logger,
         }),
@@ -527,7 +552,12 @@ export class ImageCache {
         growthFactor: this.options.growthFactor ?? 2,
         memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
         makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
-        room: (what, size) => this.room(what, size, source.href),
+        room: async (what, size) => {
+          const r = await this.room(what, size, source.href);
+          // Written by a tool that reports no progress: the output is counted in the free space as it grows.
+          r.reservation?.release();
+          return r.budget;
+        },
         budget: (size) => this.budget(size),
         signal,
         href: source.href,
@@ -588,6 +618,7 @@ export class ImageCache {
       keep = wanted && e.retryable;
       throw e;
     } finally {
+      reservation?.release();
       if (workDir && !keep) await this.work.remove(workDir);
       release?.();
     }

@@ -114,7 +114,7 @@ async function roomToConvert(dir: string, virtualSize: number, actualSize: numbe
   const reachable = b.free + (b.evictable ?? 0);
   const wanted = virtualSize < reachable ? virtualSize : estimate;
   if (wanted >= reachable) throw new InsufficientDiskSpace(dir, wanted, b.free, { href: opts.href });
-  await opts.makeRoom(dir, wanted);
+  await opts.makeRoom(dir, wanted + (b.reserved ?? 0));
   b = await opts.budget();
   // qemu-img's output is looked at every few ms, and it writes fast: stop it with some slack left.
   const room = maxWriteBytes(b);

@@ -1,4 +1,4 @@
-import { ImageTooLarge } from '@imagecache/errors';
+import { ImageTooLarge, InsufficientDiskSpace } from '@imagecache/errors';
 import type { ByteBound } from '@imagecache/formats';
 
 /**
@@ -11,8 +11,10 @@ export const HEADROOM_BYTES = 2 << 20;
 export interface SpaceBudget {
   /** The cache's size: no image bigger than this is cached. */
   cacheSize: number;
-  /** Free bytes on the filesystem right now. */
+  /** Free bytes on the filesystem right now, less what downloads in flight in this process will still write. */
   free: number;
+  /** Bytes downloads in flight in this process will still write (already out of `free`). */
+  reserved?: number;
   /**
    * Allocated bytes of the masters clean-up could evict (one link, not busy) on that filesystem; undefined when
    * not counted (a scan of every master folder, done only for a write that needs more than is free).
@@ -53,9 +55,21 @@ export function maxWriteBytes(b: SpaceBudget): number {
   return Math.min(sizeBound(b), Math.max(0, b.free - HEADROOM_BYTES));
 }
 
-/** Refuses a size known before writing (declared, virtual, decompressed per the zstd header). */
-export function checkSize(b: SpaceBudget, what: Measured, size: number | undefined, href: string): void {
-  if (size !== undefined && size > maxImageBytes(b)) throw tooLarge(b, what, size, maxImageBytes(b), href);
+/**
+ * Refuses a size known before writing (declared, virtual, decompressed per the zstd header): IMAGE_TOO_LARGE
+ * when it could not fit even with no other download in flight, INSUFFICIENT_DISK_SPACE when it could, later.
+ */
+export function checkSize(
+  b: SpaceBudget,
+  what: Measured,
+  size: number | undefined,
+  href: string,
+  path: string,
+): void {
+  if (size === undefined || size <= maxImageBytes(b)) return;
+  const idle = { ...b, free: b.free + (b.reserved ?? 0), reserved: 0 };
+  if (size > maxImageBytes(idle)) throw tooLarge(idle, what, size, maxImageBytes(idle), href);
+  throw new InsufficientDiskSpace(path, size, b.free, { href, reserved: b.reserved, evictable: b.evictable });
 }
 
 /** A running bound of `bytes` whose error names `what` and the budget. */

@@ -56,9 +56,16 @@ afterAll(async () => {
 const endlessUrl = (p: string) => `http://127.0.0.1:${(endless.address() as AddressInfo).port}${p}`;
 
 let n = 0;
+const made: string[] = [];
+// Each test's folders go after it: the small filesystem must not fill up across tests.
+afterEach(() => {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A cache in a fresh folder of the tmpfs, with a destination folder beside it. */
 function setup(opts: Partial<ConstructorParameters<typeof ImageCache>[0]> = {}) {
   const base = path.join(root(), `t${n++}`);
+  made.push(base);
   const destDir = path.join(base, 'dest');
   fs.mkdirSync(destDir, { recursive: true });
   const cache = new ImageCache({
@@ -258,6 +265,30 @@ describe('every write is bounded (issue 11)', () => {
     expect(err.message).toMatch(/what its filesystem can give it/);
     expect(minFree).toBeGreaterThan(MiB);
     await expectNothingLeft(s);
+  });
+
+  maybe('concurrent misses never take the same free bytes: the disk does not fill', async () => {
+    const s = setup();
+    await s.cache.start();
+    // Each fits the disk alone, not both at once.
+    const size = Math.floor((freeNow() * 0.6) / MiB) * MiB;
+    const body = randomBytes(size);
+    server.route('/twin-a.img', { body, lastModified: new Date(0) });
+    server.route('/twin-b.img', { body, lastModified: new Date(0) });
+    const { value: results, minFree } = await lowestFree(() =>
+      Promise.allSettled([
+        s.cache.fetchImage(server.url('/twin-a.img'), s.dest('a')),
+        s.cache.fetchImage(server.url('/twin-b.img'), s.dest('b')),
+      ]),
+    );
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.reason.code).toBe('INSUFFICIENT_DISK_SPACE');
+    expect(failed[0]!.reason.details.reserved).toBe(size);
+    expect(minFree).toBeGreaterThan(MiB);
+    expect(masters(s.cache)).toHaveLength(1);
+    expect(workLeft(s.cache)).toEqual([]);
+    expect(fs.readdirSync(s.destDir)).toHaveLength(1);
   });
 
   maybe(
