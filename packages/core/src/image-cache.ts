@@ -25,7 +25,7 @@ import {
 import { CacheFolder } from './cache-folder';
 import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
-import { freeSpace } from './disk-space';
+import { deviceOf, freeSpace } from './disk-space';
 import { downloadTo } from './download';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
@@ -41,8 +41,16 @@ import { prepareImage } from './prepare-image';
 import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
 import type { DownloadLimiter } from './host-slots';
 import type { CacheRegistry } from './cache-registry';
+import { reservedOn, reserve, type Reservation } from './space-ledger';
 import { WorkArea } from './work-area';
-import { byteBound, checkSize, HEADROOM_BYTES, maxWriteBytes, type SpaceBudget } from './write-bound';
+import {
+  byteBound,
+  checkSize,
+  HEADROOM_BYTES,
+  maxWriteBytes,
+  needsEviction,
+  type SpaceBudget,
+} from './write-bound';
 
 export interface FetchOptions {
   /** Overrides the cache's forceRaw for this image (changes the master name). */
@@ -107,6 +115,7 @@ export class ImageCache {
   /** The post-miss clean-up waiting to start (every miss meanwhile joins it), and the one running. */
   private queuedCleanUp?: Promise<unknown>;
   private runningCleanUp?: Promise<unknown>;
+  private dev?: number;
 
   constructor(private readonly options: ImageCacheOptions) {
     if (!path.isAbsolute(options.masterDir)) {
@@ -223,7 +232,7 @@ export class ImageCache {
   async cleanUp(amount?: number): Promise<CleanUpResult> {
     await this.start();
     return this.locks.withLock(CLEANUP_LOCK, async () => {
-      await this.work.sweep();
+      await this.work.sweep({ masterFolder: true });
       const result = await cleanUpFolder({
         masterDir: this.masterDir,
         metaDir: this.folder.metaDir,
@@ -277,27 +286,48 @@ export class ImageCache {
     return scan.candidates.reduce((n, c) => n + c.size, 0);
   }
 
-  /** What a write may take now: the cache's size, the free bytes, what eviction could add (spec.md §4). */
-  private async budget(): Promise<SpaceBudget> {
-    const free = await freeSpace(this.masterDir);
-    const evictable = this.registry
-      ? await this.registry.evictableBytes(this.masterDir)
-      : await this.evictableBytes();
-    return { cacheSize: this.cacheSize, free, evictable };
+  /**
+   * What a write of `size` bytes may take now: the cache's size, the free bytes, and (only when `size` needs
+   * more than is free) what eviction could add (spec.md §4).
+   */
+  private async budget(size?: number): Promise<SpaceBudget> {
+    const dev = await this.device();
+    const raw = await freeSpace(this.masterDir);
+    let evictable: number | undefined;
+    if (needsEviction({ cacheSize: this.cacheSize, free: raw - reservedOn(dev) }, size)) {
+      evictable = this.registry
+        ? await this.registry.evictableBytes(this.masterDir)
+        : await this.evictableBytes();
+    }
+    // Read after the last await: a caller that reserves right away can't race another doing the same.
+    const reserved = reservedOn(dev);
+    return { cacheSize: this.cacheSize, free: Math.max(0, raw - reserved), reserved, evictable };
   }
 
   /**
    * The budget of a write of `size` bytes (when known): refused when it can't fit whatever is evicted, room
    * made first when it needs more than is free (nothing is evicted for an image that is then refused).
    */
-  private async room(what: 'declared' | 'decompressed', size: number | undefined, href: string) {
-    let b = await this.budget();
-    checkSize(b, what, size, href);
+  private async room(
+    what: 'declared' | 'decompressed',
+    size: number | undefined,
+    href: string,
+  ): Promise<{ budget: SpaceBudget; reservation?: Reservation }> {
+    let b = await this.budget(size);
+    checkSize(b, what, size, href, this.masterDir);
     if (size !== undefined && size > maxWriteBytes(b)) {
-      await this.makeRoom(this.masterDir, size + HEADROOM_BYTES);
+      await this.makeRoom(this.masterDir, size + HEADROOM_BYTES + (b.reserved ?? 0));
       b = await this.budget();
     }
-    return b;
+    // Promised to this write at once (no await since the budget was read): concurrent misses see it taken.
+    const reservation = size === undefined ? undefined : reserve(this.dev!, size);
+    return { budget: b, reservation };
+  }
+
+  /** The device of the master folder (what the space ledger is kept by). */
+  private async device(): Promise<number> {
+    this.dev ??= await deviceOf(this.masterDir);
+    return this.dev;
   }
 
   /** The masters in the folder, with what is known of each; files that are not masters are marked foreign. */
@@ -485,6 +515,7 @@ export class ImageCache {
     if (shared) throw withHref(shared, source.href);
     if (!info.noCache) await this.removeStaleMaster(ctx);
     let release: (() => void) | undefined;
+    let reservation: Reservation | undefined;
     let workDir: string | undefined;
     let keep = false;
     try {
@@ -493,7 +524,9 @@ export class ImageCache {
       workDir = dir;
       const file = path.join(dir, 'image');
       // Bounded before the first byte (spec.md §4): refused if it can't fit, room made if it needs it.
-      const budget = await this.room('declared', info.size, source.href);
+      const room = await this.room('declared', info.size, source.href);
+      const budget = room.budget;
+      reservation = room.reservation;
       const partial = (await fs.promises.stat(file).catch(() => undefined))?.size ?? 0;
       const bodyBound = byteBound(budget, 'body', maxWriteBytes(budget) + partial, source.href);
       const expected = await this.expectedChecksum(ctx, signal);
@@ -511,7 +544,10 @@ export class ImageCache {
           knownSize: info.size,
           validator: info.validator,
           retryDelayMs: this.options.retryDelayMs ?? 1000,
-          onProgress: (bytes, totalBytes) => opts.onProgress?.({ stage: 'download', bytes, totalBytes }),
+          onProgress: (bytes, totalBytes) => {
+            reservation?.progress(bytes);
+            opts.onProgress?.({ stage: 'download', bytes, totalBytes });
+          },
           bound: bodyBound,
           logger: this.logger,
         }),
@@ -530,8 +566,13 @@ export class ImageCache {
         growthFactor: this.options.growthFactor ?? 2,
         memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
         makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
-        room: (what, size) => this.room(what, size, source.href),
-        budget: () => this.budget(),
+        room: async (what, size) => {
+          const r = await this.room(what, size, source.href);
+          // Written by a tool that reports no progress: the output is counted in the free space as it grows.
+          r.reservation?.release();
+          return r.budget;
+        },
+        budget: (size) => this.budget(size),
         signal,
         href: source.href,
         onProgress: (p) => {
@@ -595,6 +636,7 @@ export class ImageCache {
       keep = wanted && e.retryable;
       throw e;
     } finally {
+      reservation?.release();
       if (workDir && !keep) await this.work.remove(workDir);
       release?.();
     }

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { ImageConvertFailed, InsufficientDiskSpace } from '@imagecache/errors';
 import type { ImageFormat } from '@imagecache/formats';
 import type { FetchProgress } from './result';
-import { byteBound, maxWriteBytes, tooLarge, type SpaceBudget } from './write-bound';
+import { byteBound, maxWriteBytes, sizeBound, tooLarge, type SpaceBudget } from './write-bound';
 
 /** What qemu-img may write between two looks at its output (at most a quarter of the room is kept back). */
 export const CONVERT_SLACK_BYTES = 32 << 20;
@@ -21,8 +21,8 @@ export interface PrepareOptions {
   makeRoom(dir: string, bytes: number): Promise<void>;
   /** The budget for a write of `size` bytes: ImageTooLarge if it can't fit, room made if it needs it. */
   room(what: 'decompressed', size: number | undefined): Promise<SpaceBudget>;
-  /** What a write may take now (the cache's size, free bytes, evictable bytes). */
-  budget(): Promise<SpaceBudget>;
+  /** What a write of `size` may take now (the cache's size, free bytes, evictable bytes when it needs them). */
+  budget(size?: number): Promise<SpaceBudget>;
   signal?: AbortSignal;
   href: string;
   onProgress?: (p: FetchProgress) => void;
@@ -108,13 +108,13 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
  * what is free (allocated bytes, watched while qemu-img runs).
  */
 async function roomToConvert(dir: string, virtualSize: number, actualSize: number, opts: PrepareOptions) {
-  let b = await opts.budget();
-  if (virtualSize > b.cacheSize) throw tooLarge(b, 'virtual', virtualSize, b.cacheSize, opts.href);
+  let b = await opts.budget(virtualSize);
+  if (virtualSize > sizeBound(b)) throw tooLarge(b, 'virtual', virtualSize, b.cacheSize, opts.href);
   const estimate = Math.min(Math.ceil(actualSize * opts.growthFactor), virtualSize);
-  const reachable = b.free + b.evictable;
+  const reachable = b.free + (b.evictable ?? 0);
   const wanted = virtualSize < reachable ? virtualSize : estimate;
   if (wanted >= reachable) throw new InsufficientDiskSpace(dir, wanted, b.free, { href: opts.href });
-  await opts.makeRoom(dir, wanted);
+  await opts.makeRoom(dir, wanted + (b.reserved ?? 0));
   b = await opts.budget();
   // qemu-img's output is looked at every few ms, and it writes fast: stop it with some slack left.
   const room = maxWriteBytes(b);

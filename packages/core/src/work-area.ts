@@ -42,12 +42,12 @@ export class WorkArea {
   }
 
   /**
-   * Removes what nobody works on any more: work-area entries and Ironic leftovers in the master folder that
-   * no one has changed for LEFTOVER_TTL_MS (or right away with `all`). Each is removed under its master's lock
+   * Removes what nobody works on any more: work-area entries and (with `masterFolder`) Ironic leftovers in the
+   * master folder that no one has changed for LEFTOVER_TTL_MS (or right away with `all`). Each is removed under its master's lock
    * taken with a try-lock: one another process or replica holds (it is resuming that download) is skipped,
    * and none can start on it while it goes. Returns how many went.
    */
-  async sweep(opts: { now?: number; all?: boolean } = {}): Promise<number> {
+  async sweep(opts: { now?: number; all?: boolean; masterFolder?: boolean } = {}): Promise<number> {
     const now = opts.now ?? Date.now();
     const old = async (p: string) =>
       opts.all ||
@@ -73,7 +73,9 @@ export class WorkArea {
       }
       await sweepOne(p, masterOf(entry));
     }
-    for (const entry of await fs.promises.readdir(this.folder.masterDir).catch(() => [] as string[])) {
+    // The master folder is listed by clean-ups only: a start-up (every CLI call) stays one small listing.
+    const top = opts.masterFolder ? await fs.promises.readdir(this.folder.masterDir).catch(() => []) : [];
+    for (const entry of top) {
       if (IRONIC_TMP_DIR.test(entry)) {
         const p = path.join(this.folder.masterDir, entry);
         if ((await fs.promises.lstat(p).catch(() => undefined))?.isDirectory())

@@ -56,9 +56,16 @@ afterAll(async () => {
 const endlessUrl = (p: string) => `http://127.0.0.1:${(endless.address() as AddressInfo).port}${p}`;
 
 let n = 0;
+const made: string[] = [];
+// Each test's folders go after it: the small filesystem must not fill up across tests.
+afterEach(() => {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A cache in a fresh folder of the tmpfs, with a destination folder beside it. */
 function setup(opts: Partial<ConstructorParameters<typeof ImageCache>[0]> = {}) {
   const base = path.join(root(), `t${n++}`);
+  made.push(base);
   const destDir = path.join(base, 'dest');
   fs.mkdirSync(destDir, { recursive: true });
   const cache = new ImageCache({
@@ -244,6 +251,46 @@ describe('every write is bounded (issue 11)', () => {
     expect(masters(s.cache)).toHaveLength(2);
   });
 
+  maybe('a cache size of 0 keeps no unused master, and bounds an image by its disk only', async () => {
+    const s = setup({ cacheSize: 0 });
+    const r = await s.cache.fetchImage(server.url('/good.img'), s.dest('a'));
+    expect(fs.readFileSync(s.dest('a')).equals(good)).toBe(true);
+    fs.rmSync(s.dest('a'));
+    await s.cache.cleanUp();
+    expect(fs.existsSync(r.masterPath!)).toBe(false);
+    const { value: err, minFree } = await lowestFree(() =>
+      s.cache.fetchImage(endlessUrl('/endless'), s.dest('x')).catch((e) => e),
+    );
+    expect(err.code).toBe('IMAGE_TOO_LARGE');
+    expect(err.message).toMatch(/what its filesystem can give it/);
+    expect(minFree).toBeGreaterThan(MiB);
+    await expectNothingLeft(s);
+  });
+
+  maybe('concurrent misses never take the same free bytes: the disk does not fill', async () => {
+    const s = setup();
+    await s.cache.start();
+    // Each fits the disk alone, not both at once.
+    const size = Math.floor((freeNow() * 0.6) / MiB) * MiB;
+    const body = randomBytes(size);
+    server.route('/twin-a.img', { body, lastModified: new Date(0) });
+    server.route('/twin-b.img', { body, lastModified: new Date(0) });
+    const { value: results, minFree } = await lowestFree(() =>
+      Promise.allSettled([
+        s.cache.fetchImage(server.url('/twin-a.img'), s.dest('a')),
+        s.cache.fetchImage(server.url('/twin-b.img'), s.dest('b')),
+      ]),
+    );
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.reason.code).toBe('INSUFFICIENT_DISK_SPACE');
+    expect(failed[0]!.reason.details.reserved).toBe(size);
+    expect(minFree).toBeGreaterThan(MiB);
+    expect(masters(s.cache)).toHaveLength(1);
+    expect(workLeft(s.cache)).toEqual([]);
+    expect(fs.readdirSync(s.destDir)).toHaveLength(1);
+  });
+
   maybe(
     'M4: forceRaw on a validate: false cache inspects: a qcow2 with a backing file is refused',
     async () => {
@@ -332,7 +379,9 @@ describe('clean-up touches masters only (issue 11)', () => {
       const clear = () => fs.readdirSync(links).forEach((d) => fs.unlinkSync(path.join(links, d)));
       let lost = 0;
       try {
-        for (let round = 0; round < 300; round++) {
+        // 300 rounds, or 20 s on a loaded machine (the linking process competes for a core).
+        const until = Date.now() + 20_000;
+        for (let round = 0; round < 300 && Date.now() < until; round++) {
           clear();
           fs.writeFileSync(`${master}.new`, randomBytes(8192));
           fs.renameSync(`${master}.new`, master);
