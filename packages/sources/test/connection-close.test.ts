@@ -157,6 +157,42 @@ describe('a server that closes the connection right after the body', () => {
   });
 });
 
+describe('a sink that refuses bytes (a bound passed)', () => {
+  it("ends the download with the sink's error, also when it throws from a wake-up", async () => {
+    const server = await rawServer('close');
+    try {
+      for (const throwAt of [1, 3, 20]) {
+        const body = await new HttpSource(server.url).open();
+        if (!isBlockReadable(body.stream)) throw new Error('expected a block-readable body');
+        const bound = new ImageDownloadFailed('past the bound', { retryable: false });
+        const block = Buffer.alloc(32 << 10);
+        let commits = 0;
+        let busy = false;
+        const sink: ByteSink = {
+          region: () => (busy ? undefined : block),
+          commit() {
+            if (++commits === throwAt) throw bound;
+            busy = true;
+            setTimeout(() => (busy = false), 1);
+          },
+          waitForRoom(wake) {
+            // Wakes from a timer, as the engine's blocks do from their write's continuation.
+            const t = setInterval(() => {
+              if (!busy) {
+                clearInterval(t);
+                wake();
+              }
+            }, 1);
+          },
+        };
+        await expect(body.stream.pipeTo(sink)).rejects.toBe(bound);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('python3 -m http.server (HTTP/1.0: one connection per request, closed after the body)', () => {
   let python: { base: string; close(): void };
   let base: string;

@@ -137,7 +137,12 @@ export class DownloadExchange implements BodyFeed {
       }
       const early = this.early;
       this.early = [];
-      for (const b of early) this.toSink(b);
+      try {
+        for (const b of early) this.toSink(b);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
       if (!this.ended() && this.bodyComplete()) return this.endBody();
       if (!this.backlog) this.unpause();
     });
@@ -304,16 +309,26 @@ export class DownloadExchange implements BodyFeed {
 
   private waitForSink(): void {
     this.pause();
+    // The sink calls back from its own continuation: whatever the sink throws (a bound passed) ends this
+    // exchange instead of escaping as an unhandled rejection.
     this.sink!.waitForRoom(() => {
-      if (this.state === 'done') return;
-      const backlog = this.backlog;
-      this.backlog = undefined;
-      if (backlog) this.toSink(backlog);
-      if (this.ended() || this.backlog) return;
-      if (this.bodyComplete()) return this.endBody();
-      if (this.sink!.region()) this.unpause();
-      else this.waitForSink();
+      try {
+        this.onRoom();
+      } catch (err) {
+        this.fail(err as Error);
+      }
     });
+  }
+
+  private onRoom(): void {
+    if (this.state === 'done') return;
+    const backlog = this.backlog;
+    this.backlog = undefined;
+    if (backlog) this.toSink(backlog);
+    if (this.ended() || this.backlog) return;
+    if (this.bodyComplete()) return this.endBody();
+    if (this.sink!.region()) this.unpause();
+    else this.waitForSink();
   }
 
   /** The exchange ended (read through a method call, so TypeScript doesn't narrow it away). */
