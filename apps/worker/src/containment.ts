@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Job, Processor } from 'bullmq';
 import type { Logger } from '@imagecache/core';
-import { ImageCacheError, redactHref } from '@imagecache/errors';
+import { ImageCacheError, redactText } from '@imagecache/errors';
+import type { JobSecret, SecretStore } from '@imagecache/queue';
 import { failAttempt } from './processors/outcome';
 
 /** The job whose work is running, as every callback and promise it starts sees it (AsyncLocalStorage). */
@@ -26,7 +27,7 @@ const STOP_AFTER_STRAY_MS = 10_000;
  * (IMAGECACHE_ERROR, stored as any failure) instead of taking the process down. `installCrashHandlers` routes the
  * rejections here.
  */
-export function contained(queue: string, processor: Processor): Processor {
+export function contained(queue: string, processor: Processor, secrets?: SecretStore): Processor {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     const own = new AbortController();
     let stray: { reason: unknown } | undefined;
@@ -60,13 +61,20 @@ export function contained(queue: string, processor: Processor): Processor {
       return work;
     }
     // The work was aborted: let it clean up (partial files, child processes), then fail with the cause.
-    await Promise.race([settled, new Promise((r) => setTimeout(r, STOP_AFTER_STRAY_MS))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise((r) => (timer = setTimeout(r, STOP_AFTER_STRAY_MS)))]);
+    clearTimeout(timer);
     over = true;
     const cause = stray.reason;
     const error = new ImageCacheError(
       `the job's work failed with an error nothing handled: ${redactText(messageOf(cause))}`,
     );
-    return failAttempt(job, error, undefined, token);
+    // As any failure: what the error quotes of the job's credentials is scrubbed, and (the job being over:
+    // `own` is aborted) its credentials are released.
+    const ref = (job.data as { credentialsRef?: string }).credentialsRef;
+    let secret: JobSecret | undefined;
+    if (ref && secrets) secret = await secrets.claim(ref, job.id).catch(() => undefined);
+    return failAttempt(job, error, own.signal, token, secrets, secret);
   };
 }
 
@@ -109,9 +117,4 @@ function describe(err: unknown): { message: string; stack?: string } {
     message: redactText(messageOf(err)),
     ...(err instanceof Error && err.stack ? { stack: redactText(err.stack) } : {}),
   };
-}
-
-/** Every URL in a text with its credentials removed (messages of errors may quote an href). */
-function redactText(text: string): string {
-  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, (url) => redactHref(url));
 }

@@ -79,6 +79,9 @@ export class HostWorker {
   metrics?: WorkerMetrics;
   metricsServer?: MetricsServer;
 
+  /** The jobs' credentials (a job failed by containment releases its own too). */
+  private secrets?: SecretStore;
+
   constructor(private readonly options: HostWorkerOptions) {}
 
   async start(): Promise<void> {
@@ -86,6 +89,7 @@ export class HostWorker {
     const prefix = prefixOf(this.options.redis);
     const command = this.connect();
     const secrets = new SecretStore(command, prefix);
+    this.secrets = secrets;
     const results = new ResultStore(command, prefix);
     const sweep = this.options.sweepIntervalSeconds ?? 3600;
     this.metrics =
@@ -212,7 +216,7 @@ export class HostWorker {
 
   private run(name: string, processor: Processor, concurrency: number): void {
     const lockDuration = this.options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
-    const worker = new Worker(name, contained(name, processor), {
+    const worker = new Worker(name, contained(name, processor, this.secrets), {
       connection: this.connect(),
       prefix: prefixOf(this.options.redis),
       concurrency,

@@ -88,7 +88,16 @@ class Transport:
                 # Raised before a request was sent (refused, unreachable, DNS, connect timeout): safe to retry.
                 last = e.reason
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
-                # Dropped before any answer: the API was going down or restarting.
+                # Dropped before any answer: the API was going down or restarting. The request may have been
+                # received, though: only a GET or DELETE is sent again (a POST could queue a second job).
+                if method not in ("GET", "DELETE"):
+                    raise errors.ApiUnavailable(
+                        redactor.text(
+                            "the imagecache API at %s dropped the connection before answering (%s %s): %s; "
+                            "the request may have been queued"
+                            % (self.base, method, _path_only(path), _describe(e))
+                        )
+                    ) from None
                 last = e
             except (socket.timeout, TimeoutError):
                 raise errors.ApiTimeout(

@@ -187,45 +187,47 @@ export class ImageCache {
     if (target.createFolder) await this.destinations.createFolder(target);
     await this.start();
     const name = masterName(href, source.imageId, forceRaw);
-    opts.onProgress?.({ stage: 'resolve' });
-    const info = await timed(durations, 'resolve', () => source.show({ signal: opts.signal }));
-    const ctx: FetchContext = {
-      source,
-      info,
-      name,
-      masterPath: this.folder.masterPath(name),
-      target,
-      destPath,
-      checksum,
-      opts,
-      durations,
-      started,
-    };
+    try {
+      opts.onProgress?.({ stage: 'resolve' });
+      const info = await timed(durations, 'resolve', () => source.show({ signal: opts.signal }));
+      const ctx: FetchContext = {
+        source,
+        info,
+        name,
+        masterPath: this.folder.masterPath(name),
+        target,
+        destPath,
+        checksum,
+        opts,
+        durations,
+        started,
+      };
 
-    if (!info.noCache) {
-      const hit = await this.tryHit(ctx);
-      if (hit) {
-        source.close?.();
-        return hit;
+      if (!info.noCache) {
+        const hit = await this.tryHit(ctx);
+        if (hit) return hit;
       }
+      opts.onProgress?.({ stage: 'wait' });
+      const waitStart = performance.now();
+      ctx.waitingSince = Date.now();
+      const result = await this.locks.withLock(
+        name,
+        (lost) => {
+          durations.wait = performance.now() - waitStart;
+          return this.miss(ctx, lost);
+        },
+        opts.signal,
+      );
+      if (!result.cacheHit && !info.noCache) {
+        opts.onProgress?.({ stage: 'evict' });
+        await timed(durations, 'evict', () => this.cleanUpAfterMiss());
+      }
+      durations.total = performance.now() - started;
+      return result;
+    } finally {
+      // A GET that show() kept for open() (HEAD refused) is never left holding its connection.
+      source.close?.();
     }
-    opts.onProgress?.({ stage: 'wait' });
-    const waitStart = performance.now();
-    ctx.waitingSince = Date.now();
-    const result = await this.locks.withLock(
-      name,
-      (lost) => {
-        durations.wait = performance.now() - waitStart;
-        return this.miss(ctx, lost);
-      },
-      opts.signal,
-    );
-    if (!result.cacheHit && !info.noCache) {
-      opts.onProgress?.({ stage: 'evict' });
-      await timed(durations, 'evict', () => this.cleanUpAfterMiss());
-    }
-    durations.total = performance.now() - started;
-    return result;
   }
 
   /** Evicts masters by TTL, then by size, or until `amount` bytes are freed (spec.md §8). */

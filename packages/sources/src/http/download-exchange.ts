@@ -143,7 +143,8 @@ export class DownloadExchange implements BodyFeed {
         this.fail(err as Error);
         return;
       }
-      if (!this.ended() && this.bodyComplete()) return this.endBody();
+      // With a backlog the body ends once the sink has taken it (onRoom).
+      if (!this.ended() && !this.backlog && this.bodyComplete()) return this.endBody();
       if (!this.backlog) this.unpause();
     });
   }
@@ -391,18 +392,16 @@ export class DownloadExchange implements BodyFeed {
       return;
     }
     if (this.bodyComplete()) return;
-    if (this.framing.kind === 'none' && (this.mode === 'unset' || this.backlog)) return;
     const at = this.place();
+    const where =
+      this.framing.kind === 'chunked' ? 'closed inside a chunked body' : 'reset inside a body without length';
     this.failBody(
       this.framing.kind === 'length'
         ? shortBodyError(at, this.body?.bytes ?? 0)
-        : new ImageDownloadFailed(
-            `${at.what}: connection closed inside a chunked body after ${at.got} bytes`,
-            {
-              href: this.p.ctx.safeHref,
-              retryable: true,
-            },
-          ),
+        : new ImageDownloadFailed(`${at.what}: connection ${where} after ${at.got} bytes`, {
+            href: this.p.ctx.safeHref,
+            retryable: true,
+          }),
     );
   }
 

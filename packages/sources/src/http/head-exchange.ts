@@ -13,6 +13,7 @@ import { networkError } from './transfer-errors';
  */
 export class HeadExchange {
   private socket?: net.Socket;
+  private request = '';
   private head = new ResponseHeadParser();
   private received = false;
   private reused = false;
@@ -33,13 +34,13 @@ export class HeadExchange {
       return;
     }
     this.p.signal?.addEventListener('abort', this.onAbort, { once: true });
-    let request: string;
     try {
-      request = requestHead('HEAD', this.p.url, this.p.headers, [], (m) => this.permanent(m));
+      this.request = requestHead('HEAD', this.p.url, this.p.headers, [], (m) => this.permanent(m));
     } catch (err) {
       this.end(err as ImageCacheError);
       return;
     }
+    const request = this.request;
     // A HEAD to a checked redirect target (pinned address) neither takes nor keeps a shared connection.
     const kept = this.p.pin ? undefined : this.p.dispatchers.idle.take(this.p.url.origin);
     if (kept) {
@@ -127,15 +128,9 @@ export class HeadExchange {
       this.reused = false;
       if (this.socket) this.detach(this.socket);
       this.socket?.destroy();
+      clearTimeout(this.timer);
       this.head = new ResponseHeadParser();
-      let request: string;
-      try {
-        request = requestHead('HEAD', this.p.url, this.p.headers, [], (m) => this.permanent(m));
-      } catch (e) {
-        this.end(e as ImageCacheError);
-        return;
-      }
-      this.connect(request);
+      this.connect(this.request);
       return;
     }
     this.end(networkError(err, { what: this.what(), ctx: this.p.ctx }));

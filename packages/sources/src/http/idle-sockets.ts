@@ -20,7 +20,11 @@ export class IdleSockets {
     if (!set) return undefined;
     for (const socket of set) {
       set.delete(socket);
-      if (socket.destroyed || !socket.writable) continue;
+      if (set.size === 0) this.byOrigin.delete(origin);
+      if (socket.destroyed || !socket.writable) {
+        socket.destroy();
+        continue;
+      }
       const drop = this.droppers.get(socket);
       if (drop) {
         socket.off('data', drop).off('end', drop).off('error', drop).off('close', drop).off('timeout', drop);
@@ -43,6 +47,7 @@ export class IdleSockets {
     set.add(socket);
     const drop = () => {
       set.delete(socket);
+      if (set.size === 0 && this.byOrigin.get(origin) === set) this.byOrigin.delete(origin);
       socket.destroy();
     };
     this.droppers.set(socket, drop);

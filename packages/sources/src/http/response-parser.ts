@@ -58,7 +58,8 @@ function parseHead(text: string): ResponseHead {
   const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
   if (!m)
     throw new ProtocolError(`not an HTTP/1.x status line: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
-  const headers: Headers = {};
+  // No prototype: a header named __proto__ is a header like any other.
+  const headers: Headers = Object.create(null) as Headers;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
@@ -93,7 +94,12 @@ export function framingOf(head: ResponseHead): Framing {
   if (cl !== undefined) {
     const values = new Set((Array.isArray(cl) ? cl.join(',') : cl).split(',').map((s) => s.trim()));
     const [only] = values;
-    if (values.size !== 1 || only === undefined || !/^\d{1,16}$/.test(only)) {
+    if (
+      values.size !== 1 ||
+      only === undefined ||
+      !/^\d{1,16}$/.test(only) ||
+      !Number.isSafeInteger(Number(only))
+    ) {
       throw new ProtocolError(`invalid Content-Length ${JSON.stringify(String(cl).slice(0, 40))}`);
     }
     return { kind: 'length', length: Number(only) };

@@ -50,7 +50,8 @@ export function networkError(err: Error & { code?: string }, at: ErrorPlace): Im
       retryable: false,
     });
   }
-  if (at.got !== undefined) {
+  // A socket's failure in the middle of a body (a system error code); anything else keeps its own message.
+  if (at.got !== undefined && code !== '') {
     return at.expected !== undefined
       ? shortBodyError(at, at.got)
       : new ImageDownloadFailed(
