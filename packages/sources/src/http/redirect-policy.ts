@@ -32,18 +32,27 @@ export function parseNetwork(text: string): { address: string; prefix: number; f
   return { address, prefix, family };
 }
 
+/** Policies by option set: a BlockList is built once, not for every source (a warm hit makes one). */
+const policies = new Map<string, RedirectPolicy>();
+
 export function redirectPolicy(networks: readonly string[], allowHttpsToHttp: boolean): RedirectPolicy {
+  const key = `${[...networks].sort().join(',')}|${allowHttpsToHttp}`;
+  let policy = policies.get(key);
+  if (!policy) {
+    policy = buildPolicy(networks, allowHttpsToHttp, key);
+    if (policies.size < 64) policies.set(key, policy);
+  }
+  return policy;
+}
+
+function buildPolicy(networks: readonly string[], allowHttpsToHttp: boolean, key: string): RedirectPolicy {
   const blocked = new net.BlockList();
   for (const text of [...LINK_LOCAL, ...networks]) {
     const n = parseNetwork(text);
     if (!n) throw new UsageError(`${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)`);
     blocked.addSubnet(n.address, n.prefix, n.family === 4 ? 'ipv4' : 'ipv6');
   }
-  return {
-    blocked,
-    allowHttpsToHttp,
-    key: `${[...networks].sort().join(',')}|${allowHttpsToHttp}`,
-  };
+  return { blocked, allowHttpsToHttp, key };
 }
 
 /** Whether `address` lies in a refused network (an IPv4-mapped IPv6 address counts as its IPv4 address). */
