@@ -79,6 +79,16 @@ async function readSlowly(href: string): Promise<{ sha: string; bytes: number }>
   return { sha: hash.digest('hex'), bytes };
 }
 
+/** Calls `wake` from a timer once `ready()` (as the engine's blocks do from their write's continuation). */
+function wakeWhen(ready: () => boolean, wake: () => void): void {
+  const t = setInterval(() => {
+    if (ready()) {
+      clearInterval(t);
+      wake();
+    }
+  }, 1);
+}
+
 /** Takes a body through a ByteSink with small regions that free up only later (the engine's blocks). */
 async function sinkSlowly(href: string): Promise<{ sha: string; bytes: number }> {
   const body = await new HttpSource(href).open();
@@ -100,14 +110,7 @@ async function sinkSlowly(href: string): Promise<{ sha: string; bytes: number }>
         setTimeout(() => (busy = false), 1);
       }
     },
-    waitForRoom(wake) {
-      const t = setInterval(() => {
-        if (!busy) {
-          clearInterval(t);
-          wake();
-        }
-      }, 1);
-    },
+    waitForRoom: (wake) => wakeWhen(() => !busy, wake),
   };
   await body.stream.pipeTo(sink);
   hash.update(block.subarray(0, fill));
@@ -175,15 +178,7 @@ describe('a sink that refuses bytes (a bound passed)', () => {
             busy = true;
             setTimeout(() => (busy = false), 1);
           },
-          waitForRoom(wake) {
-            // Wakes from a timer, as the engine's blocks do from their write's continuation.
-            const t = setInterval(() => {
-              if (!busy) {
-                clearInterval(t);
-                wake();
-              }
-            }, 1);
-          },
+          waitForRoom: (wake) => wakeWhen(() => !busy, wake),
         };
         await expect(body.stream.pipeTo(sink)).rejects.toBe(bound);
       }
