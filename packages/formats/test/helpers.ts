@@ -28,13 +28,16 @@ export function qemuCreate(
 ): string {
   const args = ['create', '-q', ...pre, '-f', fmt];
   if (opts.length) args.push('-o', opts.join(','));
-  // qemu's PBKDF benchmark (luks) sometimes fails on a loaded machine: "Unable to get accurate CPU usage".
+  // qemu's PBKDF benchmark (luks) fails now and then on this VM, whose per-thread CPU clock can read 0 ms for a
+  // short burst of work: "Unable to get accurate CPU usage". It is qemu measuring itself, not the image: try again,
+  // with a pause so that the next burst lands on another clock tick.
   for (let attempt = 1; ; attempt++) {
     try {
       run('qemu-img', [...args, path.basename(file), size], { cwd: path.dirname(file) });
       return file;
     } catch (err) {
-      if (attempt >= 5 || !/accurate CPU usage/.test((err as Error).message)) throw err;
+      if (attempt >= 20 || !/accurate CPU usage/.test((err as Error).message)) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50 * attempt);
     }
   }
 }
