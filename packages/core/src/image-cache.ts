@@ -314,6 +314,8 @@ export class ImageCache {
     what: 'declared' | 'decompressed',
     size: number | undefined,
     href: string,
+    /** Hold the bytes in the space ledger (false: a tool's output, counted in the free space as it grows). */
+    hold = true,
   ): Promise<{ budget: SpaceBudget; reservation?: Reservation }> {
     let b = await this.budget(size);
     checkSize(b, what, size, href, this.masterDir);
@@ -322,7 +324,7 @@ export class ImageCache {
       b = await this.budget();
     }
     // Promised to this write at once (no await since the budget was read): concurrent misses see it taken.
-    const reservation = size === undefined ? undefined : reserve(this.dev!, size);
+    const reservation = !hold || size === undefined ? undefined : reserve(this.dev!, size);
     return { budget: b, reservation };
   }
 
@@ -568,12 +570,8 @@ export class ImageCache {
         growthFactor: this.options.growthFactor ?? 2,
         memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
         makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
-        room: async (what, size) => {
-          const r = await this.room(what, size, source.href);
-          // Written by a tool that reports no progress: the output is counted in the free space as it grows.
-          r.reservation?.release();
-          return r.budget;
-        },
+        // Written by a tool that reports no progress: its output is counted in the free space as it grows.
+        room: async (what, size) => (await this.room(what, size, source.href, false)).budget,
         budget: (size) => this.budget(size),
         signal,
         href: source.href,

@@ -3,7 +3,6 @@ import { ImageCacheError, ImageDownloadFailed, OperationAborted } from '@imageca
 import type { ByteSink } from '../types';
 import { HttpBodyStream, type BodyFeed } from './body-stream';
 import { coded, openSocket, requestHead } from './connection';
-import type { ConnectSettings } from './dispatchers';
 import type { HttpResponse, SendParams } from './request';
 import {
   ChunkedDecoder,
@@ -58,7 +57,6 @@ export class DownloadExchange implements BodyFeed {
 
   constructor(
     private readonly p: SendParams,
-    private readonly connect: ConnectSettings,
     private readonly resolve: (r: HttpResponse) => void,
     private readonly reject: (e: Error) => void,
   ) {}
@@ -75,14 +73,12 @@ export class DownloadExchange implements BodyFeed {
     try {
       request = this.requestText();
     } catch (err) {
-      this.state = 'done';
-      this.finish();
-      this.reject(err as Error);
+      this.end(err as ImageCacheError);
       return;
     }
     const { socket, ready } = openSocket(
       p.url,
-      this.connect,
+      p.dispatchers.connect,
       { buffer: () => this.nextReadBuffer(), callback: (n, buf) => this.onRead(n, buf) },
       p.pin,
     );
@@ -92,7 +88,7 @@ export class DownloadExchange implements BodyFeed {
     socket.on('error', (err) => this.fail(err));
     socket.on('end', () => this.onEnd());
     socket.on('close', () => this.onEnd(true));
-    const limit = this.connect.timeoutMs;
+    const limit = this.p.dispatchers.connect.timeoutMs;
     if (limit > 0) {
       this.timer = setTimeout(() => this.fail(coded('connect timeout', 'UND_ERR_CONNECT_TIMEOUT')), limit);
     }
@@ -160,7 +156,8 @@ export class DownloadExchange implements BodyFeed {
 
   private requestText(): string {
     const { p } = this;
-    if (p.method !== 'GET' || p.body !== undefined) throw new Error('DownloadExchange sends GETs only');
+    if (p.method !== 'GET' || p.body !== undefined)
+      throw new ImageCacheError('DownloadExchange sends GETs only');
     return requestHead(
       'GET',
       p.url,
@@ -409,13 +406,18 @@ export class DownloadExchange implements BodyFeed {
 
   private fail(err: Error & { code?: string }): void {
     if (this.state === 'done') return;
-    const mapped = this.cancelReason ?? networkError(err, this.place());
-    if (this.body) this.failBody(mapped);
-    else {
-      this.state = 'done';
-      this.finish();
-      this.reject(mapped);
+    this.end(this.cancelReason ?? networkError(err, this.place()));
+  }
+
+  /** Ends the exchange with `err`: through the body once there is one, else as the answer to the request. */
+  private end(err: ImageCacheError): void {
+    if (this.body) {
+      this.failBody(err);
+      return;
     }
+    this.state = 'done';
+    this.finish();
+    this.reject(err);
   }
 
   private failBody(err: ImageCacheError): void {
@@ -438,12 +440,7 @@ export class DownloadExchange implements BodyFeed {
   private cancel(reason: ImageCacheError): void {
     if (this.state === 'done') return;
     this.cancelReason = reason;
-    if (this.body) this.failBody(reason);
-    else {
-      this.state = 'done';
-      this.finish();
-      this.reject(reason);
-    }
+    this.end(reason);
   }
 
   private timeOut(code: 'UND_ERR_HEADERS_TIMEOUT' | 'UND_ERR_BODY_TIMEOUT'): void {

@@ -82,7 +82,7 @@ export interface SendParams {
  */
 export function send(p: SendParams): Promise<HttpResponse> {
   return new Promise<HttpResponse>((resolve, reject) => {
-    if (p.stream) new DownloadExchange(p, p.dispatchers.connect, resolve, reject).start();
+    if (p.stream) new DownloadExchange(p, resolve, reject).start();
     else if (p.method === 'HEAD') new HeadExchange(p, resolve, reject).start();
     else new Exchange(p, resolve, reject).start();
   });
