@@ -325,10 +325,9 @@ export class ImageCache {
   /**
    * What the master folder holds now: the allocated bytes of its files (what counts towards `cacheSize`) and
    * their number, foreign files included (work areas and metadata are folders: not counted). Also reported
-   * to `usage` listeners.
+   * to `usage` listeners. Only reads: a folder not made yet is an error, not made by asking.
    */
   async usage(): Promise<CacheUsage> {
-    await this.start();
     const scan = await scanFolder(this.masterDir, this.folder.metaDir, NOT_BUSY);
     const usage = { cache: this.name, totalSize: scan.totalSize, count: scan.count };
     this.events.emit('usage', usage);
