@@ -212,7 +212,7 @@ export class ImageCache {
     const started = performance.now();
     const durations: FetchResult['durations'] = { total: 0 };
     try {
-      const result = await this.fetchOnce(href, dest, opts, started, durations);
+      const result = await this.runFetch(href, dest, opts, started, durations);
       this.events.emit('fetch', { cache: this.name, outcome: result.cacheHit ? 'hit' : 'miss', result });
       return result;
     } catch (err) {
@@ -225,7 +225,8 @@ export class ImageCache {
     }
   }
 
-  private async fetchOnce(
+  /** fetchImage's work: resolve, a hit, or a miss under the master's lock and the clean-up after it. */
+  private async runFetch(
     href: string,
     dest: string,
     opts: FetchOptions,
