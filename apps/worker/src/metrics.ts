@@ -83,7 +83,7 @@ export class WorkerMetrics {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.fetches = new Counter({
       name: 'imagecache_fetches_total',
-      help: 'Fetch jobs finished, by outcome: hit (no download), miss (downloaded), error (failed for good).',
+      help: 'Fetches by outcome: hit (no download) and miss (downloaded), as the cache reports them; error (a fetch job failed for good).',
       labelNames: ['cache', 'result'],
       registers,
     });
@@ -254,6 +254,7 @@ export class WorkerMetrics {
   unwatch(): void {
     for (const w of this.caches.values()) for (const off of w.unsubscribe) off();
     this.caches.clear();
+    this.usages.clear();
     this.workers.length = 0;
   }
 
