@@ -1,5 +1,8 @@
+import type { HostConfig } from '@imagecache/config';
+import type { HostHandle } from '@imagecache/core';
 import { UsageError } from '@imagecache/errors';
 import type { ImageCacheClient } from '@imagecache/queue';
+import type { CommandContext } from './program';
 
 /** Flags of a verb run against a host's workers through Redis instead of in this process. */
 export interface RemoteFlags {
@@ -31,6 +34,27 @@ export async function withClient<T>(
   } finally {
     await client.close();
   }
+}
+
+/**
+ * Runs `fn` with the host a verb works on: the caches of this process (from `config()`), or with --redis a host's
+ * caches served by its workers (`needsCache`: the verb works on the cache --cache names). Either answers with the
+ * engine's types, so the verb calls it once.
+ */
+export async function withHost<T>(
+  ctx: CommandContext,
+  flags: RemoteFlags,
+  config: () => HostConfig,
+  fn: (host: HostHandle) => Promise<T>,
+  opts: { needsCache?: boolean } = {},
+): Promise<T> {
+  if (!isRemote(flags)) return fn(await ctx.openHost(config()));
+  return withClient(flags, async (client, host) => {
+    const caches = opts.needsCache ? [requireCache(flags)] : [];
+    // Loaded by withClient already.
+    const { RemoteHost } = await import('@imagecache/queue');
+    return fn(new RemoteHost(client, host, caches));
+  });
 }
 
 export function requireCache(flags: RemoteFlags): string {
