@@ -1,18 +1,16 @@
 import {
   FETCH_OPTION_KEYS,
+  FetchOptionsSchema,
   FetchRequestSchema,
   fetchOptionsOf,
   RequestAuthSchema,
 } from '@imagecache/contract';
 
 describe('the fetch request', () => {
-  it('names its options once', () => {
-    expect(FETCH_OPTION_KEYS).toEqual([
-      'forceRaw',
-      'expectedFormat',
-      'expectedChecksum',
-      'expectedChecksumAlgo',
-    ]);
+  it("names its options once: the schema's keys, which the request carries too", () => {
+    expect(FETCH_OPTION_KEYS).toEqual(Object.keys(FetchOptionsSchema.shape));
+    expect(FETCH_OPTION_KEYS).toEqual(expect.arrayContaining(['forceRaw', 'expectedChecksumAlgo']));
+    for (const key of FETCH_OPTION_KEYS) expect(Object.keys(FetchRequestSchema.shape)).toContain(key);
   });
 
   it('fetchOptionsOf keeps the options given and nothing else', () => {
