@@ -17,8 +17,6 @@ export const FetchOptionsSchema = z.object({
   expectedChecksum: z.string().optional(),
   /** The algorithm of a bare `expectedChecksum` value. */
   expectedChecksumAlgo: z.string().optional(),
-  /** Refuse an image the source declares larger than this many bytes. */
-  maxBytes: z.number().int().nonnegative().optional(),
 });
 export type FetchRequestOptions = z.infer<typeof FetchOptionsSchema>;
 

@@ -184,8 +184,6 @@ export class ImageCache implements CacheHandle {
     try {
       opts.onProgress?.({ stage: 'resolve' });
       const info = await timed(durations, 'resolve', () => source.show({ signal: opts.signal }));
-      if (opts.maxBytes !== undefined && (info.size ?? 0) > opts.maxBytes)
-        throw new UsageError(`${source.safeHref} is ${info.size} bytes, over maxBytes ${opts.maxBytes}`);
       const ctx: FetchContext = {
         source,
         info,

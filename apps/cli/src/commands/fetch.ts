@@ -8,7 +8,6 @@ export interface FetchFlags extends CacheSelection, RemoteFlags {
   expectedFormat?: string;
   checksum?: string;
   checksumAlgo?: string;
-  maxBytes?: number;
   quiet?: boolean;
 }
 
@@ -24,7 +23,6 @@ export function fetchOptionsFrom(flags: FetchFlags): {
     expectedFormat: flags.expectedFormat,
     expectedChecksum: flags.checksum,
     expectedChecksumAlgo: flags.checksumAlgo,
-    maxBytes: flags.maxBytes,
   };
 }
 
@@ -48,7 +46,6 @@ export function registerFetch(program: Command, ctx: CommandContext): void {
     .option('--expected-format <fmt>', 'refuse an image of another format')
     .option('--checksum <value>', 'algo:value, a bare md5/sha256/sha512 value, or a URL of a checksum file')
     .option('--checksum-algo <algo>', 'algorithm of a bare --checksum value')
-    .option('--max-bytes <n>', 'refuse an image declared larger than this', Number)
     .option('--config <file>', 'host configuration (JSON or YAML)')
     .option('--cache <name>', 'cache of the configuration to use (default: the first)')
     .option('--redis <url>', "ask the host's workers through this Redis instead of fetching in this process")
