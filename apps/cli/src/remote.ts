@@ -13,12 +13,12 @@ export interface RemoteFlags {
   cache?: string;
 }
 
-export function isRemote<T extends RemoteFlags>(flags: T): flags is T & { redis: string } {
+function isRemote<T extends RemoteFlags>(flags: T): flags is T & { redis: string } {
   return flags.redis !== undefined;
 }
 
 /** Runs `fn` with a client of the Redis given, closing it afterwards. */
-export async function withClient<T>(
+async function withClient<T>(
   flags: RemoteFlags & { redis: string },
   fn: (client: ImageCacheClient, host: string) => Promise<T>,
 ): Promise<T> {
@@ -49,15 +49,16 @@ export async function withHost<T>(
   opts: { needsCache?: boolean } = {},
 ): Promise<T> {
   if (!isRemote(flags)) return fn(await ctx.openHost(config()));
+  // Before any connection is made.
+  const caches = opts.needsCache ? [requireCache(flags)] : [];
   return withClient(flags, async (client, host) => {
-    const caches = opts.needsCache ? [requireCache(flags)] : [];
     // Loaded by withClient already.
     const { RemoteHost } = await import('@imagecache/queue');
     return fn(new RemoteHost(client, host, caches));
   });
 }
 
-export function requireCache(flags: RemoteFlags): string {
+function requireCache(flags: RemoteFlags): string {
   if (!flags.cache) throw new UsageError('--redis needs --cache (the cache of that host)');
   return flags.cache;
 }
