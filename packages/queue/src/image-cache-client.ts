@@ -90,6 +90,13 @@ export interface CleanUpCachesRequest extends CallOptions {
   images: { href: string; auth?: RequestAuth }[];
 }
 
+/** What a clean job answers: the engine's result, the cache's name, when it started and finished (ms). */
+export interface CleanJobResult extends CleanUpResult {
+  cache: string;
+  startedAt: number;
+  finishedAt: number;
+}
+
 /** A cache's listing as a list job answers it: `ImageCache.listing()` in JSON (dates as ISO strings). */
 export interface ListedCache extends Omit<CacheListing, 'masters'> {
   masters: (Omit<MasterEntry, 'lastUsed'> & { lastUsed: string })[];
@@ -198,19 +205,12 @@ export class ImageCacheClient {
     return { queue, jobId };
   }
 
-  /** The engine's result, with the cache's name and when the job started and finished (ms since the epoch). */
-  async cleanUp(
-    req: CleanUpRequest,
-  ): Promise<CleanUpResult & { cache: string; startedAt: number; finishedAt: number }> {
+  async cleanUp(req: CleanUpRequest): Promise<CleanJobResult> {
     const queue = queueNames.clean(req.host, req.cache);
     await this.requireWorker(queue, req);
     const opts = { ...DEFAULT_JOB_OPTIONS.clean, ...req.jobOptions };
     const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.clean, { amount: req.amount }, opts, req);
-    return (await this.wait(queue, jobId, req)) as CleanUpResult & {
-      cache: string;
-      startedAt: number;
-      finishedAt: number;
-    };
+    return (await this.wait(queue, jobId, req)) as CleanJobResult;
   }
 
   /** The masters of a host's cache, as `ImageCache.listing()` gives them (dates as ISO strings). */

@@ -6,6 +6,7 @@ export type {
   CleanUpCachesRequest,
   JobView,
   ListedCache,
+  CleanJobResult,
 } from './image-cache-client';
 export type { RequestAuth } from '@imagecache/contract';
 export { RemoteCache } from './remote-cache';
