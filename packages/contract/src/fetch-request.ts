@@ -3,7 +3,8 @@ import { z } from 'zod';
 /**
  * The options of one fetch, as every caller gives them: the engine's `fetchImage` (its `FetchOptions` are this
  * plus what only a process can pass: a signal, a progress callback), the queue's job data, the HTTP API's body and
- * the CLI's flags. A new option is added here once; the others take it from here (`fetchOptionsOf`).
+ * the CLI's flags. A new option is added here once: the queue, the worker and the API pass it on (`fetchOptionsOf`),
+ * the engine honours it, the CLI gives it a flag (its mapping is typed with every option).
  *
  * The bounds here are those every carrier keeps (a job's data is checked again by the worker): an outer layer may
  * narrow a field (the HTTP API bounds lengths), never widen it.
