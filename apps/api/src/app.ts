@@ -214,17 +214,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   app.post('/v1/fetch', async (request, reply) => {
     const body = parseBody(FetchBodySchema, request.body);
-    const { queue, jobId } = await client.enqueueFetch({
-      host: body.host,
-      cache: body.cache,
-      href: body.href,
-      dest: body.dest,
-      forceRaw: body.forceRaw,
-      expectedFormat: body.expectedFormat,
-      expectedChecksum: body.expectedChecksum,
-      expectedChecksumAlgo: body.expectedChecksumAlgo,
-      auth: body.auth,
-    });
+    const { wait: _wait, timeoutMs: _timeoutMs, ...requested } = body;
+    const { queue, jobId } = await client.enqueueFetch(requested);
     reply.header('x-imagecache-job-id', jobId);
     if (!body.wait) {
       return reply.code(202).header('location', jobPath(jobId)).send({ jobId, queue, state: 'waiting' });

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { parseSize } from '@imagecache/config';
+import { FetchRequestSchema, RequestAuthSchema } from '@imagecache/contract';
 
 /** As queue names need them (see @imagecache/queue's queueNames). */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
@@ -17,14 +18,7 @@ const absolutePath = () =>
 // Never quoted in messages: an href may carry credentials.
 const href = () => z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(16384);
 
-export const AuthSchema = z.discriminatedUnion(
-  'type',
-  [
-    z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
-    z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
-  ],
-  { error: 'must be {type:"basic", username, password} or {type:"bearer", token}' },
-);
+export const AuthSchema = RequestAuthSchema;
 
 /** Ms a call may wait for its job; beyond it the answer is 504 QUEUE_TIMEOUT (the job goes on). */
 const timeoutMs = () =>
@@ -35,16 +29,16 @@ const timeoutMs = () =>
     .max(24 * 3600 * 1000)
     .optional();
 
+/** The fetch request (@imagecache/contract), its lengths bounded, for a host's cache. */
 export const FetchBodySchema = z.strictObject({
   host: name(),
   cache: name(),
+  ...FetchRequestSchema.shape,
   href: href(),
   dest: absolutePath(),
-  forceRaw: z.boolean().optional(),
   expectedFormat: z.string().min(1).max(64).optional(),
   expectedChecksum: z.string().min(1).max(16384).optional(),
   expectedChecksumAlgo: z.string().min(1).max(64).optional(),
-  auth: AuthSchema.optional(),
   /** true: answer with the result (200) or the error; false: answer 202 {jobId} at once. Default true. */
   wait: z.boolean().default(true),
   timeoutMs: timeoutMs(),

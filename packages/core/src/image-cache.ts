@@ -22,6 +22,7 @@ import {
   type ImageSource,
   type SourceOptions,
 } from '@imagecache/sources';
+import type { CacheFetchOptions, CacheHandle, CacheListing } from './cache-handle';
 import { CacheFolder } from './cache-folder';
 import { CacheEvents, type CacheEventName, type CacheListener, type CacheUsage } from './cache-events';
 import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
@@ -40,7 +41,7 @@ import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
 import { PinnedFolder } from './pinned-folder';
 import { placeFile, sweepPlaceTemps, type PlaceMethod } from './place-file';
 import { prepareImage, type PreparedImage } from './prepare-image';
-import type { FetchProgress, FetchResult, MasterMeta } from './result';
+import type { FetchResult, MasterMeta } from './result';
 import type { DownloadLimiter } from './host-slots';
 import type { CacheRegistry } from './cache-registry';
 import { reservedOn, reserve, type Reservation } from './space-ledger';
@@ -54,17 +55,10 @@ import {
   type SpaceBudget,
 } from './write-bound';
 
-export interface FetchOptions {
-  /** Overrides the cache's forceRaw for this image (changes the master name). */
-  forceRaw?: boolean;
-  expectedFormat?: string;
-  /** `algo:value`, a bare hex value, or an http(s) URL of a checksum file. */
-  expectedChecksum?: string;
-  expectedChecksumAlgo?: string;
+/** A handle's options (the request's, from @imagecache/contract), with what only the engine takes. */
+export interface FetchOptions extends Omit<CacheFetchOptions, 'auth'> {
   /** Credentials for this image only; never logged. */
   auth?: ImageAuth;
-  signal?: AbortSignal;
-  onProgress?: (progress: FetchProgress) => void;
   /**
    * After a transient failure, keep the partial download in the work area so the next attempt continues it
    * with Range (the distributed worker sets it while the job has attempts left). Default false: every failure
@@ -120,7 +114,7 @@ const NOT_BUSY: ReadonlySet<string> = new Set();
  * One master folder: fetches images through it, hard-linked (or copied) to their destinations, and evicts
  * masters by TTL and size. Safe to share between processes on one host (file locks).
  */
-export class ImageCache {
+export class ImageCache implements CacheHandle {
   readonly name: string;
   readonly masterDir: string;
   readonly cacheSize: number;
@@ -437,6 +431,11 @@ export class ImageCache {
       });
     }
     return out.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
+  }
+
+  /** The masters (list()) with the cache's name and folder: what `ls` and a list job answer. */
+  async listing(): Promise<CacheListing> {
+    return { cache: this.name, masterDir: this.masterDir, masters: await this.list() };
   }
 
   /** Bytes available on the master folder's filesystem. */

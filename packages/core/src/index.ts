@@ -1,5 +1,6 @@
 export { ImageCache } from './image-cache';
 export type { FetchOptions, MasterEntry } from './image-cache';
+export type { CacheHandle, HostHandle, CacheFetchOptions, CacheListing, CallOptions } from './cache-handle';
 export { CacheRegistry } from './cache-registry';
 export type { ImageRequest, SpaceReport } from './cache-registry';
 export type { CleanUpResult, RemovedMaster } from './clean-up';

@@ -1,5 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import { FetchRequestSchema } from '@imagecache/contract';
 
 /** Job names (BullMQ's `name` of each job). */
 /** `list` runs on a cache's clean queue: reading the folder is quick, and it never races an eviction. */
@@ -31,16 +32,11 @@ const JobState = {
   credentialsRef: z.string().optional(),
 };
 
-/** Data of a fetch job. `href` is redacted when credentials were taken out of it (see `credentialsRef`). */
-export const FetchJobDataSchema = z.object({
-  href: z.string().min(1),
-  dest: z.string().min(1),
-  forceRaw: z.boolean().optional(),
-  expectedFormat: z.string().optional(),
-  expectedChecksum: z.string().optional(),
-  expectedChecksumAlgo: z.string().optional(),
-  ...JobState,
-});
+/**
+ * Data of a fetch job: the fetch request (@imagecache/contract) without its credentials, which are stashed (see
+ * `credentialsRef`); `href` is redacted when credentials were taken out of it.
+ */
+export const FetchJobDataSchema = FetchRequestSchema.omit({ auth: true }).extend(JobState);
 export type FetchJobData = z.infer<typeof FetchJobDataSchema>;
 
 export const CleanJobDataSchema = z.object({

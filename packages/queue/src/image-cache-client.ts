@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { RedisConfig } from '@imagecache/config';
+// Types only: the engine's answers, as the workers send them back (the queue loads no engine).
+import type { CacheListing, CleanUpResult, FetchResult, MasterEntry, SpaceReport } from '@imagecache/core';
+import {
+  fetchOptionsOf,
+  type FetchRequest as ContractFetchRequest,
+  type RequestAuth,
+} from '@imagecache/contract';
 import {
   deserializeError,
   ImageCacheError,
@@ -56,10 +63,6 @@ export interface ImageCacheClientOptions {
   requireLiveWorker?: boolean;
 }
 
-/** Credentials for one image (as the engine's ImageAuth). */
-export type RequestAuth =
-  { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
-
 interface CallOptions {
   signal?: AbortSignal;
   onProgress?: (progress: JobProgress) => void;
@@ -69,16 +72,10 @@ interface CallOptions {
   jobOptions?: JobsOptions;
 }
 
-export interface FetchRequest extends CallOptions {
+/** A fetch request (@imagecache/contract) for a host's cache. */
+export interface FetchRequest extends CallOptions, ContractFetchRequest {
   host: string;
   cache: string;
-  href: string;
-  dest: string;
-  forceRaw?: boolean;
-  expectedFormat?: string;
-  expectedChecksum?: string;
-  expectedChecksumAlgo?: string;
-  auth?: RequestAuth;
 }
 
 export interface CleanUpRequest extends CallOptions {
@@ -91,6 +88,18 @@ export interface CleanUpCachesRequest extends CallOptions {
   host: string;
   directory: string;
   images: { href: string; auth?: RequestAuth }[];
+}
+
+/** What a clean job answers: the engine's result, the cache's name, when it started and finished (ms). */
+export interface CleanJobResult extends CleanUpResult {
+  cache: string;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** A cache's listing as a list job answers it: `ImageCache.listing()` in JSON (dates as ISO strings). */
+export interface ListedCache extends Omit<CacheListing, 'masters'> {
+  masters: (Omit<MasterEntry, 'lastUsed'> & { lastUsed: string })[];
 }
 
 /** A job as a caller may see it: no credentials. */
@@ -159,9 +168,9 @@ export class ImageCacheClient {
   }
 
   /** Enqueues a fetch and waits for it. */
-  async fetchImage(req: FetchRequest): Promise<Record<string, unknown>> {
+  async fetchImage(req: FetchRequest): Promise<FetchResult> {
     const { queue, jobId } = await this.addFetch(req, true);
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as FetchResult;
   }
 
   /** Enqueues a fetch without waiting; returns the job id (GET it, or `waitFor` it, later). */
@@ -179,10 +188,9 @@ export class ImageCacheClient {
     const data = {
       href: shown[0]!,
       dest: req.dest,
-      forceRaw: req.forceRaw,
-      expectedFormat: req.expectedFormat,
+      ...fetchOptionsOf(req),
+      // After the options: the checksum's URL may hold credentials, the job shows it redacted.
       expectedChecksum: shown[1],
-      expectedChecksumAlgo: req.expectedChecksumAlgo,
       credentialsRef: ref,
     };
     await this.add(
@@ -197,24 +205,24 @@ export class ImageCacheClient {
     return { queue, jobId };
   }
 
-  async cleanUp(req: CleanUpRequest): Promise<Record<string, unknown>> {
+  async cleanUp(req: CleanUpRequest): Promise<CleanJobResult> {
     const queue = queueNames.clean(req.host, req.cache);
     await this.requireWorker(queue, req);
     const opts = { ...DEFAULT_JOB_OPTIONS.clean, ...req.jobOptions };
     const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.clean, { amount: req.amount }, opts, req);
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as CleanJobResult;
   }
 
-  /** The masters of a host's cache, as `ImageCache.list()` gives them (dates as ISO strings). */
-  async list(req: CallOptions & { host: string; cache: string }): Promise<Record<string, unknown>> {
+  /** The masters of a host's cache, as `ImageCache.listing()` gives them (dates as ISO strings). */
+  async list(req: CallOptions & { host: string; cache: string }): Promise<ListedCache> {
     const queue = queueNames.clean(req.host, req.cache);
     await this.requireWorker(queue, req);
     const opts = { ...DEFAULT_JOB_OPTIONS.list, ...req.jobOptions };
     const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.list, {}, opts, req);
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as ListedCache;
   }
 
-  async cleanUpCaches(req: CleanUpCachesRequest): Promise<Record<string, unknown>> {
+  async cleanUpCaches(req: CleanUpCachesRequest): Promise<SpaceReport> {
     const queue = queueNames.cleanCaches(req.host);
     await this.requireWorker(queue, req);
     const jobId = newJobId(queue);
@@ -232,7 +240,7 @@ export class ImageCacheClient {
       opts,
       req,
     );
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as SpaceReport;
   }
 
   /** Waits for a job enqueued earlier (by this or another client). */

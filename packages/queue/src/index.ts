@@ -5,8 +5,12 @@ export type {
   CleanUpRequest,
   CleanUpCachesRequest,
   JobView,
-  RequestAuth,
+  ListedCache,
+  CleanJobResult,
 } from './image-cache-client';
+export type { RequestAuth } from '@imagecache/contract';
+export { RemoteCache } from './remote-cache';
+export { RemoteHost } from './remote-host';
 export {
   JOB_NAMES,
   DEFAULT_JOB_OPTIONS,

@@ -21,23 +21,20 @@ export async function runWorker(ctx: CommandContext, flags: WorkerFlags): Promis
   requireDestinationPolicy(config, 'worker');
   const host = await ctx.openHost(config);
   // Loaded here: BullMQ and ioredis are not needed by the embedded verbs (start-up time).
-  const { HostWorker, installCrashHandlers } = await import('@imagecache/worker');
+  const { HostWorker, hostWorkerOptions, installCrashHandlers } = await import('@imagecache/worker');
   const logger = await ctx.logger();
   // Before any job runs: a job's stray rejection fails that job; anything else ends the process (status 1).
   installCrashHandlers(logger);
-  const worker = new HostWorker({
-    host: config.host,
-    registry: host.registry,
-    redis: config.redis,
-    concurrency: config.downloadConcurrency,
-    sweepIntervalSeconds: config.sweepInterval,
-    gracePeriodMs: Number(flags.grace) * 1000,
-    lockDurationMs: Number(flags.lockDuration) * 1000,
-    heartbeatTtlMs: Number(flags.heartbeatTtl) * 1000,
-    metricsPort: flags.metricsPort === undefined ? undefined : Number(flags.metricsPort),
-    metricsHost: flags.metricsBind,
-    logger,
-  });
+  const worker = new HostWorker(
+    hostWorkerOptions(host, {
+      gracePeriodMs: Number(flags.grace) * 1000,
+      lockDurationMs: Number(flags.lockDuration) * 1000,
+      heartbeatTtlMs: Number(flags.heartbeatTtl) * 1000,
+      metricsPort: flags.metricsPort === undefined ? undefined : Number(flags.metricsPort),
+      metricsHost: flags.metricsBind,
+      logger,
+    }),
+  );
   await worker.start();
   process.stderr.write(
     `imagecache worker: serving ${config.caches.length} cache(s) of host ${config.host}\n`,

@@ -14,7 +14,7 @@ import { failAttempt } from './outcome';
 export function cleanProcessor(cache: ImageCache) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     if (job.name === JOB_NAMES.list) {
-      return { cache: cache.name, masterDir: cache.masterDir, masters: await cache.list() };
+      return cache.listing();
     }
     const data = CleanJobDataSchema.parse(job.data);
     try {

@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { fetchOptionsOf } from '@imagecache/contract';
 import type { ImageCache } from '@imagecache/core';
 import { FetchJobDataSchema, type JobSecret, type ResultStore, type SecretStore } from '@imagecache/queue';
 import type { ImageAuth } from '@imagecache/sources';
@@ -19,10 +20,8 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore, results?
       // Another job's reference, or one already dropped, fails here with a typed error: never anonymously.
       if (data.credentialsRef) secret = await secrets.claim(data.credentialsRef, job.id);
       const result = await cache.fetchImage(secret?.hrefs[0] ?? data.href, data.dest, {
-        forceRaw: data.forceRaw,
-        expectedFormat: data.expectedFormat,
+        ...fetchOptionsOf(data),
         expectedChecksum: secret?.hrefs[1] ?? data.expectedChecksum,
-        expectedChecksumAlgo: data.expectedChecksumAlgo,
         auth: secret?.auth?.[0] as ImageAuth | undefined,
         signal,
         // Kept for the next attempt (or the replica a shutdown hands the job to); not when cancelled.
