@@ -1,27 +1,4 @@
-import {
-  CacheFolderUnusable,
-  ConfigError,
-  ImageAuthRequired,
-  ImageCacheError,
-  ImageChecksumAlgorithmFailure,
-  ImageChecksumError,
-  ImageDownloadFailed,
-  ImageNotFound,
-  InsufficientDiskSpace,
-  InvalidDestination,
-  InvalidHref,
-  InvalidImage,
-  NoWorker,
-  OperationAborted,
-  QueueTimeout,
-  QueueUnavailable,
-  UsageError,
-  toImageCacheError,
-  ImageConvertFailed,
-  CredentialsExpired,
-  CredentialsNotOwned,
-  ImageTooLarge,
-} from '@imagecache/errors';
+import { httpStatusOf, toImageCacheError, type ImageCacheError } from '@imagecache/errors';
 
 /** Codes of the HTTP layer itself (the engine's codes are in @imagecache/errors). */
 export const API_ERROR_CODES = {
@@ -43,42 +20,11 @@ export const API_ERROR_CODES = {
 } as const;
 
 /**
- * The HTTP status of an engine error, by class (subclasses follow their parent: UnsafeImage is an InvalidImage).
- *
- * - IMAGE_AUTH_REQUIRED / IMAGE_NOT_AUTHORIZED → 502: the *image source* refused, not this API; 401 stays
- *   reserved for this API's own basic auth (a 401 would make clients retry with other API credentials).
- * - IMAGE_DOWNLOAD_FAILED → 502: the image source failed (network, 5xx); retryable.
- * - ABORTED → 409: the job was cancelled (DELETE /v1/jobs/:id, or a shutdown) while the call waited.
- * - CREDENTIALS_EXPIRED → 410: the job's credentials are gone for good; CREDENTIALS_NOT_OWNED → 403: the job
- *   named another job's credentials.
- * - IMAGE_TOO_LARGE → 422: the image itself can't fit this cache (its size, virtual or decompressed size exceeds
- *   the cache's size or what its filesystem can give); asking again won't help, unlike 507 (space may come).
- * - NO_WORKER → 409: the request conflicts with the deployment's state (no live worker serves that host or
- *   cache), not with Redis (503) nor with the caller's input (400).
+ * The HTTP status of an engine error: each error class owns it (`httpStatus`, in @imagecache/errors, where each
+ * choice is explained); subclasses made elsewhere follow their parent.
  */
 export function statusFor(err: ImageCacheError): number {
-  if (err instanceof UsageError || err instanceof InvalidHref || err instanceof InvalidDestination)
-    return 400;
-  if (err instanceof ImageChecksumAlgorithmFailure) return 400;
-  if (err instanceof ImageNotFound) return 404;
-  if (err instanceof ImageAuthRequired) return 502;
-  if (err instanceof ImageDownloadFailed) return 502;
-  // The image is the problem (its bytes, its format, or qemu-img could not convert it), not this server.
-  if (
-    err instanceof ImageChecksumError ||
-    err instanceof InvalidImage ||
-    err instanceof ImageConvertFailed ||
-    err instanceof ImageTooLarge
-  )
-    return 422;
-  if (err instanceof InsufficientDiskSpace) return 507;
-  if (err instanceof QueueUnavailable) return 503;
-  if (err instanceof QueueTimeout) return 504;
-  if (err instanceof OperationAborted || err instanceof NoWorker) return 409;
-  if (err instanceof CredentialsExpired) return 410;
-  if (err instanceof CredentialsNotOwned) return 403;
-  if (err instanceof CacheFolderUnusable || err instanceof ConfigError) return 500;
-  return 500;
+  return httpStatusOf(err);
 }
 
 export interface ErrorBody {
