@@ -57,13 +57,37 @@ export const CleanCachesJobDataSchema = z.object({
 });
 export type CleanCachesJobData = z.infer<typeof CleanCachesJobDataSchema>;
 
-/** What the secret of a job holds: the job it belongs to, the real hrefs and credentials. */
-export interface JobSecret {
-  /** The id of the job the secret was stored for: the only one that may use or delete it. */
-  owner: string;
-  hrefs: string[];
-  auth?: unknown[];
-}
+/** Credentials a request gives for its image (the API's `auth`, `--auth` of the CLI). */
+export const RequestAuthSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('basic'), username: z.string(), password: z.string() }),
+  z.object({ type: z.literal('bearer'), token: z.string() }),
+]);
+export type RequestAuth = z.infer<typeof RequestAuthSchema>;
+
+/** The id of the job a secret was stored for: the only one that may use or delete it. */
+const owner = z.string().min(1);
+
+/** The secret of a fetch job: its real href, checksum (a checksum file's URL may hold credentials too) and auth. */
+export const FetchSecretSchema = z.object({
+  kind: z.literal(JOB_NAMES.fetch),
+  owner,
+  href: z.string().min(1),
+  expectedChecksum: z.string().min(1).optional(),
+  auth: RequestAuthSchema.optional(),
+});
+export type FetchSecret = z.infer<typeof FetchSecretSchema>;
+
+/** The secret of a clean-caches job: the images as requested, each with its real href and auth. */
+export const CleanCachesSecretSchema = z.object({
+  kind: z.literal(JOB_NAMES.cleanCaches),
+  owner,
+  images: z.array(z.object({ href: z.string().min(1), auth: RequestAuthSchema.optional() })).min(1),
+});
+export type CleanCachesSecret = z.infer<typeof CleanCachesSecretSchema>;
+
+/** What the secret of a job holds, by the job's kind (its `kind` is the job's name). */
+export const JobSecretSchema = z.discriminatedUnion('kind', [FetchSecretSchema, CleanCachesSecretSchema]);
+export type JobSecret = z.infer<typeof JobSecretSchema>;
 
 /** Progress as reported to the job (Bull Board draws `progress`, 0–100). */
 export interface JobProgress {

@@ -5,7 +5,6 @@ export type {
   CleanUpRequest,
   CleanUpCachesRequest,
   JobView,
-  RequestAuth,
 } from './image-cache-client';
 export {
   JOB_NAMES,
@@ -13,8 +12,19 @@ export {
   FetchJobDataSchema,
   CleanJobDataSchema,
   CleanCachesJobDataSchema,
+  RequestAuthSchema,
+  JobSecretSchema,
 } from './catalog';
-export type { FetchJobData, CleanJobData, CleanCachesJobData, JobProgress, JobSecret } from './catalog';
+export type {
+  FetchJobData,
+  CleanJobData,
+  CleanCachesJobData,
+  JobProgress,
+  JobSecret,
+  FetchSecret,
+  CleanCachesSecret,
+  RequestAuth,
+} from './catalog';
 export { DEFAULT_PREFIX, queueNames, jobIdFor, queueOfJobId, keys } from './names';
 export type { JobKind } from './names';
 export {
