@@ -1,12 +1,10 @@
 import * as path from 'node:path';
 import { z } from 'zod';
-import { parseSize } from '@imagecache/config';
+import { CACHE_NAME, CACHE_NAME_RULE, HOST_NAME, HOST_NAME_RULE, parseSize } from '@imagecache/config';
 
-/** As queue names need them (see @imagecache/queue's queueNames). */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
-const NAME_HINT = "may hold only letters, digits, '.', '_' and '-' (starting with a letter or digit)";
-
-const name = () => z.string({ error: 'must be a string' }).regex(NAME, { error: NAME_HINT });
+// As a configuration may declare them (@imagecache/config's names.ts): queue names are made of them.
+const hostName = () => z.string({ error: 'must be a string' }).regex(HOST_NAME, { error: HOST_NAME_RULE });
+const cacheName = () => z.string({ error: 'must be a string' }).regex(CACHE_NAME, { error: CACHE_NAME_RULE });
 const absolutePath = () =>
   z
     .string({ error: 'must be a string' })
@@ -36,8 +34,8 @@ const timeoutMs = () =>
     .optional();
 
 export const FetchBodySchema = z.strictObject({
-  host: name(),
-  cache: name(),
+  host: hostName(),
+  cache: cacheName(),
   href: href(),
   dest: absolutePath(),
   forceRaw: z.boolean().optional(),
@@ -63,15 +61,15 @@ const size = () =>
   });
 
 export const CleanUpBodySchema = z.strictObject({
-  host: name(),
-  cache: name(),
+  host: hostName(),
+  cache: cacheName(),
   amount: size().optional(),
   timeoutMs: timeoutMs(),
 });
 export type CleanUpBody = z.infer<typeof CleanUpBodySchema>;
 
 export const CleanUpCachesBodySchema = z.strictObject({
-  host: name(),
+  host: hostName(),
   directory: absolutePath(),
   images: z
     .array(z.strictObject({ href: href(), auth: AuthSchema.optional() }))

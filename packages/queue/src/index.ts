@@ -25,8 +25,8 @@ export type {
   CleanCachesSecret,
   RequestAuth,
 } from './catalog';
-export { DEFAULT_PREFIX, queueNames, jobIdFor, queueOfJobId, keys } from './names';
-export type { JobKind } from './names';
+export { DEFAULT_PREFIX, JOB_KINDS, queueNames, parseQueueName, jobIdFor, queueOfJobId, keys } from './names';
+export type { JobKind, QueueInfo } from './names';
 export {
   connectRedis,
   prefixOf,
