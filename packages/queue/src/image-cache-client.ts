@@ -9,6 +9,7 @@ import {
   QueueTimeout,
   QueueUnavailable,
   redactHref,
+  UsageError,
   type SerializedError,
 } from '@imagecache/errors';
 import {
@@ -249,7 +250,7 @@ export class ImageCacheClient {
   /** Waits for a job enqueued earlier (by this or another client). */
   async waitFor(jobId: string, opts: CallOptions = {}): Promise<unknown> {
     const queue = queueOfJobId(jobId);
-    if (!queue) throw new ImageCacheError(`not a job id of imagecache: ${jobId}`);
+    if (!queue) throw new UsageError(`not a job id of imagecache: ${jobId}`);
     await this.listen(queue);
     return this.wait(queue, jobId, opts, true);
   }
