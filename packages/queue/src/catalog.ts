@@ -1,14 +1,17 @@
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import type { JobKind } from './names';
 
-/** Job names (BullMQ's `name` of each job). */
-/** `list` runs on a cache's clean queue: reading the folder is quick, and it never races an eviction. */
+/**
+ * Job names (BullMQ's `name` of each job): each queue's kind (names.ts) names its jobs, and `list` runs on a
+ * cache's clean queue (reading the folder is quick, and it never races an eviction).
+ */
 export const JOB_NAMES = {
   fetch: 'fetch',
   clean: 'clean',
   list: 'list',
   cleanCaches: 'clean-caches',
-} as const;
+} as const satisfies Record<string, JobKind | 'list'>;
 
 const SerializedErrorSchema = z.object({
   name: z.string(),
