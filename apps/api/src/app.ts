@@ -12,7 +12,7 @@ import {
   type RedisClient,
 } from '@imagecache/queue';
 import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, routedPath, type BoardOptions } from './board';
-import { API_ERROR_CODES, apiError, engineError } from './errors';
+import { apiError, engineError, sendApiError } from './errors';
 import { WorkerLiveness } from './liveness';
 import { createApiMetrics } from './metrics';
 import { configuredQueues, QueueDirectory, type HostQueues } from './queues';
@@ -132,7 +132,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           : err.code === 'FST_ERR_BAD_URL'
             ? 'the URL is not valid (a malformed %-escape)'
             : err.message;
-      return reply.code(status).send(apiError(API_ERROR_CODES.invalidRequest, message));
+      return sendApiError(reply, 'invalidRequest', message, undefined, status);
     },
   });
 
@@ -180,9 +180,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       if (reply.sent) return reply;
     }
     if (readOnly && !SAFE_METHODS.has(request.method)) {
-      return reply
-        .code(403)
-        .send(apiError(API_ERROR_CODES.forbidden, `read-only: ${request.method} is refused (GET only)`));
+      return sendApiError(reply, 'forbidden', `read-only: ${request.method} is refused (GET only)`);
     }
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -198,15 +196,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const status = (err as FastifyError).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
       // Body not JSON, too large, of another media type…: fastify's message says which.
-      return reply.code(status).send(apiError(API_ERROR_CODES.invalidRequest, err.message));
+      return sendApiError(reply, 'invalidRequest', err.message, undefined, status);
     }
     request.log.error({ err: errorMessage(err) }, 'request failed');
-    return reply.code(500).send(apiError(ImageCacheError.code, 'internal error'));
+    return reply.code(ImageCacheError.httpStatus).send(apiError(ImageCacheError.code, 'internal error'));
   });
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send(apiError(API_ERROR_CODES.notFound, `no route ${request.method} ${request.url.split('?')[0]}`)),
+    sendApiError(reply, 'notFound', `no route ${request.method} ${request.url.split('?')[0]}`),
   );
 
   // ----------------------------------------------------------------------------------------------------------
@@ -234,11 +230,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const job = await client.getJob(id);
     if (!job) return jobNotFound(reply, id);
     if (job.state === 'completed' || job.state === 'failed') {
-      return reply
-        .code(409)
-        .send(
-          apiError(API_ERROR_CODES.jobFinished, `job ${id} is ${job.state} already`, { state: job.state }),
-        );
+      return sendApiError(reply, 'jobFinished', `job ${id} is ${job.state} already`, { state: job.state });
     }
     await client.cancel(id, 'cancelled through the API');
     return reply.code(202).send({ jobId: id, state: job.state, cancelled: true });
@@ -361,7 +353,5 @@ function errorMessage(err: unknown): string {
 }
 
 function jobNotFound(reply: FastifyReply, id: string) {
-  return reply
-    .code(404)
-    .send(apiError(API_ERROR_CODES.jobNotFound, `no job ${id} (unknown, or removed by age)`));
+  return sendApiError(reply, 'jobNotFound', `no job ${id} (unknown, or removed by age)`);
 }

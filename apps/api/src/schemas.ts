@@ -1,13 +1,11 @@
 import * as path from 'node:path';
 import { z } from 'zod';
-import { parseSize } from '@imagecache/config';
+import { CACHE_NAME, CACHE_NAME_RULE, HOST_NAME, HOST_NAME_RULE, parseSize } from '@imagecache/config';
 import { FetchRequestSchema, RequestAuthSchema } from '@imagecache/contract';
 
-/** As queue names need them (see @imagecache/queue's queueNames). */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
-const NAME_HINT = "may hold only letters, digits, '.', '_' and '-' (starting with a letter or digit)";
-
-const name = () => z.string({ error: 'must be a string' }).regex(NAME, { error: NAME_HINT });
+// As a configuration may declare them (@imagecache/config's names.ts): queue names are made of them.
+const hostName = () => z.string({ error: 'must be a string' }).regex(HOST_NAME, { error: HOST_NAME_RULE });
+const cacheName = () => z.string({ error: 'must be a string' }).regex(CACHE_NAME, { error: CACHE_NAME_RULE });
 const absolutePath = () =>
   z
     .string({ error: 'must be a string' })
@@ -31,8 +29,8 @@ const timeoutMs = () =>
 
 /** The fetch request (@imagecache/contract), its lengths bounded, for a host's cache. */
 export const FetchBodySchema = z.strictObject({
-  host: name(),
-  cache: name(),
+  host: hostName(),
+  cache: cacheName(),
   ...FetchRequestSchema.shape,
   href: href(),
   dest: absolutePath(),
@@ -57,15 +55,15 @@ const size = () =>
   });
 
 export const CleanUpBodySchema = z.strictObject({
-  host: name(),
-  cache: name(),
+  host: hostName(),
+  cache: cacheName(),
   amount: size().optional(),
   timeoutMs: timeoutMs(),
 });
 export type CleanUpBody = z.infer<typeof CleanUpBodySchema>;
 
 export const CleanUpCachesBodySchema = z.strictObject({
-  host: name(),
+  host: hostName(),
   directory: absolutePath(),
   images: z
     .array(z.strictObject({ href: href(), auth: AuthSchema.optional() }))

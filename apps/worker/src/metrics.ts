@@ -12,7 +12,14 @@ import type {
   ImageCache,
   Logger,
 } from '@imagecache/core';
-import { connectRedis, whenSettled, withTimeout, type RedisClient } from '@imagecache/queue';
+import {
+  connectRedis,
+  parseQueueName,
+  whenSettled,
+  withTimeout,
+  type JobKind,
+  type RedisClient,
+} from '@imagecache/queue';
 
 /**
  * Metrics of a worker process (Prometheus text format). Labels never name an image: no href, no
@@ -45,17 +52,14 @@ const DURATION_BUCKETS = [
 const USAGE_TTL_MS = 5000;
 
 interface QueueOf {
-  kind: 'fetch' | 'clean' | 'clean-caches' | 'other';
+  kind: JobKind | 'other';
   cache: string;
 }
 
-/** `fetch.<cache>@<host>`, `clean.<cache>@<host>`, `clean-caches@<host>` (see @imagecache/queue's queueNames). */
+/** The kind and cache of a queue (@imagecache/queue reads its names back); `other` for a name not ours. */
 export function queueKindOf(queueName: string): QueueOf {
-  const at = queueName.lastIndexOf('@');
-  const head = at >= 0 ? queueName.slice(0, at) : queueName;
-  if (head === 'clean-caches') return { kind: 'clean-caches', cache: '' };
-  const m = /^(fetch|clean)\.(.+)$/.exec(head);
-  return m ? { kind: m[1] as 'fetch' | 'clean', cache: m[2]! } : { kind: 'other', cache: '' };
+  const info = parseQueueName(queueName);
+  return info ? { kind: info.kind, cache: info.cache } : { kind: 'other', cache: '' };
 }
 
 /**

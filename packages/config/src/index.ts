@@ -52,3 +52,11 @@ export {
   type ConfigFile,
 } from './load';
 export { requireDestinationPolicy } from './destinations';
+export {
+  HOST_NAME,
+  HOST_NAME_RULE,
+  CACHE_NAME,
+  CACHE_NAME_RULE,
+  checkHostName,
+  checkCacheName,
+} from './names';

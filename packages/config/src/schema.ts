@@ -14,6 +14,7 @@ import {
   type TlsVersion,
 } from './defaults';
 import { trySize, tryDuration } from './units';
+import { CACHE_NAME, CACHE_NAME_RULE, HOST_NAME, HOST_NAME_RULE } from './names';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Field types
@@ -75,9 +76,6 @@ const formatList = z
   .array(z.enum(IMAGE_FORMATS))
   .min(1)
   .transform((l) => [...new Set(l)]);
-
-/** Cache names end up in queue names and in environment variable names (`IMAGECACHE_CACHE_<NAME>_SIZE`). */
-const CACHE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 const PRIORITY_HINT = `must be an integer or one of ${Object.entries(PRIORITY_PRESETS)
   .map(([k, v]) => `${k} (${v})`)
@@ -152,9 +150,7 @@ export const OriginAuthSchema = z.discriminatedUnion('type', [
 ]);
 
 export const CacheSchema = z.strictObject({
-  name: z.string().regex(CACHE_NAME, {
-    error: 'must be 1-64 letters, digits, "-" or "_", starting with a letter or digit',
-  }),
+  name: z.string().regex(CACHE_NAME, { error: CACHE_NAME_RULE }),
   masterDir: absolutePath().refine((p) => p !== '/', { error: 'must not be the root folder' }),
   cacheSize: sizeField().default(DEFAULTS.cacheSize),
   cacheTtl: durationField().default(DEFAULTS.cacheTtl),
@@ -363,12 +359,10 @@ export const RedisSchema = z
     return { mode: 'standalone', url: r.url ?? '', ...db, ...common };
   });
 
-const HOST = /^[^\s:{}/]+$/;
-
 const RootSchema = z.strictObject({
   host: z
     .string()
-    .regex(HOST, { error: 'must be a host name (no spaces, ":", "/", "{" or "}")' })
+    .regex(HOST_NAME, { error: HOST_NAME_RULE })
     .default(() => os.hostname()),
   caches: z
     .array(CacheSchema)

@@ -15,9 +15,11 @@ import {
   OperationAborted,
   QueueTimeout,
   QueueUnavailable,
+  redactHref,
+  UsageError,
   type SerializedError,
 } from '@imagecache/errors';
-import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress } from './catalog';
+import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress, type JobSecret } from './catalog';
 import {
   connectRedis,
   describeRedis,
@@ -183,14 +185,19 @@ export class ImageCacheClient {
     await this.requireWorker(queue, req);
     const jobId = newJobId(queue);
     // A checksum may be the URL of a checksum file, with credentials of its own: it travels like the href.
-    const hrefs = req.expectedChecksum === undefined ? [req.href] : [req.href, req.expectedChecksum];
-    const { ref, shown } = await this.stash(jobId, hrefs, [req.auth]);
+    const ref = await this.stash({
+      kind: JOB_NAMES.fetch,
+      owner: jobId,
+      href: req.href,
+      expectedChecksum: req.expectedChecksum,
+      auth: req.auth,
+    });
     const data = {
-      href: shown[0]!,
+      href: redactHref(req.href),
       dest: req.dest,
       ...fetchOptionsOf(req),
       // After the options: the checksum's URL may hold credentials, the job shows it redacted.
-      expectedChecksum: shown[1],
+      expectedChecksum: req.expectedChecksum === undefined ? undefined : redactHref(req.expectedChecksum),
       credentialsRef: ref,
     };
     await this.add(
@@ -226,17 +233,17 @@ export class ImageCacheClient {
     const queue = queueNames.cleanCaches(req.host);
     await this.requireWorker(queue, req);
     const jobId = newJobId(queue);
-    const { ref, shown } = await this.stash(
-      jobId,
-      req.images.map((i) => i.href),
-      req.images.map((i) => i.auth),
-    );
+    const ref = await this.stash({
+      kind: JOB_NAMES.cleanCaches,
+      owner: jobId,
+      images: req.images.map((i) => ({ href: i.href, auth: i.auth })),
+    });
     const opts = { ...DEFAULT_JOB_OPTIONS.cleanCaches, ...req.jobOptions };
     await this.add(
       queue,
       jobId,
       JOB_NAMES.cleanCaches,
-      { directory: req.directory, hrefs: shown, credentialsRef: ref },
+      { directory: req.directory, hrefs: req.images.map((i) => redactHref(i.href)), credentialsRef: ref },
       opts,
       req,
     );
@@ -246,7 +253,7 @@ export class ImageCacheClient {
   /** Waits for a job enqueued earlier (by this or another client). */
   async waitFor(jobId: string, opts: CallOptions = {}): Promise<unknown> {
     const queue = queueOfJobId(jobId);
-    if (!queue) throw new ImageCacheError(`not a job id of imagecache: ${jobId}`);
+    if (!queue) throw new UsageError(`not a job id of imagecache: ${jobId}`);
     await this.listen(queue);
     return this.wait(queue, jobId, opts, true);
   }
@@ -319,9 +326,9 @@ export class ImageCacheClient {
     this.producer.disconnect();
   }
 
-  private async stash(jobId: string, hrefs: string[], auth: (RequestAuth | undefined)[]) {
+  private async stash(secret: JobSecret) {
     await this.ready();
-    return this.secrets.stash(jobId, hrefs, auth).catch((err) => {
+    return this.secrets.stash(secret).catch((err) => {
       throw queueUnavailable(err, describeRedis(this.options.redis));
     });
   }

@@ -8,6 +8,7 @@ export type {
   ListedCache,
   CleanJobResult,
 } from './image-cache-client';
+export { RequestAuthSchema } from '@imagecache/contract';
 export type { RequestAuth } from '@imagecache/contract';
 export { RemoteCache } from './remote-cache';
 export { RemoteHost } from './remote-host';
@@ -17,10 +18,19 @@ export {
   FetchJobDataSchema,
   CleanJobDataSchema,
   CleanCachesJobDataSchema,
+  JobSecretSchema,
 } from './catalog';
-export type { FetchJobData, CleanJobData, CleanCachesJobData, JobProgress, JobSecret } from './catalog';
-export { DEFAULT_PREFIX, queueNames, jobIdFor, queueOfJobId, keys } from './names';
-export type { JobKind } from './names';
+export type {
+  FetchJobData,
+  CleanJobData,
+  CleanCachesJobData,
+  JobProgress,
+  JobSecret,
+  FetchSecret,
+  CleanCachesSecret,
+} from './catalog';
+export { DEFAULT_PREFIX, JOB_KINDS, queueNames, parseQueueName, jobIdFor, queueOfJobId, keys } from './names';
+export type { JobKind, QueueInfo } from './names';
 export {
   connectRedis,
   prefixOf,
