@@ -262,14 +262,17 @@ export class ImageCacheClient {
   async getJob(jobId: string): Promise<JobView | undefined> {
     const queue = queueOfJobId(jobId);
     if (!queue) return undefined;
-    const job = await this.queue(queue)
-      .getJob(jobId)
+    const q = this.queue(queue);
+    // The state first, then the job: a job that finishes in between shows its earlier state with its final data,
+    // never `completed` without its result.
+    const [state, job] = await q
+      .getJobState(jobId)
+      .then(async (st) => [st, await q.getJob(jobId)] as const)
       .catch((err) => {
         throw queueUnavailable(err, describeRedis(this.options.redis));
       });
-    if (!job) return undefined;
+    if (!job || state === 'unknown') return undefined;
     const { credentialsRef: _ref, error, ...data } = job.data as Record<string, unknown>;
-    const state = await job.getState();
     return {
       id: jobId,
       queue,
