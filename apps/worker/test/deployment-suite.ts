@@ -8,12 +8,7 @@ import * as path from 'node:path';
 import type { RedisConfig } from '@imagecache/config';
 import { OperationAborted } from '@imagecache/errors';
 import { ImageCacheClient } from '@imagecache/queue';
-import {
-  freePort,
-  redisServerAvailable,
-  startImageServer,
-  type ImageServer,
-} from '@imagecache/testing';
+import { freePort, redisServerAvailable, startImageServer, type ImageServer } from '@imagecache/testing';
 import {
   REPO,
   clientProcess,
@@ -30,12 +25,25 @@ export interface Deployment {
   section: Record<string, unknown>;
   /** The same as a RedisConfig (for clients made here), with `prefix`. */
   config(prefix: string): RedisConfig;
-  /**
-   * Kills (SIGKILL) the Redis server holding the deployment's keys; resolves with a promise of the new master's
-   * port, settled once the deployment has promoted a replica.
-   */
-  killMaster(prefix: string): Promise<{ killed: number; promoted: Promise<number> }>;
+  /** Kills (SIGKILL) the Redis server holding the deployment's keys: its replica is promoted. */
+  killMaster(prefix: string): Promise<Failover>;
+  /** Asks the deployment to promote a replica of the server holding its keys (a planned failover). */
+  switchover(prefix: string): Promise<Failover>;
   stop(): Promise<void>;
+}
+
+/** A failover under way: the master's port before, and the new master's once the deployment has promoted it. */
+export interface Failover {
+  former: number;
+  promoted: Promise<number>;
+}
+
+interface Outcome {
+  i: number;
+  phase: 'before' | 'during' | 'after';
+  ok?: unknown;
+  code?: string;
+  hung?: true;
 }
 
 const HOST = 'node-a';
@@ -65,6 +73,7 @@ function suite(start: () => Promise<Deployment>): void {
   let replicas: WorkerProcess[] = [];
   let metricsPorts: number[] = [];
   let client: ImageCacheClient;
+  let api: { base: string; stop(): Promise<void> };
 
   const startReplica = async (i: number) => {
     metricsPorts[i] = await freePort();
@@ -77,9 +86,11 @@ function suite(start: () => Promise<Deployment>): void {
     setup = hostSetup({ host: HOST, redisSection: deployment.section, prefix });
     replicas = await Promise.all([startReplica(0), startReplica(1)]);
     client = new ImageCacheClient({ redis: deployment.config(prefix), pollIntervalMs: 500 });
+    api = await startApi(setup.config);
   }, 60_000);
 
   afterAll(async () => {
+    await api?.stop();
     await client?.close();
     await Promise.all(replicas.map((r) => r.stop('SIGKILL')));
     await server?.close();
@@ -149,62 +160,70 @@ function suite(start: () => Promise<Deployment>): void {
     replicas[i] = await startReplica(i);
   }, 60_000);
 
-  it('cancels a running fetch: the request reaches its worker over pub/sub', async () => {
-    server.route('/cancelled.img', {
-      body: randomBytes(8 << 20),
-      lastModified: new Date(0),
-      stallAt: 2 << 20,
-    });
+  /** A fetch stalled mid-download, cancelled through the client: its worker hears it on the cancel channel. */
+  const cancelRunningFetch = async (name: string) => {
+    server.route(`/${name}.img`, { body: randomBytes(8 << 20), lastModified: new Date(0), stallAt: 2 << 20 });
     const { jobId } = await client.enqueueFetch({
       host: HOST,
       cache: 'instance',
-      href: server.url('/cancelled.img'),
-      dest: setup.dest('cancelled'),
+      href: server.url(`/${name}.img`),
+      dest: setup.dest(name),
     });
     const outcome = client.waitFor(jobId).catch((e: unknown) => e);
-    for (let i = 0; i < 200 && server.count('GET', '/cancelled.img') === 0; i++) {
+    for (let i = 0; i < 400 && server.count('GET', `/${name}.img`) === 0; i++) {
       await new Promise((r) => setTimeout(r, 25));
     }
-    expect(server.count('GET', '/cancelled.img')).toBe(1);
+    expect(server.count('GET', `/${name}.img`)).toBe(1);
     await client.cancel(jobId);
     const err = await outcome;
     expect(err).toBeInstanceOf(OperationAborted);
     expect((await client.getJob(jobId))?.state).toBe('failed');
-    expect(fs.existsSync(setup.dest('cancelled'))).toBe(false);
+    expect(fs.existsSync(setup.dest(name))).toBe(false);
+  };
+
+  it('cancels a running fetch: the request reaches its worker over pub/sub', async () => {
+    await cancelRunningFetch('cancelled');
   }, 30_000);
 
   it("serves the API's /v1/fetch and /readyz, and each worker's /readyz", async () => {
-    const api = await startApi(setup.config);
-    try {
-      expect(await getJson(`${api.base}/readyz`)).toEqual({
-        status: 200,
-        body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } },
-      });
-      for (const port of metricsPorts) {
-        const r = await getJson(`http://127.0.0.1:${port}/readyz`);
-        expect(r.status).toBe(200);
-        expect(r.body).toMatchObject({ status: 'ok', checks: { redis: 'ok' } });
-      }
-      const data = randomBytes(1 << 20);
-      server.route('/api.img', { body: data, lastModified: new Date(0) });
-      const res = await fetch(`${api.base}/v1/fetch`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ host: HOST, cache: 'instance', href: server.url('/api.img'), dest: setup.dest('api') }),
-      });
-      expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ cacheHit: false, size: data.length });
-      expect(fs.readFileSync(setup.dest('api')).equals(data)).toBe(true);
-    } finally {
-      await api.stop();
+    expect(await getJson(`${api.base}/readyz`)).toEqual({
+      status: 200,
+      body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } },
+    });
+    for (const port of metricsPorts) {
+      const r = await getJson(`http://127.0.0.1:${port}/readyz`);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ status: 'ok', checks: { redis: 'ok' } });
     }
+    const data = randomBytes(1 << 20);
+    server.route('/api.img', { body: data, lastModified: new Date(0) });
+    const res = await fetch(`${api.base}/v1/fetch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        host: HOST,
+        cache: 'instance',
+        href: server.url('/api.img'),
+        dest: setup.dest('api'),
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ cacheHit: false, size: data.length });
+    expect(fs.readFileSync(setup.dest('api')).equals(data)).toBe(true);
   }, 30_000);
 
-  it('loses no job and hangs no caller when the master is killed in the middle of a run', async () => {
-    // 12 images, each answered after 1 s, asked 250 ms apart: jobs waiting, running and finishing when it dies.
-    const images = Array.from({ length: 12 }, (_, i) => ({ name: `run-${i}`, data: randomBytes(1 << 20) }));
-    for (const im of images) server.route(`/${im.name}.img`, { body: im.data, lastModified: new Date(0), delayMs: 1000 });
-    type Outcome = { i: number; phase: 'before' | 'during' | 'after'; ok?: unknown; code?: string; hung?: true };
+  /**
+   * A run of 12 fetches (each image answered after 1 s, asked 250 ms apart: jobs waiting, running and finishing
+   * when it happens) through `event` (a failover). Every caller gets an answer within HANG_MS: those asked before
+   * it and after it a result; those asked while it is under way a result, or a typed error refusing the request.
+   */
+  const runThrough = async (tag: string, event: () => Promise<Failover>) => {
+    const images = Array.from({ length: 12 }, (_, i) => ({
+      name: `${tag}-${i}`,
+      data: randomBytes(1 << 20),
+    }));
+    for (const im of images)
+      server.route(`/${im.name}.img`, { body: im.data, lastModified: new Date(0), delayMs: 1000 });
     let phase: Outcome['phase'] = 'before';
     const calls: Promise<Outcome>[] = [];
     const ask = (i: number) => {
@@ -215,7 +234,12 @@ function suite(start: () => Promise<Deployment>): void {
         timer = setTimeout(() => r({ i, phase: asked, hung: true }), HANG_MS);
       });
       const call = client
-        .fetchImage({ host: HOST, cache: 'instance', href: server.url(`/${im.name}.img`), dest: setup.dest(im.name) })
+        .fetchImage({
+          host: HOST,
+          cache: 'instance',
+          href: server.url(`/${im.name}.img`),
+          dest: setup.dest(im.name),
+        })
         .then(
           (ok): Outcome => ({ i, phase: asked, ok }),
           (e: { code?: string }): Outcome => ({ i, phase: asked, code: e.code ?? String(e) }),
@@ -226,29 +250,27 @@ function suite(start: () => Promise<Deployment>): void {
       ask(i);
       await new Promise((r) => setTimeout(r, 250));
     }
-    const { promoted } = await deployment.killMaster(prefix);
+    const { promoted, former } = await event();
     phase = 'during';
     for (let i = 6; i < 9; i++) {
       ask(i);
       await new Promise((r) => setTimeout(r, 250));
     }
-    await promoted;
-    // The clients and workers find the new master on their own (no restart); give them the next request.
+    expect(await promoted).not.toBe(former);
+    // The clients and workers find the new master on their own (nothing is restarted).
     phase = 'after';
     for (let i = 9; i < 12; i++) ask(i);
     const outcomes = await Promise.all(calls);
 
     expect(outcomes.filter((o) => o.hung)).toEqual([]);
-    // Jobs queued before the master died all finish; a request made during the failover either goes through or
-    // is refused at once with a typed, retryable error (nothing queued); after it, everything goes through.
     expect(outcomes.filter((o) => o.phase !== 'during' && !o.ok)).toEqual([]);
-    for (const o of outcomes.filter((x) => x.phase === 'during' && !x.ok)) expect(FAILOVER_CODES).toContain(o.code);
+    for (const o of outcomes.filter((x) => x.phase === 'during' && !x.ok))
+      expect(FAILOVER_CODES).toContain(o.code);
     for (const o of outcomes.filter((x) => x.ok)) {
       expect(fs.readFileSync(setup.dest(images[o.i]!.name)).equals(images[o.i]!.data)).toBe(true);
+      // Each image left the origin once, however often its job ran.
+      expect(server.count('GET', `/${images[o.i]!.name}.img`)).toBe(1);
     }
-    // Each image left the origin once, however often its job ran.
-    for (const o of outcomes.filter((x) => x.ok)) expect(server.count('GET', `/${images[o.i]!.name}.img`)).toBe(1);
-
     // The replicas report ready again once they have found the new master.
     for (const port of metricsPorts) {
       let status = 0;
@@ -258,7 +280,39 @@ function suite(start: () => Promise<Deployment>): void {
       }
       expect(status).toBe(200);
     }
+  };
+
+  it('loses no job and hangs no caller through a switchover (the master hands over to a replica)', async () => {
+    await runThrough('switch', () => deployment.switchover(prefix));
   }, 90_000);
+
+  it('loses no job and hangs no caller when the master is killed (kill -9) in the middle of a run', async () => {
+    await runThrough('kill', () => deployment.killMaster(prefix));
+  }, 90_000);
+
+  it('after the failover: cancels still reach the workers, the API is ready and serves', async () => {
+    await cancelRunningFetch('cancelled-after');
+    let ready: { status: number; body: unknown } = { status: 0, body: undefined };
+    for (let t = 0; t < 100 && ready.status !== 200; t++) {
+      ready = await getJson(`${api.base}/readyz`).catch(() => ({ status: 0, body: undefined }));
+      if (ready.status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } } });
+    const data = randomBytes(1 << 20);
+    server.route('/api-after.img', { body: data, lastModified: new Date(0) });
+    const res = await fetch(`${api.base}/v1/fetch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        host: HOST,
+        cache: 'instance',
+        href: server.url('/api-after.img'),
+        dest: setup.dest('api-after'),
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(fs.readFileSync(setup.dest('api-after')).equals(data)).toBe(true);
+  }, 30_000);
 }
 
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
@@ -281,7 +335,11 @@ async function startApi(config: string): Promise<{ base: string; stop(): Promise
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) break;
-    if ((await fetch(`${base}/healthz`).then((r) => r.status).catch(() => 0)) === 200)
+    if (
+      (await fetch(`${base}/healthz`)
+        .then((r) => r.status)
+        .catch(() => 0)) === 200
+    )
       return {
         base,
         stop: async () => {

@@ -92,7 +92,8 @@ export async function startRedisCluster(
         const replicas = nodes.filter((n) => n.role === 'replica');
         if (nodes.length !== count || replicas.length !== masters * perMaster) return undefined;
         for (const r of replicas) {
-          if (!(await redisCli(r.port, 'INFO', 'replication')).includes('master_link_status:up')) return undefined;
+          if (!(await redisCli(r.port, 'INFO', 'replication')).includes('master_link_status:up'))
+            return undefined;
         }
         return true;
       },

@@ -67,7 +67,8 @@ export async function startRedisSentinel(
       'the sentinel set to be ready',
       async () => {
         for (const r of [...servers.values()].filter((s) => s !== master)) {
-          if (!(await redisCli(r.port, 'INFO', 'replication')).includes('master_link_status:up')) return undefined;
+          if (!(await redisCli(r.port, 'INFO', 'replication')).includes('master_link_status:up'))
+            return undefined;
         }
         for (const s of sentinelProcesses) {
           const replicas = countEntries(await redisCli(s.port, 'SENTINEL', 'REPLICAS', name));

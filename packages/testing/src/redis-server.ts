@@ -51,7 +51,12 @@ export async function startRedisServer(
   }
 }
 
-async function spawnOn(port: number, dir: string, args: string[], sentinel: boolean): Promise<RedisServerProcess> {
+async function spawnOn(
+  port: number,
+  dir: string,
+  args: string[],
+  sentinel: boolean,
+): Promise<RedisServerProcess> {
   const logFile = path.join(dir, `redis-${port}.log`);
   const child = spawn(
     'redis-server',
@@ -126,7 +131,11 @@ export function redisCli(port: number, ...args: string[]): Promise<string> {
 }
 
 /** Polls `check` until it returns a value (not undefined), or throws after `timeoutMs` naming `what`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
