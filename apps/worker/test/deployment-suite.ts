@@ -71,7 +71,7 @@ function suite(start: () => Promise<Deployment>): void {
   let server: ImageServer;
   let setup: HostSetup;
   let replicas: WorkerProcess[] = [];
-  let metricsPorts: number[] = [];
+  const metricsPorts: number[] = [];
   let client: ImageCacheClient;
   let api: { base: string; stop(): Promise<void> };
 

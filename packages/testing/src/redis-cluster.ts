@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tmpDir } from './files';
-import { freePort, redisCli, startRedisServer, waitFor, type RedisServerProcess } from './redis-server';
+import { redisCli, startRedisServer, waitFor, type RedisServerProcess } from './redis-server';
 
 export interface ClusterNodeInfo {
   id: string;
@@ -31,7 +31,7 @@ export interface RedisClusterDeployment {
 
 /**
  * A real Redis Cluster on 127.0.0.1: `masters` masters, each with `replicasPerMaster` replicas, each node a
- * `redis-server --cluster-enabled yes` of its own (free ports, bus ports chosen too, no persistence), joined by
+ * `redis-server --cluster-enabled yes` of its own (free ports, their bus ports free too, no persistence), joined by
  * `redis-cli --cluster create`. `nodeTimeoutMs` is `cluster-node-timeout`: a master unreachable that long is
  * failed and its replica promoted (replicas are always eligible: `cluster-replica-validity-factor 0`).
  * Resolves once every slot is served and every replica is in sync.
@@ -50,25 +50,27 @@ export async function startRedisCluster(
   };
   try {
     for (let i = 0; i < count; i++) {
-      const bus = await freePort();
-      const node = await startRedisServer(dir, (port) => [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-port',
-        String(bus),
-        '--cluster-config-file',
-        path.join(dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout',
-        String(opts.nodeTimeoutMs ?? 1000),
-        '--cluster-replica-validity-factor',
-        '0',
-        '--cluster-require-full-coverage',
-        'no',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-      ]);
+      const node = await startRedisServer(
+        dir,
+        (port) => [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          path.join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          String(opts.nodeTimeoutMs ?? 1000),
+          '--cluster-replica-validity-factor',
+          '0',
+          '--cluster-require-full-coverage',
+          'no',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
+        // The bus port is the node's + 10000 (`cluster-port` would need Redis 7).
+        { busPort: true },
+      );
       processes.set(node.port, node);
     }
     const ports = [...processes.keys()];

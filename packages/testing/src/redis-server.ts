@@ -33,16 +33,17 @@ export function redisServerAvailable(): { ok: true } | { ok: false; reason: stri
 
 /**
  * Starts `redis-server` with `args` (a config file may come first) on a free port of 127.0.0.1, logging into
- * `dir`, and resolves once it answers PING. `portArgs(port)` gives the arguments that depend on the port (a
- * cluster node's bus port, its config file). A port taken meanwhile by another process is tried again with another.
+ * `dir`, and resolves once it answers PING. `args(port)` gives the arguments, which may depend on the port (a
+ * cluster node's config file). `busPort`: the port + 10000 (a cluster node's bus, as every Redis version since 3
+ * places it) must be free too. A port taken meanwhile by another process is tried again with another.
  */
 export async function startRedisServer(
   dir: string,
   args: (port: number) => string[],
-  opts: { sentinel?: boolean } = {},
+  opts: { sentinel?: boolean; busPort?: boolean } = {},
 ): Promise<RedisServerProcess> {
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
+    const port = opts.busPort ? await freePortWithBus() : await freePort();
     try {
       return await spawnOn(port, dir, args(port), opts.sentinel ?? false);
     } catch (err) {
@@ -151,6 +152,22 @@ export async function waitFor<T>(
     }
     await sleep(50);
   }
+}
+
+/** A free port whose port + 10000 is free too (and exists). */
+async function freePortWithBus(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + 10000 <= 65535 && (await isFree(port + 10000))) return port;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
 }
 
 export function freePort(): Promise<number> {
