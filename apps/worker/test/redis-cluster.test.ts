@@ -20,10 +20,18 @@ describeDeployment('on a Redis Cluster', async () => {
     },
     switchover: async (prefix) => {
       // CLUSTER FAILOVER, sent to the replica: it catches up with its master, then the two swap roles.
-      const master = await cluster.masterOf(prefix);
+      let master = await cluster.masterOf(prefix);
+      if (master.replicas.length === 0) {
+        // Its replica was killed by a failover before: started again, it rejoins as this master's replica.
+        const gone = [...cluster.processes.values()].find((p) => !p.running())!;
+        await cluster.restart(gone.port);
+        await cluster.inSync();
+        master = await cluster.masterOf(prefix);
+      }
       await redisCli(master.replicas[0]!, 'CLUSTER', 'FAILOVER');
       return promotion(prefix, master.port);
     },
+    inSync: () => cluster.inSync(),
     stop: () => cluster.stop(),
   };
 });

@@ -24,6 +24,7 @@ describeDeployment('on a Redis Sentinel set', async () => {
       await redisCli(set.sentinels[0]!.port, 'SENTINEL', 'FAILOVER', set.name);
       return promotion(port);
     },
+    inSync: () => set.inSync(),
     stop: () => set.stop(),
   };
 });

@@ -25,6 +25,10 @@ export interface RedisClusterDeployment {
   masterOf(key: string): Promise<{ port: number; replicas: number[]; slot: number }>;
   /** Resolves once `key`'s slot is served by a master other than `formerPort` and the cluster state is ok. */
   waitForNewMaster(key: string, formerPort: number, timeoutMs?: number): Promise<number>;
+  /** Resolves once every live node says the cluster is ok and every live replica is in sync with its master. */
+  inSync(timeoutMs?: number): Promise<void>;
+  /** Starts a killed node again on its port: it rejoins the cluster (a former master as a replica). */
+  restart(port: number): Promise<void>;
   /** Kills every node and removes the folder. */
   stop(): Promise<void>;
 }
@@ -44,33 +48,32 @@ export async function startRedisCluster(
   const count = masters * (1 + perMaster);
   const dir = tmpDir('imagecache-redis-cluster-');
   const processes = new Map<number, RedisServerProcess>();
+  const nodeArgs = (port: number) => [
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    path.join(dir, `nodes-${port}.conf`),
+    '--cluster-node-timeout',
+    String(opts.nodeTimeoutMs ?? 1000),
+    '--cluster-replica-validity-factor',
+    '0',
+    '--cluster-require-full-coverage',
+    'no',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    // No delay before a full resync (a replica that can't continue where it was): it would wait 5 s.
+    '--repl-diskless-sync-delay',
+    '0',
+  ];
   const stop = async () => {
     await Promise.all([...processes.values()].map((p) => p.kill('SIGKILL')));
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     for (let i = 0; i < count; i++) {
-      const node = await startRedisServer(
-        dir,
-        (port) => [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          path.join(dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout',
-          String(opts.nodeTimeoutMs ?? 1000),
-          '--cluster-replica-validity-factor',
-          '0',
-          '--cluster-require-full-coverage',
-          'no',
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-        ],
-        // The bus port is the node's + 10000 (`cluster-port` would need Redis 7).
-        { busPort: true },
-      );
+      const node = await startRedisServer(dir, nodeArgs, { busPort: true });
       processes.set(node.port, node);
     }
     const ports = [...processes.keys()];
@@ -83,7 +86,11 @@ export async function startRedisCluster(
       String(perMaster),
       '--cluster-yes',
     );
-    const deployment = clusterDeployment(processes, stop);
+    const restart = async (port: number) => {
+      // Its nodes file keeps its identity: it rejoins, as a replica of the master that replaced it.
+      processes.set(port, await startRedisServer(dir, nodeArgs, { port }));
+    };
+    const deployment = clusterDeployment(processes, stop, restart);
     await waitFor(
       'the cluster to be ready',
       async () => {
@@ -111,6 +118,7 @@ export async function startRedisCluster(
 function clusterDeployment(
   processes: Map<number, RedisServerProcess>,
   stop: () => Promise<void>,
+  restart: (port: number) => Promise<void>,
 ): RedisClusterDeployment {
   const live = () => [...processes.values()].filter((p) => p.running()).map((p) => p.port);
   const ask = async (...args: string[]) => {
@@ -140,6 +148,7 @@ function clusterDeployment(
     processes,
     topology,
     masterOf,
+    restart,
     waitForNewMaster: (key, formerPort, timeoutMs = 30_000) =>
       waitFor(
         `a new master for ${key}`,
@@ -152,6 +161,22 @@ function clusterDeployment(
         },
         timeoutMs,
       ),
+    inSync: async (timeoutMs = 30_000) => {
+      await waitFor(
+        'every replica in sync',
+        async () => {
+          const nodes = (await topology()).filter((n) => !n.failed && live().includes(n.port));
+          for (const n of nodes) {
+            if (!(await redisCli(n.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return undefined;
+            if (n.role !== 'replica') continue;
+            if (!(await redisCli(n.port, 'INFO', 'replication')).includes('master_link_status:up'))
+              return undefined;
+          }
+          return true;
+        },
+        timeoutMs,
+      );
+    },
     stop,
   };
 }

@@ -15,6 +15,8 @@ export interface RedisSentinelDeployment {
   master(): Promise<number>;
   /** Resolves once the sentinels report a master other than `formerPort`, and it answers as a master. */
   waitForNewMaster(formerPort: number, timeoutMs?: number): Promise<number>;
+  /** Resolves once every live data server but the master replicates the master, in sync. */
+  inSync(timeoutMs?: number): Promise<void>;
   /** Kills every process and removes the folder. */
   stop(): Promise<void>;
 }
@@ -39,7 +41,8 @@ export async function startRedisSentinel(
     await Promise.all([...servers.values(), ...sentinelProcesses].map((p) => p.kill('SIGKILL')));
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  const data = ['--save', '', '--appendonly', 'no'];
+  // No delay before a full resync (a replica that can't continue where it was): it would wait 5 s for company.
+  const data = ['--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0'];
   try {
     const master = await startRedisServer(dir, () => data);
     servers.set(master.port, master);
@@ -121,6 +124,21 @@ function sentinelDeployment(
         },
         timeoutMs,
       ),
+    inSync: async (timeoutMs = 30_000) => {
+      await waitFor(
+        'every replica in sync',
+        async () => {
+          const m = await master();
+          for (const r of [...servers.values()].filter((x) => x.running() && x.port !== m)) {
+            const info = await redisCli(r.port, 'INFO', 'replication');
+            if (!info.includes(`master_port:${m}`) || !info.includes('master_link_status:up'))
+              return undefined;
+          }
+          return true;
+        },
+        timeoutMs,
+      );
+    },
     stop,
   };
 }

@@ -40,8 +40,10 @@ export function redisServerAvailable(): { ok: true } | { ok: false; reason: stri
 export async function startRedisServer(
   dir: string,
   args: (port: number) => string[],
-  opts: { sentinel?: boolean; busPort?: boolean } = {},
+  opts: { sentinel?: boolean; busPort?: boolean; port?: number } = {},
 ): Promise<RedisServerProcess> {
+  // A given port (a node started again where it was) is used as it is.
+  if (opts.port !== undefined) return spawnOn(opts.port, dir, args(opts.port), opts.sentinel ?? false);
   for (let attempt = 0; ; attempt++) {
     const port = opts.busPort ? await freePortWithBus() : await freePort();
     try {
