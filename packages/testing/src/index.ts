@@ -2,7 +2,7 @@ export { startImageServer } from './image-server';
 export type { ImageServer, Route, LoggedRequest } from './image-server';
 export { tmpDir, randomFile, mountTmpfs } from './files';
 export { startPythonHttpServer } from './python-server';
-export { startRedisServer, redisCli, redisServerAvailable, freePort } from './redis-server';
+export { startRedisServer, redisCli, redisServerAvailable, freePort, waitFor } from './redis-server';
 export type { RedisServerProcess } from './redis-server';
 export { startRedisCluster } from './redis-cluster';
 export type { RedisClusterDeployment, ClusterNodeInfo } from './redis-cluster';
