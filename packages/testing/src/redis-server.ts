@@ -17,6 +17,9 @@ export interface RedisServerProcess {
   log(): string;
 }
 
+/** redis-server is missing: no other port would help. */
+class NotInstalled extends Error {}
+
 /** Every process started here: killed when the test process exits, whatever way it does. */
 const started = new Set<ChildProcess>();
 let exitHook = false;
@@ -49,7 +52,7 @@ export async function startRedisServer(
     try {
       return await spawnOn(port, dir, args(port), opts.sentinel ?? false);
     } catch (err) {
-      if (attempt >= 4) throw err;
+      if (attempt >= 4 || err instanceof NotInstalled) throw err;
     }
   }
 }
@@ -86,25 +89,33 @@ async function spawnOn(
       for (const c of started) c.kill('SIGKILL');
     });
   }
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
+  // A redis-server that can't be run (not installed) emits 'error' and never 'exit'.
+  let spawnError: Error | undefined;
+  const exited = new Promise<void>((resolve) => {
+    const gone = () => {
       started.delete(child);
       resolve();
-    }),
-  );
+    };
+    child.once('exit', gone);
+    child.once('error', (err) => {
+      spawnError = err;
+      gone();
+    });
+  });
   const log = () => fs.readFileSync(logFile, { encoding: 'utf8', flag: 'a+' });
   const proc: RedisServerProcess = {
     port,
     pid: child.pid!,
     exited,
-    running: () => child.exitCode === null && child.signalCode === null,
+    running: () => !spawnError && child.exitCode === null && child.signalCode === null,
     log,
     kill: async (signal = 'SIGKILL') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (proc.running()) child.kill(signal);
       await exited;
     },
   };
   for (let i = 0; i < 200; i++) {
+    if (spawnError) throw new NotInstalled(`redis-server could not be run: ${spawnError.message}`);
     if (child.exitCode !== null) break;
     if ((await redisCli(port, 'PING').catch(() => '')) === 'PONG') return proc;
     await sleep(25);
