@@ -1,6 +1,7 @@
 // The distributed mode on a real replicated Redis deployment (Cluster or Sentinel): one suite, run by
 // redis-cluster.test.ts and redis-sentinel.test.ts. Two worker replicas and an API, real processes; conductors in
-// this process and in processes of their own; the deployment's master is killed (kill -9) in the middle of a run.
+// this process and in processes of their own; the deployment's master is killed (kill -9), then handed over (a
+// planned failover), each in the middle of a run of fetches.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -52,7 +53,10 @@ interface Outcome {
 const HOST = 'node-a';
 /** A caller that has no answer after this long is hung (the failover takes a few seconds). */
 const HANG_MS = 45_000;
-/** Codes a caller may get while the failover is under way: the request was refused, nothing is lost. */
+/**
+ * Codes a caller asking while the failover is under way may get: refused (typed, retryable, nothing queued), or
+ * told its job was lost with the old master (README, "Redis Cluster and Sentinel": submit again).
+ */
 const FAILOVER_CODES = ['QUEUE_UNAVAILABLE'];
 
 /**
