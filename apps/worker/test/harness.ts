@@ -24,7 +24,13 @@ export interface HostSetup {
 /** A host configuration file with the given caches, in a fresh folder. */
 export function hostSetup(opts: {
   host: string;
-  redis: string;
+  /** A Redis URL; or give `redisSection`. */
+  redis?: string;
+  /**
+   * The configuration file's `redis` section without its prefix, for a deployment that is not one URL:
+   * `{ cluster: [{ host, port }…] }` or `{ sentinels: [{ host, port }…], name }`. Replaces `redis`.
+   */
+  redisSection?: Record<string, unknown>;
   prefix: string;
   caches?: string[];
   forceRaw?: boolean;
@@ -44,7 +50,7 @@ export function hostSetup(opts: {
         masterDir: path.join(root, name),
         forceRaw: opts.forceRaw ?? false,
       })),
-      redis: { url: opts.redis, prefix: opts.prefix },
+      redis: { ...(opts.redisSection ?? { url: opts.redis }), prefix: opts.prefix },
       destinations: opts.destinations ?? { allowedRoots: [root] },
       sweepInterval: 0,
       logLevel: 'info',
@@ -97,7 +103,10 @@ export async function startWorker(
   };
 }
 
-/** Runs the client fixture in its own process: N concurrent fetches, one JSON line of outcomes. */
+/**
+ * Runs the client fixture in its own process: N concurrent fetches, one JSON line of outcomes. Redis is
+ * `redis` + `prefix` (a URL), or `redisConfig` (a whole RedisConfig: a Cluster or Sentinel deployment).
+ */
 export function clientProcess(args: object): Promise<{
   code: number | null;
   results: { ok?: Record<string, unknown>; error?: { code: string } }[];
