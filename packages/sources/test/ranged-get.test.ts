@@ -2,12 +2,12 @@
 // a 206 of the wrong range, through the sources' own HTTP client.
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { closeHttpConnections, rangedGet, resolveHttpOptions } from '@imagecache/sources';
 import { requestFollowing } from '../src/http/client';
 import { dispatchersFor } from '../src/http/dispatchers';
 import { contextFor } from '../src/http/request';
 import { readAll } from './helpers';
+import { closeServer, listenLocal } from '@imagecache/testing';
 
 const body = randomBytes(256 * 1024);
 const ETAG = '"v1"';
@@ -52,12 +52,10 @@ beforeAll(async () => {
         return whole(res);
     }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
   await closeHttpConnections();
 });
 beforeEach(() => {

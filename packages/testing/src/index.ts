@@ -9,3 +9,4 @@ export { startRedisCluster } from './redis-cluster';
 export type { RedisClusterDeployment, ClusterNodeInfo } from './redis-cluster';
 export { startRedisSentinel } from './redis-sentinel';
 export type { RedisSentinelDeployment } from './redis-sentinel';
+export { listenLocal, closeServer } from './local-server';
