@@ -65,7 +65,8 @@ export interface ImageCacheClientOptions {
   pollIntervalMs?: number;
   /**
    * A waiting call fails with `QUEUE_UNAVAILABLE` once Redis has been unreachable for this long, or its job has
-   * been gone from Redis (Redis restarted without its data) this long without a result kept for it. So a caller
+   * been gone from Redis (lost with a master, or Redis restarted without its data) this long without a result kept
+   * for it and it could not add it again (a job it did not add, or lost MAX_READDS times already). So a caller
    * learns it at most this plus one poll interval after Redis went away. Default 15000.
    */
   unavailableAfterMs?: number;
