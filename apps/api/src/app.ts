@@ -228,7 +228,12 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.delete('/v1/jobs/:id', async (request, reply) => {
     const { id } = parseBody(JobIdParamsSchema, request.params);
     const job = await client.getJob(id);
-    if (!job) return jobNotFound(reply, id);
+    if (!job) {
+      // Lost with a Redis master in a failover, a job is added again by its waiting caller unless it was cancelled:
+      // the cancel is recorded all the same, so the job doesn't come back (packages/queue, cancel-record.ts).
+      await client.cancel(id, 'cancelled through the API');
+      return jobNotFound(reply, id);
+    }
     if (job.state === 'completed' || job.state === 'failed') {
       return sendApiError(reply, 'jobFinished', `job ${id} is ${job.state} already`, { state: job.state });
     }

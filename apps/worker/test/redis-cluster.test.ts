@@ -1,7 +1,7 @@
 // Issue 12, item 4: the distributed mode on a real Redis Cluster (3 masters, 3 replicas on 127.0.0.1), the key
 // prefix a hash tag, so every key of the deployment lives in one slot of one master.
 import { redisCli, startRedisCluster } from '@imagecache/testing';
-import { describeDeployment } from './deployment-suite';
+import { cutOff, describeDeployment } from './deployment-suite';
 
 describeDeployment('on a Redis Cluster', async () => {
   const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1, nodeTimeoutMs: 1000 });
@@ -17,6 +17,13 @@ describeDeployment('on a Redis Cluster', async () => {
       const master = await cluster.masterOf(prefix);
       await cluster.processes.get(master.port)!.kill('SIGKILL');
       return promotion(prefix, master.port);
+    },
+    cutReplicas: async (prefix) => {
+      const master = await cluster.masterOf(prefix);
+      return cutOff(
+        master.port,
+        master.replicas.map((port) => cluster.processes.get(port)!.pid),
+      );
     },
     switchover: async (prefix) => {
       // CLUSTER FAILOVER, sent to the replica: it catches up with its master, then the two swap roles.

@@ -1,4 +1,4 @@
-export { ImageCacheClient } from './image-cache-client';
+export { ImageCacheClient, MAX_READDS } from './image-cache-client';
 export type {
   ImageCacheClientOptions,
   FetchRequest,
@@ -42,5 +42,6 @@ export {
 export type { RedisClient, ConnectionRole } from './connection';
 export { SecretStore, SECRET_TTL_SECONDS, secretTexts } from './secrets';
 export { ResultStore, RESULT_TTL_SECONDS } from './result-store';
+export { CancelRecord, CANCEL_TTL_SECONDS } from './cancel-record';
 export { WorkerRegistry, WorkerHeartbeat, DEFAULT_HEARTBEAT_TTL_MS, BEATS_PER_TTL } from './worker-registry';
 export type { WorkerAnnouncement } from './worker-registry';

@@ -55,6 +55,8 @@ export const keys = {
   /** A fetch's result, kept for a caller whose job is gone (result-store.ts). */
   result: (prefix: string, jobId: string) => `${prefix}:result:${jobId}`,
   cancelChannel: (prefix: string) => `${prefix}:cancel`,
+  /** A cancel's record, so a caller never adds a cancelled job again (cancel-record.ts). */
+  cancelled: (prefix: string, jobId: string) => `${prefix}:cancelled:${jobId}`,
   /** A worker process's announcement (worker-registry.ts), and the set of their ids. */
   worker: (prefix: string, id: string) => `${prefix}:worker:${id}`,
   workers: (prefix: string) => `${prefix}:workers`,

@@ -65,6 +65,22 @@ export class SecretStore {
     return secret;
   }
 
+  /**
+   * Stores `secret` again under its reference `ref` if the key is gone (lost with a Redis master in a failover, or
+   * released by a run whose completion was lost), for the same job added again by its caller. A secret still there
+   * is left as it is.
+   */
+  async restore(ref: string, secret: JobSecret): Promise<void> {
+    if (!/^[0-9a-f-]{36}$/i.test(ref)) return;
+    await this.redis.set(
+      keys.secret(this.prefix, ref),
+      JSON.stringify(secret),
+      'EX',
+      SECRET_TTL_SECONDS,
+      'NX',
+    );
+  }
+
   /** Deletes the secret `ref` if it belongs to job `jobId` (another job's is left as it is). */
   async release(ref: string, jobId: string | undefined): Promise<void> {
     // The record never changes once written, so reading its owner then deleting it can't remove another's.
