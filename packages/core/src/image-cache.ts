@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import {
   parseChecksum,
   verifyDigest,
+  type ChecksumAlgo,
   type ExpectedChecksum,
   type ParsedChecksum,
 } from '@imagecache/checksum';
@@ -27,6 +28,7 @@ import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { deviceOf, freeSpace } from './disk-space';
 import { downloadTo } from './download';
+import { FleetFlight } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
 import { identityOf, sameIdentity } from './master-identity';
@@ -247,6 +249,7 @@ export class ImageCache {
         logger: this.logger,
       });
       this.logger.debug({ cache: this.name, totalSize: result.totalSize }, 'clean-up ran');
+      await this.fleetForget(result.removed.map((r) => r.name));
       if (result.removed.length > 0) {
         this.logger.info(
           { cache: this.name, removed: result.removed.length, freed: result.freed },
@@ -255,6 +258,17 @@ export class ImageCache {
       }
       return result;
     });
+  }
+
+  /** Masters this host no longer serves leave the fleet's directory (best effort: a peer's 404 is skipped). */
+  private async fleetForget(names: string[]): Promise<void> {
+    for (const name of names) {
+      await this.options.fleet
+        ?.evicted(this.name, name)
+        .catch((err: Error) =>
+          this.logger.warn({ cache: this.name, master: name, err: err.message }, 'fleet unavailable'),
+        );
+    }
   }
 
   /**
@@ -522,6 +536,7 @@ export class ImageCache {
     let reservation: Reservation | undefined;
     let workDir: string | undefined;
     let keep = false;
+    let flight: FleetFlight | undefined;
     try {
       release = await this.limiter.acquire(signal);
       const dir = await this.work.open(ctx.name);
@@ -540,13 +555,22 @@ export class ImageCache {
       const algo = expected?.algo ?? vouched?.algo ?? 'sha256';
       opts.onProgress?.({ stage: 'download', bytes: 0, totalBytes: info.size });
       const stageStart: Partial<Record<FetchStage, number>> = {};
-      const dl = await timed(durations, 'download', () =>
-        downloadTo(source, file, {
-          algos: [algo, ...checks.map((c) => c.algo)],
+      flight = FleetFlight.for({
+        fleet: this.options.fleet,
+        cache: this.name,
+        name: ctx.name,
+        info,
+        checks,
+        signal,
+        logger: this.logger,
+      });
+      const download = (from: ImageSource, algos: ChecksumAlgo[], knownSize?: number, retries?: number) =>
+        downloadTo(from, file, {
+          algos,
           signal,
-          retries: this.options.downloadRetries ?? 3,
-          knownSize: info.size,
-          validator: info.validator,
+          retries: retries ?? this.options.downloadRetries ?? 3,
+          knownSize,
+          validator: from === source ? info.validator : undefined,
           retryDelayMs: this.options.retryDelayMs ?? 1000,
           onProgress: (bytes, totalBytes) => {
             reservation?.progress(bytes);
@@ -554,11 +578,25 @@ export class ImageCache {
           },
           bound: bodyBound,
           logger: this.logger,
-        }),
+        });
+      const algos: ChecksumAlgo[] = [
+        algo,
+        ...checks.map((c) => c.algo),
+        ...(flight ? ['sha256' as const] : []),
+      ];
+      const got = await timed(durations, 'download', () =>
+        flight
+          ? flight.download(
+              file,
+              () => download(source, algos, info.size),
+              (peer, a, size) => download(peer, a, size, 1),
+            )
+          : download(source, algos, info.size).then((dl) => ({ dl, peer: undefined, checksum: undefined })),
       );
+      const dl = got.dl;
       opts.onProgress?.({ stage: 'verify' });
-      for (const c of checks) verifyDigest(c, dl.digests[c.algo]!, ctx.source.href);
-      const checksum = { algo, value: dl.digests[algo]! };
+      if (!got.peer) for (const c of checks) verifyDigest(c, dl.digests[c.algo]!, ctx.source.href);
+      const checksum = got.checksum ?? { algo, value: dl.digests[algo]! };
       const forceRaw = opts.forceRaw ?? this.forceRaw;
       const { DEFAULT_PERMITTED_FORMATS } = await import('@imagecache/formats'); // a hit doesn't load it
       const prepared = await prepareImage(file, {
@@ -566,7 +604,8 @@ export class ImageCache {
         forceRaw,
         zstd: this.options.zstd ?? true,
         permitted: this.options.permittedFormats ?? DEFAULT_PERMITTED_FORMATS,
-        expectedFormat: opts.expectedFormat ?? info.diskFormat,
+        // A peer's converted master is the raw image: the origin's format was checked where it was converted.
+        expectedFormat: got.peer?.converted ? undefined : (opts.expectedFormat ?? info.diskFormat),
         growthFactor: this.options.growthFactor ?? 2,
         memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
         makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
@@ -598,8 +637,16 @@ export class ImageCache {
       };
 
       opts.onProgress?.({ stage: 'publish' });
+      if (got.peer?.converted) meta.converted = true; // converted where it came from the origin
+      // What peers verify this master against (hashed again only when it is not the bytes downloaded).
+      if (flight)
+        Object.assign(
+          meta,
+          await flight.describe(prepared.file, prepared.file === file ? dl.digests.sha256 : undefined),
+        );
       if (!info.noCache)
         await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, dir));
+      await flight?.published({ cache: this.name, name: ctx.name, ...meta, sha256: meta.sha256! });
       const placedBy = (await this.place(ctx, prepared.file, undefined, true)) as PlaceMethod;
       await this.failures.clear(ctx.name).catch(() => undefined);
       durations.total = performance.now() - ctx.started;
@@ -625,6 +672,7 @@ export class ImageCache {
         converted: meta.converted,
         checksum,
         bytesDownloaded: dl.bytesDownloaded,
+        ...(got.peer && { peer: got.peer.host }),
         durations,
       };
     } catch (err) {
@@ -637,6 +685,7 @@ export class ImageCache {
       throw e;
     } finally {
       reservation?.release();
+      await flight?.release();
       if (workDir && !keep) await this.work.remove(workDir);
       release?.();
     }

@@ -24,3 +24,11 @@ export type { PrepareOptions, PreparedImage } from './prepare-image';
 export { DestinationPolicy } from './destination-policy';
 export type { DestinationRules, CheckedDestination } from './destination-policy';
 export type { MasterIdentity } from './master-identity';
+export type {
+  Fleet,
+  FleetClaim,
+  FleetEntry,
+  ImageIdentity,
+  PeerFailure,
+  PeerOffer,
+} from './fleet';

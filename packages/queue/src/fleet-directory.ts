@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import type { RedisClient } from './connection';
+import { keys } from './names';
+
+/** One version of one image across the fleet: its master name and the origin validator it was fetched under. */
+export interface FleetImageId {
+  name: string;
+  validator: string;
+}
+
+/** A host of the fleet as it announces itself while it lives. */
+export interface FleetHostInfo {
+  host: string;
+  /** Base URL of its peer service (`…/v1/masters/<cache>/<name>` is a master). */
+  url: string;
+  /** Hosts of one group (a rack, a zone) are asked first. */
+  group?: string;
+}
+
+/** What a host published: enough for a taker to download and verify it. */
+export interface FleetRecord extends FleetImageId {
+  host: string;
+  cache: string;
+  sha256: string;
+  size: number;
+  checksum: { algo: 'md5' | 'sha256' | 'sha512'; value: string };
+  format?: string;
+  virtualSize?: number;
+  converted: boolean;
+  publishedAt: number;
+}
+
+/** A record and its host's announcement (absent: the host is dead, its records are ignored). */
+export interface FleetHolder {
+  record: FleetRecord;
+  host?: FleetHostInfo;
+}
+
+/** The key of an image's records: validators are arbitrary text (an ETag, a date), names are not. */
+export function fleetImageKey(id: FleetImageId): string {
+  return createHash('sha256').update(`${id.name}\n${id.validator}`).digest('hex').slice(0, 32);
+}
+
+/**
+ * The fleet's directory in Redis, under the deployment's prefix (one Cluster slot with the queues): per image,
+ * a hash of its holders (`host/cache` → record); per host, an announcement with a TTL (a dead host's records are
+ * ignored, its beat gone) and the index of what it holds (so an eviction, which knows no validator, finds its
+ * record). One owner for writers (the worker's fleet) and readers (CLI, API).
+ */
+export class FleetDirectory {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+  ) {}
+
+  /** Announces (or refreshes) a host for `ttlMs`. */
+  async beat(host: FleetHostInfo, ttlMs: number): Promise<void> {
+    await this.redis
+      .multi()
+      .set(keys.fleetHost(this.prefix, host.host), JSON.stringify(host), 'PX', ttlMs)
+      .sadd(keys.fleetHosts(this.prefix), host.host)
+      .exec();
+  }
+
+  /** The host stops serving: its records stay (a restart serves them again) but are ignored meanwhile. */
+  async leave(host: string): Promise<void> {
+    await this.redis.del(keys.fleetHost(this.prefix, host));
+  }
+
+  /** Records a published master, replacing what this host's cache held under that name before. */
+  async publish(record: FleetRecord): Promise<void> {
+    const field = `${record.host}/${record.cache}`;
+    const id = fleetImageKey(record);
+    const held = keys.fleetHeld(this.prefix, record.host);
+    const previous = await this.redis.hget(held, `${record.cache}/${record.name}`);
+    const m = this.redis.multi();
+    if (previous && previous !== id) m.hdel(keys.fleetImage(this.prefix, previous), field);
+    await m
+      .hset(keys.fleetImage(this.prefix, id), field, JSON.stringify(record))
+      .sadd(keys.fleetImages(this.prefix), id)
+      .hset(held, `${record.cache}/${record.name}`, id)
+      .exec();
+  }
+
+  /** A master that left a host's cache. */
+  async evict(host: string, cache: string, name: string): Promise<void> {
+    const held = keys.fleetHeld(this.prefix, host);
+    const id = await this.redis.hget(held, `${cache}/${name}`);
+    if (!id) return;
+    await this.redis
+      .multi()
+      .hdel(keys.fleetImage(this.prefix, id), `${host}/${cache}`)
+      .hdel(held, `${cache}/${name}`)
+      .exec();
+  }
+
+  /** The holders of one image whose host lives. */
+  async holders(id: FleetImageId): Promise<FleetHolder[]> {
+    const raw = await this.redis.hgetall(keys.fleetImage(this.prefix, fleetImageKey(id)));
+    const records = Object.values(raw).map((r) => JSON.parse(r) as FleetRecord);
+    const hosts = await this.hosts(records.map((r) => r.host));
+    return records.flatMap((record) => {
+      const host = hosts.get(record.host);
+      return host ? [{ record, host }] : [];
+    });
+  }
+
+  /** Every image with its holders, live or not (for `ls --fleet` and `GET /v1/fleet`). */
+  async list(): Promise<{ images: { name: string; validator: string; holders: FleetHolder[] }[] }> {
+    const ids = await this.redis.smembers(keys.fleetImages(this.prefix));
+    const images: { name: string; validator: string; holders: FleetHolder[] }[] = [];
+    const empty: string[] = [];
+    for (const id of ids.sort()) {
+      const raw = await this.redis.hgetall(keys.fleetImage(this.prefix, id));
+      const records = Object.values(raw).map((r) => JSON.parse(r) as FleetRecord);
+      if (records.length === 0) {
+        empty.push(id);
+        continue;
+      }
+      const hosts = await this.hosts(records.map((r) => r.host));
+      images.push({
+        name: records[0]!.name,
+        validator: records[0]!.validator,
+        holders: records
+          .sort((a, b) => a.host.localeCompare(b.host))
+          .map((record) => ({ record, host: hosts.get(record.host) })),
+      });
+    }
+    // An image nobody holds any more leaves the index (a record published meanwhile re-adds it).
+    if (empty.length) await this.redis.srem(keys.fleetImages(this.prefix), ...empty).catch(() => undefined);
+    return { images: images.sort((a, b) => a.name.localeCompare(b.name)) };
+  }
+
+  /** Counts a peer a taker skipped (`unverified`: its bytes did not match what it published). */
+  async reportFailure(host: string, reason: string): Promise<void> {
+    await this.redis.hincrby(keys.fleetFailures(this.prefix), `${host}/${reason}`, 1);
+  }
+
+  /** Skipped peers so far, per `host/reason`. */
+  async failures(): Promise<Record<string, number>> {
+    const raw = await this.redis.hgetall(keys.fleetFailures(this.prefix));
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+  }
+
+  private async hosts(names: string[]): Promise<Map<string, FleetHostInfo>> {
+    const unique = [...new Set(names)];
+    if (unique.length === 0) return new Map();
+    const raw = await this.redis.mget(...unique.map((h) => keys.fleetHost(this.prefix, h)));
+    return new Map(
+      unique.flatMap((h, i) => (raw[i] ? [[h, JSON.parse(raw[i]!) as FleetHostInfo] as const] : [])),
+    );
+  }
+}
