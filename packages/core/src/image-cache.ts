@@ -509,6 +509,7 @@ export class ImageCache {
       format: verdict.format,
       virtualSize: verdict.virtualSize,
       converted: false,
+      decompressed: false, // verified as it is: the checksum covers the master's own bytes
       fetchedAt: previous?.fetchedAt ?? new Date().toISOString(),
       identity: identityOf(master),
     };
@@ -633,6 +634,7 @@ export class ImageCache {
         format: prepared.format,
         virtualSize: prepared.virtualSize,
         converted: prepared.converted,
+        decompressed: prepared.decompressed,
         fetchedAt: new Date().toISOString(),
       };
 

@@ -52,6 +52,11 @@ export interface MasterMeta {
   format?: string;
   virtualSize?: number;
   converted: boolean;
+  /**
+   * The master is the download decompressed (zstd): `checksum` covers the bytes downloaded, not the master's.
+   * Absent in metadata written before it was recorded (then unknown).
+   */
+  decompressed?: boolean;
   fetchedAt: string;
   /** The master file as published; a hit serves it only while it still matches (absent: not yet verified). */
   identity?: MasterIdentity;
