@@ -18,6 +18,8 @@ import {
   type RedisClient,
 } from '@imagecache/queue';
 import { contained } from './containment';
+import { joinFleet, type FleetMembership } from './fleet-member';
+import type { RedisFleet } from './redis-fleet';
 import { serveMetrics, WorkerMetrics, type MetricsServer } from './metrics';
 import { cleanCachesProcessor, cleanProcessor } from './processors/clean';
 import { fetchProcessor } from './processors/fetch';
@@ -49,6 +51,8 @@ export interface HostWorkerOptions {
   metricsPort?: number;
   /** Address of the metrics server. Default 127.0.0.1. */
   metricsHost?: string;
+  /** Take part in a fleet (config `peers.enabled`): misses ask peers first, one host downloads from the origin. */
+  fleet?: FleetMembership;
 }
 
 /** A job's lock by default: renewed every half of it while the job runs; a dead worker's jobs wait this long. */
@@ -81,6 +85,8 @@ export class HostWorker {
 
   /** The jobs' credentials (a job failed by containment releases its own too). */
   private secrets?: SecretStore;
+  /** The fleet this host's caches share masters with (when `fleet` is given). */
+  fleet?: RedisFleet;
 
   constructor(private readonly options: HostWorkerOptions) {}
 
@@ -96,6 +102,17 @@ export class HostWorker {
       this.options.metrics ?? (this.options.metricsPort !== undefined ? new WorkerMetrics() : undefined);
     for (const cache of registry.caches) this.metrics?.watchCache(cache);
     await this.startMetrics(); // first: a port in use fails the start before any job is taken
+    if (this.options.fleet) {
+      this.fleet = await joinFleet({
+        membership: this.options.fleet,
+        registry,
+        redis: command,
+        prefix,
+        logger,
+        heartbeatTtlMs: this.options.heartbeatTtlMs,
+        onPeerFailed: (peer, reason) => this.metrics?.peerSkipped(peer, reason),
+      });
+    }
 
     for (const cache of registry.caches) {
       await cache.start(); // creates the folder and sweeps work left by crashed processes
@@ -171,6 +188,7 @@ export class HostWorker {
       }
       // Last: while its jobs run, this process still serves their queues (their callers wait for them).
       await this.heartbeat?.stop();
+      this.fleet?.stop();
       await this.metricsServer?.close();
       await Promise.all(this.queues.map((q) => q.close()));
       this.subscriber?.disconnect();

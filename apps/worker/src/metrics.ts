@@ -25,6 +25,7 @@ export const WORKER_METRIC_NAMES = [
   'imagecache_cache_files',
   'imagecache_cache_size_limit_bytes',
   'imagecache_workers_running',
+  'imagecache_fleet_peers_skipped_total',
 ] as const;
 
 /** Seconds: from a warm hit (about a millisecond) to a long download or conversion. */
@@ -66,6 +67,7 @@ export class WorkerMetrics {
   private readonly jobs: Counter<'kind' | 'cache' | 'outcome'>;
   private readonly evictions: Counter<'cache' | 'reason'>;
   private readonly evictedBytes: Counter<'cache' | 'reason'>;
+  private readonly peersSkipped: Counter<'peer' | 'reason'>;
   private readonly caches = new Map<string, ImageCache>();
   private readonly scans = new Map<string, { at: number; scan: Promise<{ bytes: number; files: number }> }>();
   private readonly workers: Worker[] = [];
@@ -73,6 +75,12 @@ export class WorkerMetrics {
   constructor(opts: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registers = [(this.registry = opts.registry ?? new Registry())];
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.peersSkipped = new Counter({
+      name: 'imagecache_fleet_peers_skipped_total',
+      help: 'Peers a miss skipped: unverified (its bytes did not match what it published), failed (error, stall, too slow).',
+      labelNames: ['peer', 'reason'],
+      registers,
+    });
     this.fetches = new Counter({
       name: 'imagecache_fetches_total',
       help: 'Fetch jobs finished, by outcome: hit (no download), miss (downloaded), error (failed for good).',
@@ -172,6 +180,10 @@ export class WorkerMetrics {
         }
       },
     });
+  }
+  /** A peer of the fleet a miss skipped (see Fleet.peerFailed). */
+  peerSkipped(peer: string, reason: string): void {
+    this.peersSkipped.inc({ peer, reason });
   }
 
   /** Records the outcomes of a worker's jobs (its queue name tells the kind and the cache). */

@@ -28,7 +28,7 @@ import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { deviceOf, freeSpace } from './disk-space';
 import { downloadTo } from './download';
-import { FleetFlight } from './fleet';
+import { FleetFlight, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
 import { identityOf, sameIdentity } from './master-identity';
@@ -118,6 +118,7 @@ export class ImageCache {
   private queuedCleanUp?: Promise<unknown>;
   private runningCleanUp?: Promise<unknown>;
   private dev?: number;
+  private fleet?: Fleet;
 
   constructor(private readonly options: ImageCacheOptions) {
     if (!path.isAbsolute(options.masterDir)) {
@@ -132,6 +133,7 @@ export class ImageCache {
     this.priority = options.priority ?? 50;
     this.logger = options.logger ?? silentLogger;
     this.limiter = options.limiter ?? defaultLimiter();
+    this.fleet = options.fleet;
     this.sourceOptions = options.sources ?? {};
     this.folder = new CacheFolder(this.masterDir);
     this.locks = new FolderLocks(this.folder.lockDir, this.logger);
@@ -151,6 +153,11 @@ export class ImageCache {
    */
   useRegistry(registry: CacheRegistry): void {
     this.registry = registry;
+  }
+
+  /** The fleet this cache shares masters with from now on (a worker sets it once it has reached Redis). */
+  useFleet(fleet: Fleet | undefined): void {
+    this.fleet = fleet;
   }
 
   /** Creates the folder if needed and sweeps work left by crashed processes; done once, on first use. */
@@ -263,7 +270,7 @@ export class ImageCache {
   /** Masters this host no longer serves leave the fleet's directory (best effort: a peer's 404 is skipped). */
   private async fleetForget(names: string[]): Promise<void> {
     for (const name of names) {
-      await this.options.fleet
+      await this.fleet
         ?.evicted(this.name, name)
         .catch((err: Error) =>
           this.logger.warn({ cache: this.name, master: name, err: err.message }, 'fleet unavailable'),
@@ -557,7 +564,7 @@ export class ImageCache {
       opts.onProgress?.({ stage: 'download', bytes: 0, totalBytes: info.size });
       const stageStart: Partial<Record<FetchStage, number>> = {};
       flight = FleetFlight.for({
-        fleet: this.options.fleet,
+        fleet: this.fleet,
         cache: this.name,
         name: ctx.name,
         info,

@@ -36,6 +36,29 @@ export interface FleetHolder {
   host?: FleetHostInfo;
 }
 
+/** The fleet as `ls --fleet` and `GET /v1/fleet` show it. */
+export interface FleetView {
+  images: {
+    name: string;
+    validator: string;
+    holders: {
+      host: string;
+      cache: string;
+      /** Its host beats: takers may ask it. */
+      live: boolean;
+      group?: string;
+      url?: string;
+      sha256: string;
+      size: number;
+      format?: string;
+      converted: boolean;
+      publishedAt: string;
+    }[];
+  }[];
+  /** Peers takers skipped, per `host/reason` (`unverified`: bytes that did not match; `failed`). */
+  skippedPeers: Record<string, number>;
+}
+
 /** The key of an image's records: validators are arbitrary text (an ETag, a date), names are not. */
 export function fleetImageKey(id: FleetImageId): string {
   return createHash('sha256').update(`${id.name}\n${id.validator}`).digest('hex').slice(0, 32);
@@ -129,6 +152,33 @@ export class FleetDirectory {
     // An image nobody holds any more leaves the index (a record published meanwhile re-adds it).
     if (empty.length) await this.redis.srem(keys.fleetImages(this.prefix), ...empty).catch(() => undefined);
     return { images: images.sort((a, b) => a.name.localeCompare(b.name)) };
+  }
+
+  /**
+   * What the fleet holds, for people (`ls --fleet`, `GET /v1/fleet`): per image, each holder's host, cache,
+   * liveness and what it published; and the peers takers skipped so far. No secret, no credential.
+   */
+  async view(): Promise<FleetView> {
+    const { images } = await this.list();
+    return {
+      images: images.map((i) => ({
+        name: i.name,
+        validator: i.validator,
+        holders: i.holders.map(({ record: r, host }) => ({
+          host: r.host,
+          cache: r.cache,
+          live: host !== undefined,
+          ...(host?.group !== undefined && { group: host.group }),
+          ...(host && { url: host.url }),
+          sha256: r.sha256,
+          size: r.size,
+          ...(r.format !== undefined && { format: r.format }),
+          converted: r.converted,
+          publishedAt: new Date(r.publishedAt).toISOString(),
+        })),
+      })),
+      skippedPeers: await this.failures(),
+    };
   }
 
   /** Counts a peer a taker skipped (`unverified`: its bytes did not match what it published). */
