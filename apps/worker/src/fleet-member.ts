@@ -6,8 +6,13 @@ import { RedisFleet } from './redis-fleet';
 
 /** What a worker needs to take part in a fleet (config `peers`, issue #12). */
 export interface FleetMembership {
-  /** This host as peers reach it: its name, its peer service's URL, its group. */
-  self: FleetHostInfo;
+  /**
+   * This host's peer service as other hosts reach it, given the port it listens on; undefined when this process
+   * serves none (it then takes from peers but publishes nothing: no one could fetch it).
+   */
+  advertiseUrl: (peerPort: number) => string;
+  /** Hosts of one group (rack, zone) are asked first. */
+  group?: string;
   /** The fleet's shared secret (peer tokens). Never logged. */
   secret: string;
   /** Life of the tokens this host sends, seconds. */
@@ -21,6 +26,9 @@ export interface FleetMembership {
  * their misses ask peers first and take the fleet-wide claim before going to the origin.
  */
 export async function joinFleet(o: {
+  host: string;
+  /** The port this process's peer service listens on (undefined: none). */
+  peerPort?: number;
   membership: FleetMembership;
   registry: CacheRegistry;
   redis: RedisClient;
@@ -29,7 +37,12 @@ export async function joinFleet(o: {
   heartbeatTtlMs?: number;
   onPeerFailed?: (host: string, reason: PeerFailure) => void;
 }): Promise<RedisFleet> {
-  const { self, secret, tokenTtlSeconds, http } = o.membership;
+  const { secret, tokenTtlSeconds, http, group } = o.membership;
+  const self: FleetHostInfo = {
+    host: o.host,
+    url: o.peerPort === undefined ? undefined : o.membership.advertiseUrl(o.peerPort),
+    ...(group !== undefined && { group }),
+  };
   const fleet = new RedisFleet({
     redis: o.redis,
     prefix: o.prefix,
@@ -37,9 +50,9 @@ export async function joinFleet(o: {
     heartbeatTtlMs: o.heartbeatTtlMs,
     logger: o.logger,
     onPeerFailed: o.onPeerFailed,
-    peerSource: (record, host) =>
+    peerSource: (record, baseUrl) =>
       peerSourceFor({
-        url: peerMasterUrl(host.url, record.cache, record.name),
+        url: peerMasterUrl(baseUrl, record.cache, record.name),
         // A fresh token per request: a download resumed after the first one expired still gets in.
         token: () => signPeerToken(secret, peerTokenName(record.cache, record.name), tokenTtlSeconds),
         expectedSha256: record.sha256,

@@ -104,6 +104,7 @@ export class HostWorker {
     await this.startMetrics(); // first: a port in use fails the start before any job is taken
     if (this.options.fleet) {
       this.fleet = await joinFleet({
+        host,
         membership: this.options.fleet,
         registry,
         redis: command,

@@ -25,7 +25,7 @@ export interface RedisFleetOptions {
   /** This host as peers reach it. */
   self: FleetHostInfo;
   /** A peer's master as a source (its URL, a fresh token per request, the http options of this host). */
-  peerSource: (record: FleetRecord, host: FleetHostInfo) => ImageSource;
+  peerSource: (record: FleetRecord, baseUrl: string) => ImageSource;
   heartbeatTtlMs?: number;
   /** Life of a single-flight claim without a beat (see FleetLock). */
   lockTtlMs?: number;
@@ -56,6 +56,7 @@ export class RedisFleet implements Fleet {
 
   /** Announces this host and keeps it announced (a dead host's records are ignored once its beat expires). */
   async start(): Promise<void> {
+    if (this.o.self.url === undefined) return; // serves nothing: not a peer
     const ttl = this.o.heartbeatTtlMs ?? DEFAULT_FLEET_HEARTBEAT_TTL_MS;
     await this.directory.beat(this.o.self, ttl);
     this.timer = setInterval(
@@ -79,7 +80,7 @@ export class RedisFleet implements Fleet {
   async offers(identity: ImageIdentity): Promise<PeerOffer[]> {
     const holders = await this.directory.holders(identity);
     const group = this.o.self.group;
-    const peers = holders.filter((h) => h.record.host !== this.o.self.host);
+    const peers = holders.filter((h) => h.record.host !== this.o.self.host && h.host?.url !== undefined);
     // Spread the takers over the holders; the same group (rack, zone) first.
     shuffle(peers);
     peers.sort((a, b) => Number(b.host?.group === group) - Number(a.host?.group === group));
@@ -93,7 +94,7 @@ export class RedisFleet implements Fleet {
       format: record.format,
       virtualSize: record.virtualSize,
       converted: record.converted,
-      source: this.o.peerSource(record, host!),
+      source: this.o.peerSource(record, host!.url!),
     }));
   }
 
@@ -102,6 +103,7 @@ export class RedisFleet implements Fleet {
   }
 
   async published(identity: ImageIdentity, entry: FleetEntry): Promise<void> {
+    if (this.o.self.url === undefined) return;
     await this.directory.publish({
       ...entry,
       name: identity.name,

@@ -1,9 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import * as path from 'node:path';
-import { ImageCache, masterName, silentLogger, type Logger } from '@imagecache/core';
+import {
+  CacheFolder,
+  ImageCache,
+  masterName,
+  silentLogger,
+  type Logger,
+  type MasterMeta,
+} from '@imagecache/core';
+import { PeerServer, peerMasterUrl, peerSourceFor, peerTokenName, signPeerToken } from '@imagecache/peers';
 import { connectRedis, FleetDirectory, fleetImageKey, keys, type RedisClient } from '@imagecache/queue';
 import { HttpSource } from '@imagecache/sources';
 import { startImageServer, tmpDir, type ImageServer } from '@imagecache/testing';
@@ -11,72 +17,12 @@ import { RedisFleet } from '../src/redis-fleet';
 import { SHARED_REDIS, uniquePrefix } from './harness';
 
 /**
- * The fetch order of issue #12 in one process: four engines, each its own master folder and peer server (a
- * plain file server over the folder: what a peer serves is its master's bytes, whatever they are), sharing a
- * directory and single flight in Redis.
+ * The fetch order of issue #12 in one process: four engines, each its own master folder and peer service,
+ * sharing a directory and single flight in Redis. (apps/worker/test/fleet.test.ts runs it as worker processes.)
  */
 
 const MiB = 1 << 20;
-
-interface Peer {
-  url: string;
-  /** Requests the peer answered with bytes. */
-  served: number;
-  /** Closes every connection once this many bytes of a body were sent (a peer dying mid-transfer). */
-  dieAfter?: number;
-  close(): Promise<void>;
-}
-
-/** Serves `/v1/masters/<cache>/<name>` from `masterDir`, with Range. */
-async function filePeer(masterDir: string): Promise<Peer> {
-  const sockets = new Set<Socket>();
-  const peer: Peer = { url: '', served: 0, close: async () => undefined };
-  const server = http.createServer((req, res) => {
-    const m = /^\/v1\/masters\/[^/]+\/([^/]+)$/.exec(req.url ?? '');
-    const file = m ? path.join(masterDir, decodeURIComponent(m[1]!)) : undefined;
-    const st = file ? fs.statSync(file, { throwIfNoEntry: false }) : undefined;
-    if (!file || !st?.isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    const etag = `"${st.ino}-${st.size}-${st.mtimeMs}"`;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    const start = range && req.headers['if-range'] === etag ? Number(range[1]) : 0;
-    const headers = { etag, 'content-length': String(st.size - start) };
-    if (start > 0)
-      res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${st.size - 1}/${st.size}` });
-    else res.writeHead(200, headers);
-    if (req.method === 'HEAD') return void res.end();
-    peer.served++;
-    let sent = 0;
-    const stream = fs.createReadStream(file, { start, highWaterMark: 256 * 1024 });
-    stream.on('data', (chunk) => {
-      sent += chunk.length;
-      if (peer.dieAfter !== undefined && sent >= peer.dieAfter) {
-        stream.destroy();
-        for (const s of sockets) s.destroy();
-        return;
-      }
-      if (!res.write(chunk)) {
-        stream.pause();
-        res.once('drain', () => stream.resume());
-      }
-    });
-    stream.on('end', () => res.end());
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  peer.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  peer.close = () =>
-    new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
-  return peer;
-}
+const SECRET = 'fleet-engine-test-secret-0123456789';
 
 /** A logger that keeps what was logged (the skipped peers are reported there). */
 function recordingLogger(lines: string[]): Logger {
@@ -88,7 +34,7 @@ interface Host {
   name: string;
   cache: ImageCache;
   fleet: RedisFleet;
-  peer: Peer;
+  peer: PeerServer;
   root: string;
   failures: string[];
   logs: string[];
@@ -104,16 +50,25 @@ async function startHost(name: string): Promise<Host> {
   const masterDir = path.join(root, 'instance');
   fs.mkdirSync(masterDir);
   fs.mkdirSync(path.join(root, 'dest'));
-  const peer = await filePeer(masterDir);
+  // h1 sends slowly: a transfer from it lasts long enough to be cut.
+  const peer = new PeerServer({
+    caches: [{ name: 'instance', masterDir }],
+    secret: SECRET,
+    port: 0,
+    ...(name === 'h1' && { bytesPerSec: 2 * MiB }),
+  });
+  const { port } = await peer.start();
   const failures: string[] = [];
   const logs: string[] = [];
   const logger = recordingLogger(logs);
   const fleet = new RedisFleet({
     redis,
     prefix,
-    self: { host: name, url: peer.url, group: name === 'h4' ? 'far' : 'near' },
-    peerSource: (record, host) =>
-      new HttpSource(`${host.url}/v1/masters/${record.cache}/${record.name}`, {
+    self: { host: name, url: `http://127.0.0.1:${port}`, group: name === 'h4' ? 'far' : 'near' },
+    peerSource: (record, baseUrl) =>
+      peerSourceFor({
+        url: peerMasterUrl(baseUrl, record.cache, record.name),
+        token: () => signPeerToken(SECRET, peerTokenName(record.cache, record.name)),
         http: { inactivityTimeoutMs: 2000 },
       }),
     heartbeatTtlMs: 3000,
@@ -148,7 +103,7 @@ beforeEach(() => {
 afterEach(async () => {
   for (const h of hosts.splice(0)) {
     h.fleet.stop();
-    await h.peer.close();
+    await h.peer.close().catch(() => undefined);
   }
   const stale = await redis.keys(`${prefix}:*`);
   if (stale.length) await redis.del(...stale);
@@ -198,6 +153,14 @@ test('a tampered peer is refused and reported; the taker gets the image elsewher
   const fd = fs.openSync(first.masterPath!, 'r+');
   fs.writeSync(fd, Buffer.from('tampered'), 0, 8, MiB);
   fs.closeSync(fd);
+  // ...and its metadata made to match, so its peer service serves it: only the sha256 can tell.
+  const metaPath = new CacheFolder(path.dirname(first.masterPath!)).metaPath(
+    path.basename(first.masterPath!),
+  );
+  const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as MasterMeta;
+  const st = fs.statSync(first.masterPath!);
+  meta.identity = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+  fs.writeFileSync(metaPath, JSON.stringify(meta));
   const r = await h2!.cache.fetchImage(href, path.join(h2!.root, 'dest', 'disk'), {
     expectedChecksum: sha256,
   });
@@ -217,13 +180,16 @@ test('a peer dying mid-transfer: the taker goes on from another peer', async () 
   await h1!.cache.fetchImage(href, path.join(h1!.root, 'dest', 'disk'));
   await h4!.cache.fetchImage(href, path.join(h4!.root, 'dest', 'disk'));
   expect(origin.count('GET', '/k.img')).toBe(1);
-  h1!.peer.dieAfter = MiB;
-  const r = await h3!.cache.fetchImage(href, path.join(h3!.root, 'dest', 'disk'), {
+  // h1's peer service goes away once it has begun to send (as a host killed mid-transfer).
+  const taking = h3!.cache.fetchImage(href, path.join(h3!.root, 'dest', 'disk'), {
     expectedChecksum: sha256,
   });
+  while (h1!.peer.activeUploads === 0) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+  await h1!.peer.close();
+  const r = await taking;
   expect(origin.count('GET', '/k.img')).toBe(1);
   expect(r.peer).toBe('h4');
-  expect(h1!.peer.served).toBeGreaterThan(0);
   expect(h3!.failures).toEqual(['h1:failed']);
   expect(createHash('sha256').update(fs.readFileSync(r.destPath)).digest('hex')).toBe(sha256);
 });

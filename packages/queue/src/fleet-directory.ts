@@ -11,8 +11,8 @@ export interface FleetImageId {
 /** A host of the fleet as it announces itself while it lives. */
 export interface FleetHostInfo {
   host: string;
-  /** Base URL of its peer service (`…/v1/masters/<cache>/<name>` is a master). */
-  url: string;
+  /** Base URL of its peer service (`…/v1/masters/<cache>/<name>` is a master); none: it serves nothing. */
+  url?: string;
   /** Hosts of one group (a rack, a zone) are asked first. */
   group?: string;
 }
