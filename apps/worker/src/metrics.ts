@@ -26,6 +26,8 @@ export const WORKER_METRIC_NAMES = [
   'imagecache_cache_size_limit_bytes',
   'imagecache_workers_running',
   'imagecache_fleet_peers_skipped_total',
+  'imagecache_peer_uploads_total',
+  'imagecache_peer_bytes_sent_total',
 ] as const;
 
 /** Seconds: from a warm hit (about a millisecond) to a long download or conversion. */
@@ -68,6 +70,8 @@ export class WorkerMetrics {
   private readonly evictions: Counter<'cache' | 'reason'>;
   private readonly evictedBytes: Counter<'cache' | 'reason'>;
   private readonly peersSkipped: Counter<'peer' | 'reason'>;
+  private readonly peerUploads: Counter<'result'>;
+  private readonly peerBytes: Counter;
   private readonly caches = new Map<string, ImageCache>();
   private readonly scans = new Map<string, { at: number; scan: Promise<{ bytes: number; files: number }> }>();
   private readonly workers: Worker[] = [];
@@ -131,6 +135,17 @@ export class WorkerMetrics {
       labelNames: ['cache', 'reason'],
       registers,
     });
+    this.peerUploads = new Counter({
+      name: 'imagecache_peer_uploads_total',
+      help: 'Requests for masters served to other hosts (GETs; HEADs when refused), by outcome: served, partial, unauthorized, refused, busy, failed.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.peerBytes = new Counter({
+      name: 'imagecache_peer_bytes_sent_total',
+      help: 'Bytes of masters sent to other hosts by the peer service.',
+      registers,
+    });
     const caches = () => [...this.caches.values()];
     const scan = (c: ImageCache) => this.scan(c);
     const scanned = [
@@ -184,6 +199,13 @@ export class WorkerMetrics {
   /** A peer of the fleet a miss skipped (see Fleet.peerFailed). */
   peerSkipped(peer: string, reason: string): void {
     this.peersSkipped.inc({ peer, reason });
+  }
+
+  /** Records one request to the peer service (a HEAD answered is no upload: not counted). */
+  recordPeerRequest(e: { method: string; result: string; bytes: number }): void {
+    if (e.method === 'HEAD' && e.result === 'served') return;
+    this.peerUploads.inc({ result: e.result });
+    if (e.bytes > 0) this.peerBytes.inc(e.bytes);
   }
 
   /** Records the outcomes of a worker's jobs (its queue name tells the kind and the cache). */
