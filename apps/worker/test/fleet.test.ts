@@ -33,7 +33,7 @@ const sha256Of = (file: string) => createHash('sha256').update(fs.readFileSync(f
 function serve(p: string, size: number): { href: string; sha256: string } {
   const body = randomBytes(size);
   // Delayed: every host's request is in flight before the first byte leaves the origin.
-  origin.route(p, { body, etag: `"${p}-1"`, ranges: true, delayMs: 500 });
+  origin.route(p, { body, etag: `"${p}-1"`, lastModified: new Date(0), ranges: true, delayMs: 500 });
   return { href: origin.url(p), sha256: createHash('sha256').update(body).digest('hex') };
 }
 

@@ -15,9 +15,10 @@ export async function runLsFleet(ctx: CommandContext, flags: LsFlags): Promise<v
         : undefined;
   if (!redis) throw new UsageError('--fleet needs --redis URL, or --config FILE with a `redis` section');
   // Loaded here: ioredis is not needed by the embedded verbs (start-up time).
-  const { connectRedis, FleetDirectory, queueUnavailable } = await import('@imagecache/queue');
+  const { connectRedis, FleetDirectory, queueUnavailable, whenSettled } = await import('@imagecache/queue');
   const client = connectRedis(redis, 'producer');
   try {
+    await whenSettled(client, 5000);
     const view = await new FleetDirectory(client, redis.prefix).view().catch((err: unknown) => {
       throw queueUnavailable(err, redis.mode === 'standalone' ? redis.url : redis.mode);
     });
