@@ -5,14 +5,7 @@ import * as path from 'node:path';
 import { CacheFolder, type MasterMeta } from '@imagecache/core';
 import { connectRedis, FleetDirectory, type FleetView, type RedisClient } from '@imagecache/queue';
 import { startImageServer, type ImageServer } from '@imagecache/testing';
-import {
-  clientProcess,
-  REPO,
-  SHARED_REDIS,
-  startFleet,
-  uniquePrefix,
-  type FleetHost,
-} from './harness';
+import { clientProcess, REPO, SHARED_REDIS, startFleet, uniquePrefix, type FleetHost } from './harness';
 
 /**
  * Issue #12 end to end: four hosts of one fleet on this machine, two worker replicas each (separate processes,

@@ -115,14 +115,22 @@ export class FleetFlight {
     file: string,
     origin: () => Promise<Downloaded>,
     fromPeer: (source: ImageSource, algos: ChecksumAlgo[], size: number) => Promise<Downloaded>,
+    /**
+     * Runs the wait for another host's download without what this fetch holds for downloading (its download
+     * slot): slots held by waiters could otherwise starve the hosts they wait for, and those theirs.
+     */
+    idle: <T>(wait: () => Promise<T>) => Promise<T> = (wait) => wait(),
   ): Promise<FleetDownload> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const got = await this.tryPeers(file, fromPeer);
       if (got) return got;
-      const claim = await this.ask<FleetClaim>(() => this.o.fleet.claim(this.identity, this.o.signal), {
-        owner: true,
-        release: async () => undefined,
-      });
+      const claim = await this.ask<FleetClaim>(
+        () => idle(() => this.o.fleet.claim(this.identity, this.o.signal)),
+        {
+          owner: true,
+          release: async () => undefined,
+        },
+      );
       if (claim.owner) {
         this.claim = claim;
         break;

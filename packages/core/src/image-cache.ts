@@ -598,6 +598,15 @@ export class ImageCache {
               file,
               () => download(source, algos, info.size),
               (peer, a, size) => download(peer, a, size, 1),
+              async (wait) => {
+                release?.();
+                release = undefined;
+                try {
+                  return await wait();
+                } finally {
+                  release = await this.limiter.acquire(signal);
+                }
+              },
             )
           : download(source, algos, info.size).then((dl) => ({ dl, peer: undefined, checksum: undefined })),
       );
