@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -45,7 +46,7 @@ let prefix: string;
 let origin: ImageServer;
 const hosts: Host[] = [];
 
-async function startHost(name: string): Promise<Host> {
+async function startHost(name: string, opts: { forceRaw?: boolean } = {}): Promise<Host> {
   const root = tmpDir(`imagecache-fleet-${name}-`);
   const masterDir = path.join(root, 'instance');
   fs.mkdirSync(masterDir);
@@ -80,8 +81,8 @@ async function startHost(name: string): Promise<Host> {
   const cache = new ImageCache({
     name: 'instance',
     masterDir,
-    forceRaw: false,
-    validate: false,
+    forceRaw: opts.forceRaw ?? false,
+    validate: opts.forceRaw ?? false,
     retryDelayMs: 50,
     fleet,
     logger,
@@ -121,7 +122,7 @@ function image(p: string, size: number, opts: { delayMs?: number } = {}): { body
 }
 
 test('four hosts asking at once: one origin GET, the others take it from a peer, every copy verified', async () => {
-  const hs = await Promise.all(['h1', 'h2', 'h3', 'h4'].map(startHost));
+  const hs = await Promise.all(['h1', 'h2', 'h3', 'h4'].map((n) => startHost(n)));
   const { sha256 } = image('/one.img', 3 * MiB, { delayMs: 300 });
   const href = origin.url('/one.img');
   const results = await Promise.all(
@@ -145,7 +146,7 @@ test('four hosts asking at once: one origin GET, the others take it from a peer,
 });
 
 test('a tampered peer is refused and reported; the taker gets the image elsewhere', async () => {
-  const [h1, h2] = await Promise.all(['h1', 'h2'].map(startHost));
+  const [h1, h2] = await Promise.all(['h1', 'h2'].map((n) => startHost(n)));
   const { sha256 } = image('/t.img', 2 * MiB);
   const href = origin.url('/t.img');
   const first = await h1!.cache.fetchImage(href, path.join(h1!.root, 'dest', 'disk'));
@@ -174,7 +175,7 @@ test('a tampered peer is refused and reported; the taker gets the image elsewher
 
 test('a peer dying mid-transfer: the taker goes on from another peer', async () => {
   // h3 asks h1 first (its group), which dies after 1 MiB; h4 (another group) then serves it.
-  const [h1, h3, h4] = await Promise.all(['h1', 'h3', 'h4'].map(startHost));
+  const [h1, h3, h4] = await Promise.all(['h1', 'h3', 'h4'].map((n) => startHost(n)));
   const { sha256 } = image('/k.img', 4 * MiB);
   const href = origin.url('/k.img');
   await h1!.cache.fetchImage(href, path.join(h1!.root, 'dest', 'disk'));
@@ -195,7 +196,7 @@ test('a peer dying mid-transfer: the taker goes on from another peer', async () 
 });
 
 test('a claim whose holder died is taken over: the waiting host downloads from the origin', async () => {
-  const [h1] = await Promise.all(['h1'].map(startHost));
+  const [h1] = await Promise.all(['h1'].map((n) => startHost(n)));
   const { sha256 } = image('/d.img', MiB);
   const href = origin.url('/d.img');
   // A host that claimed the image and died: its claim is never refreshed nor released, only expires.
@@ -208,4 +209,37 @@ test('a claim whose holder died is taken over: the waiting host downloads from t
   expect(r.peer).toBeUndefined();
   expect(origin.count('GET', '/d.img')).toBe(1);
   expect(await redis.exists(keys.fleetLock(prefix, fleetImageKey(id)))).toBe(0);
+});
+
+test("a converted master: taken from a peer as raw, the caller's checksum (of the qcow2) met by the origin checksum its host recorded", async () => {
+  const [h1, h2] = await Promise.all(['h1', 'h2'].map((n) => startHost(n, { forceRaw: true })));
+  const dir = tmpDir('imagecache-fleet-qcow2-');
+  const qcow2 = path.join(dir, 'disk.qcow2');
+  execFileSync('qemu-img', ['create', '-f', 'qcow2', qcow2, '8M'], { stdio: 'pipe' });
+  const body = fs.readFileSync(qcow2);
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  origin.route('/disk.qcow2', { body, etag: '"qcow2-1"', ranges: true });
+  const href = origin.url('/disk.qcow2');
+  const first = await h1!.cache.fetchImage(href, path.join(h1!.root, 'dest', 'disk'), {
+    expectedChecksum: sha256,
+  });
+  expect(first).toMatchObject({ converted: true, format: 'raw' });
+  const r = await h2!.cache.fetchImage(href, path.join(h2!.root, 'dest', 'disk'), {
+    expectedChecksum: sha256,
+    expectedFormat: 'qcow2',
+  });
+  expect(r).toMatchObject({
+    peer: 'h1',
+    converted: true,
+    format: 'raw',
+    checksum: { algo: 'sha256', value: sha256 },
+  });
+  expect(origin.count('GET', '/disk.qcow2')).toBe(1);
+  expect(fs.readFileSync(r.destPath).equals(fs.readFileSync(first.destPath))).toBe(true);
+  // A caller whose checksum contradicts the recorded one is not served by that peer: the origin then says no.
+  const wrong = 'b'.repeat(64);
+  await expect(
+    h2!.cache.fetchImage(href, path.join(h2!.root, 'dest', 'other'), { expectedChecksum: wrong }),
+  ).rejects.toMatchObject({ code: 'IMAGE_CHECKSUM_ERROR' });
+  expect(h2!.failures).toEqual([]);
 });
