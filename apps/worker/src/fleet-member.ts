@@ -62,6 +62,7 @@ export async function joinFleet(o: {
   });
   await fleet.start();
   for (const cache of o.registry.caches) cache.useFleet(fleet);
-  o.logger.info({ host: self.host, url: self.url, group: self.group }, 'joined the fleet');
+  const held = await fleet.resync(o.registry.caches);
+  o.logger.info({ host: self.host, url: self.url, group: self.group, masters: held }, 'joined the fleet');
   return fleet;
 }

@@ -1,11 +1,13 @@
-import type {
-  Fleet,
-  FleetClaim,
-  FleetEntry,
-  ImageIdentity,
-  Logger,
-  PeerFailure,
-  PeerOffer,
+import {
+  publishedMasters,
+  type CacheFolder,
+  type Fleet,
+  type FleetClaim,
+  type FleetEntry,
+  type ImageIdentity,
+  type Logger,
+  type PeerFailure,
+  type PeerOffer,
 } from '@imagecache/core';
 import {
   FleetDirectory,
@@ -66,6 +68,23 @@ export class RedisFleet implements Fleet {
       Math.max(100, Math.floor(ttl / 5)),
     );
     this.timer.unref();
+  }
+
+  /**
+   * Replaces this host's records with the masters its caches hold now (a restart, a Redis that lost them): a
+   * master evicted while the host was down is no longer offered.
+   */
+  async resync(caches: readonly { name: string; folder: CacheFolder }[]): Promise<number> {
+    if (this.o.self.url === undefined) return 0;
+    await this.directory.forget(this.o.self.host);
+    let n = 0;
+    for (const cache of caches) {
+      for (const { identity, entry } of await publishedMasters(cache.folder, cache.name)) {
+        await this.published(identity, entry);
+        n++;
+      }
+    }
+    return n;
   }
 
   /**

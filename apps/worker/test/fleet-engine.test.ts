@@ -243,3 +243,21 @@ test("a converted master: taken from a peer as raw, the caller's checksum (of th
   ).rejects.toMatchObject({ code: 'IMAGE_CHECKSUM_ERROR' });
   expect(h2!.failures).toEqual([]);
 });
+
+test('a host that joins again announces the masters it still holds, and only those', async () => {
+  const [h1] = await Promise.all(['h1'].map((n) => startHost(n)));
+  image('/a.img', MiB);
+  const b = image('/b.img', MiB);
+  const ra = await h1!.cache.fetchImage(origin.url('/a.img'), path.join(h1!.root, 'dest', 'a'));
+  await h1!.cache.fetchImage(origin.url('/b.img'), path.join(h1!.root, 'dest', 'b'));
+  // Redis lost the directory; meanwhile a master went (evicted by hand here: its metadata stays).
+  const lost = await redis.keys(`${prefix}:fleet:*`);
+  await redis.del(...lost);
+  fs.rmSync(path.join(h1!.root, 'dest', 'a'));
+  fs.rmSync(ra.masterPath!);
+  expect(await h1!.fleet.resync([h1!.cache])).toBe(1);
+  const listed = await new FleetDirectory(redis, prefix).list();
+  expect(listed.images.map((i) => i.holders.map((h) => [h.record.host, h.record.sha256]))).toEqual([
+    [['h1', b.sha256]],
+  ]);
+});

@@ -1,7 +1,11 @@
 import * as fs from 'node:fs';
 import { hashFile, type ChecksumAlgo, type ExpectedChecksum } from '@imagecache/checksum';
 import type { ImageInfo, ImageSource } from '@imagecache/sources';
+import type { CacheFolder } from './cache-folder';
 import type { Downloaded } from './download';
+import { sameIdentity } from './master-identity';
+import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
+import type { MasterMeta } from './result';
 import type { Logger } from './logger';
 
 /**
@@ -254,4 +258,37 @@ function sameChecksum(c: ExpectedChecksum, recorded: { algo: string; value: stri
 async function discard(file: string): Promise<void> {
   await fs.promises.rm(file, { force: true });
   await fs.promises.rm(file + '.state.json', { force: true });
+}
+
+/**
+ * The masters of a folder published with a fleet (their metadata records sha256 and validator) that are still
+ * the file published: what a host tells the fleet it holds when it joins (after a restart, or a Redis that lost
+ * the directory).
+ */
+export async function publishedMasters(
+  folder: CacheFolder,
+  cache: string,
+): Promise<{ identity: ImageIdentity; entry: FleetEntry }[]> {
+  const out: { identity: ImageIdentity; entry: FleetEntry }[] = [];
+  const names = await fs.promises.readdir(folder.masterDir).catch(() => [] as string[]);
+  for (const name of names) {
+    const meta = await readJsonOrUndefined<MasterMeta>(folder.metaPath(name));
+    if (!meta?.sha256 || !meta.validator || !meta.identity) continue;
+    const st = lstatOrUndefined(folder.masterPath(name));
+    if (!st?.isFile() || !sameIdentity(meta.identity, st)) continue;
+    out.push({
+      identity: { name, validator: meta.validator },
+      entry: {
+        cache,
+        name,
+        sha256: meta.sha256,
+        size: st.size,
+        checksum: meta.checksum,
+        format: meta.format,
+        virtualSize: meta.virtualSize,
+        converted: meta.converted,
+      },
+    });
+  }
+  return out;
 }

@@ -27,6 +27,7 @@ export type { MasterIdentity } from './master-identity';
 export { identityOf, sameIdentity } from './master-identity';
 export { isMasterName } from './master-name';
 export { CacheFolder, WORK_DIR, LOCK_DIR, META_DIR } from './cache-folder';
+export { publishedMasters } from './fleet';
 export type {
   Fleet,
   FleetClaim,

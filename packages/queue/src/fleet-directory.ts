@@ -117,6 +117,17 @@ export class FleetDirectory {
       .exec();
   }
 
+  /** Drops every record of a host (it announces what it holds again: see RedisFleet.resync). */
+  async forget(host: string): Promise<void> {
+    const held = keys.fleetHeld(this.prefix, host);
+    const entries = await this.redis.hgetall(held);
+    const m = this.redis.multi();
+    for (const [entry, id] of Object.entries(entries)) {
+      m.hdel(keys.fleetImage(this.prefix, id), `${host}/${entry.slice(0, entry.indexOf('/'))}`);
+    }
+    await m.del(held).exec();
+  }
+
   /** The holders of one image whose host lives. */
   async holders(id: FleetImageId): Promise<FleetHolder[]> {
     const raw = await this.redis.hgetall(keys.fleetImage(this.prefix, fleetImageKey(id)));
