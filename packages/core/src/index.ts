@@ -3,6 +3,14 @@ export type { FetchOptions, MasterEntry } from './image-cache';
 export { CacheRegistry } from './cache-registry';
 export type { ImageRequest, SpaceReport } from './cache-registry';
 export type { CleanUpResult, RemovedMaster } from './clean-up';
+export type {
+  CacheEventMap,
+  CacheEventName,
+  CacheListener,
+  CacheUsage,
+  EvictEvent,
+  FetchEvent,
+} from './cache-events';
 export type { ImageCacheOptions } from './options';
 export {
   DEFAULT_CACHE_SIZE,
