@@ -631,7 +631,7 @@ export interface PeersConfig {
   enabled: boolean;
   /** Signs and checks peer tokens; required when enabled. Never log it. */
   secret?: string;
-  /** Peers are taken from this group only (a rack, a zone); absent: any host of the fleet. */
+  /** Peers of this group (a rack, a zone) are asked first, then the others; absent: any host, in random order. */
   group?: string;
   /** Port of the peer service (the worker's --peer-port wins); absent: not served unless the flag is given. */
   port?: number;
