@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { hashFile, type ChecksumAlgo, type ExpectedChecksum } from '@imagecache/checksum';
+import { ImageCacheError, ImageTooLarge, InsufficientDiskSpace, OperationAborted } from '@imagecache/errors';
 import type { ImageInfo, ImageSource } from '@imagecache/sources';
 import type { CacheFolder } from './cache-folder';
 import type { Downloaded } from './download';
@@ -190,7 +191,8 @@ export class FleetFlight {
         const algos: ChecksumAlgo[] = ['sha256', ...this.o.checks.map((c) => c.algo)];
         dl = await fromPeer(offer.source, algos, offer.size);
       } catch (err) {
-        if (this.o.signal.aborted) throw err;
+        // Ours, not the peer's: cancelled, the disk (full, I/O), the image's bound.
+        if (this.o.signal.aborted || !isPeerFailure(err)) throw err;
         this.skip(offer, 'failed', (err as Error).message);
         continue;
       }
@@ -244,6 +246,16 @@ export class FleetFlight {
       return fallback;
     }
   }
+}
+
+/** A download error the peer answers for (its status, its connection, its pace), as opposed to ours. */
+function isPeerFailure(err: unknown): boolean {
+  return (
+    err instanceof ImageCacheError &&
+    !(err instanceof ImageTooLarge) &&
+    !(err instanceof InsufficientDiskSpace) &&
+    !(err instanceof OperationAborted)
+  );
 }
 
 function sameHex(a: string, b: string): boolean {
