@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -184,6 +185,23 @@ describe('refused, with no byte of any file', () => {
     );
   });
 
+  it('a FIFO under a master name is refused at once, not waited on', async () => {
+    const fifo = '88888888-7777-8888-9999-000000000000';
+    execFileSync('mkfifo', [path.join(host.masterDir, fifo)]);
+    const st = fs.statSync(path.join(host.masterDir, fifo));
+    fs.writeFileSync(
+      path.join(host.masterDir, META_DIR, `${fifo}.json`),
+      JSON.stringify({
+        size: st.size,
+        converted: false,
+        identity: { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs },
+      }),
+    );
+    expect(await refusedWith(404, masterPath('instance', fifo), bearer('instance', fifo))).toBe(
+      'not-a-regular-file',
+    );
+  });
+
   it('a master written in place since publish, and one replaced under its name', async () => {
     const tampered = await host.publish(64 * 1024);
     const auth = bearer('instance', tampered.name);
@@ -249,11 +267,51 @@ describe('upload slots', () => {
       for (const req of held) req.destroy();
       for (let i = 0; i < 200 && limited.activeUploads > 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(limited.activeUploads).toBe(0);
-      const again = await request(url, p, { headers: { ...auth, range: `bytes=${big.bytes.length - 10}-` } });
+      const again = await request(url, p, {
+        headers: { ...auth, range: `bytes=${big.bytes.length - 10}-` },
+      });
       expect(again.status).toBe(206);
       expect(again.body.equals(big.bytes.subarray(-10))).toBe(true);
     } finally {
       await limited.close();
     }
   });
+});
+
+test('a taker that stops reading loses its upload slot once the connection has been idle idleTimeoutMs', async () => {
+  const big = await host.publish(48 * 1024 * 1024);
+  const limited = new PeerServer({
+    caches: [{ name: 'instance', masterDir: host.masterDir }],
+    secret: SECRET,
+    port: 0,
+    uploadConcurrency: 1,
+    idleTimeoutMs: 300,
+  });
+  const port = (await limited.start()).port;
+  let held: http.ClientRequest | undefined;
+  try {
+    // A paused response stops reading its socket: the client never notices the close; the server's slot tells.
+    await new Promise<void>((resolve, reject) => {
+      held = http.get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: masterPath('instance', big.name),
+          headers: bearer('instance', big.name),
+          agent: false,
+        },
+        (res) => {
+          res.pause(); // never read again
+          resolve();
+        },
+      );
+      held.on('error', reject);
+    });
+    expect(limited.activeUploads).toBe(1);
+    for (let i = 0; i < 500 && limited.activeUploads > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(limited.activeUploads).toBe(0);
+  } finally {
+    held?.destroy();
+    await limited.close();
+  }
 });
