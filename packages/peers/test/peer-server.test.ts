@@ -77,6 +77,24 @@ describe('serving a published master', () => {
     expect(past.headers['content-range']).toBe(`bytes */${master.bytes.length}`);
     expect(past.body.length).toBe(0);
   });
+
+  it('no sha256 header for a master the download digest does not cover (decompressed from zstd)', async () => {
+    const raw = path.join(host.root, 'plain.img');
+    fs.writeFileSync(raw, Buffer.alloc(300_000, 7));
+    execFileSync('zstd', ['-q', '-f', raw, '-o', `${raw}.zst`]);
+    host.origin.route('/plain.img.zst', { file: `${raw}.zst` });
+    const r = await host.cache.fetchImage(
+      host.origin.url('/plain.img.zst'),
+      path.join(host.root, 'plain-dest'),
+    );
+    const name = path.basename(r.masterPath!);
+    const meta = JSON.parse(fs.readFileSync(path.join(host.masterDir, META_DIR, `${name}.json`), 'utf8'));
+    expect(meta.decompressed).toBe(true);
+    const served = await request(base, masterPath('instance', name), { headers: bearer('instance', name) });
+    expect(served.status).toBe(200);
+    expect(served.body.equals(fs.readFileSync(raw))).toBe(true);
+    expect(served.headers['x-imagecache-sha256']).toBeUndefined();
+  });
 });
 
 describe('refused, with no byte of any file', () => {
