@@ -101,7 +101,11 @@ export class PeerServer {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
     const server = tls
       ? https.createServer(
-          { cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile), minVersion: 'TLSv1.2' },
+          {
+            cert: readPem(tls.certFile, 'certFile'),
+            key: readPem(tls.keyFile, 'keyFile'),
+            minVersion: 'TLSv1.2',
+          },
           handler,
         )
       : http.createServer(handler);
@@ -109,9 +113,15 @@ export class PeerServer {
       socket.destroy(),
     );
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (err: NodeJS.ErrnoException) =>
+        reject(
+          new UsageError(`the peer service can't listen on ${bind}:${port}: ${err.code ?? err.message}`, {
+            cause: err,
+          }),
+        );
+      server.once('error', failed);
       server.listen(port, bind, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
@@ -270,6 +280,16 @@ export class PeerServer {
 
 /** Responses whose body is being streamed from a master. */
 const streaming = new WeakSet<http.ServerResponse>();
+
+/** A PEM file of peers.tls, or a UsageError naming the key (never the file's content). */
+function readPem(file: string, key: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new UsageError(`peers.tls.${key} ${file} can't be read: ${code}`, { cause: err });
+  }
+}
 
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

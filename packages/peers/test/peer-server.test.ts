@@ -333,3 +333,27 @@ test('a taker that stops reading loses its upload slot once the connection has b
     await limited.close();
   }
 });
+
+test('a port in use and an unreadable certificate are usage errors at start', async () => {
+  const busy = new PeerServer({ caches: [], secret: SECRET, port: Number(new URL(base).port) });
+  await expect(busy.start()).rejects.toMatchObject({
+    code: 'USAGE_ERROR',
+    message: expect.stringMatching(/EADDRINUSE/),
+  });
+  const tls = new PeerServer({
+    caches: [],
+    secret: SECRET,
+    port: 0,
+    tls: { certFile: '/nonexistent/c.pem', keyFile: '/nonexistent/k.pem' },
+  });
+  await expect(tls.start()).rejects.toMatchObject({
+    code: 'USAGE_ERROR',
+    message: expect.stringMatching(/peers\.tls\.certFile .* ENOENT/),
+  });
+  expect(() => new PeerServer({ caches: [], secret: '', port: 0 })).toThrow(
+    expect.objectContaining({ code: 'USAGE_ERROR' }),
+  );
+  expect(() => new PeerServer({ caches: [], secret: SECRET, port: 0, uploadConcurrency: 0 })).toThrow(
+    expect.objectContaining({ code: 'USAGE_ERROR' }),
+  );
+});
