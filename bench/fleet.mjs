@@ -3,7 +3,10 @@
 // uncached image at once, against the same hosts without peers and against one cold miss alone. Measures origin
 // GETs and bytes (counted by the origin server of this script) and wall time (first request to last answer).
 //
-//   node bench/fleet.mjs [--size 1GiB] [--hosts 4] [--runs 1]
+//   node bench/fleet.mjs [--size 1GiB] [--hosts 4] [--images 4] [--runs 1]
+//
+// --images N adds a scenario where every host asks for N images at once (the same bytes under N hrefs: N
+// identities): each should leave the origin once.
 //
 // Needs `pnpm build` first (it runs bin/imagecache and loads packages/queue/dist), a Redis at 127.0.0.1:6379 (or
 // IMAGECACHE_BENCH_REDIS; keys under a prefix of its own, deleted at the end), openssl for the image. Not run in
@@ -42,12 +45,13 @@ const parseSize = (s) => {
 const SIZE = parseSize(opt('--size', '1GiB'));
 const HOSTS = Number(opt('--hosts', 4));
 const RUNS = Number(opt('--runs', 1));
+const IMAGES = Number(opt('--images', 4));
 const REDIS_URL = process.env.IMAGECACHE_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const SECRET = randomBytes(24).toString('hex');
 
-/** The origin: serves one file (Range honoured), counting GETs and body bytes sent. */
+/** The origin: serves one file under any `/image-<k>.bin` (Range honoured), counting GETs (per path) and bytes. */
 async function startOrigin(file) {
-  const counts = { gets: 0, bytes: 0 };
+  const counts = { gets: 0, bytes: 0, paths: {} };
   const st = fs.statSync(file);
   const server = http.createServer((req, res) => {
     const headers = {
@@ -58,6 +62,7 @@ async function startOrigin(file) {
     };
     if (req.method === 'HEAD') return void res.writeHead(200, headers).end();
     counts.gets++;
+    counts.paths[req.url] = (counts.paths[req.url] ?? 0) + 1;
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = range && req.headers['if-range'] === headers.etag ? Number(range[1]) : 0;
     if (start > 0) {
@@ -71,9 +76,9 @@ async function startOrigin(file) {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${server.address().port}/image.bin`,
+    url: (k = 0) => `http://127.0.0.1:${server.address().port}/image-${k}.bin`,
     counts,
-    reset: () => Object.assign(counts, { gets: 0, bytes: 0 }),
+    reset: () => Object.assign(counts, { gets: 0, bytes: 0, paths: {} }),
     close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
   };
 }
@@ -105,7 +110,7 @@ async function startWorker(dir, host, prefix, peers) {
 }
 
 /** `hosts` hosts fetch the image at once; wall from the first request to the last answer. */
-async function scenario(label, hosts, peers, origin, sha, queue) {
+async function scenario(label, hosts, peers, origin, sha, queue, images = 1) {
   const prefix = `{imagecache-bench-fleet-${randomBytes(4).toString('hex')}}`;
   const dir = freshDir(`fleet-${label}`);
   const names = Array.from({ length: hosts }, (_, i) => `h${i + 1}`);
@@ -118,25 +123,29 @@ async function scenario(label, hosts, peers, origin, sha, queue) {
   try {
     const t = now();
     const results = await Promise.all(
-      names.map((host, i) =>
-        client.fetchImage({
-          host,
-          cache: 'bench',
-          href: origin.url,
-          dest: workers[i].dest,
-          expectedChecksum: `sha256:${sha}`,
-        }),
+      names.flatMap((host, i) =>
+        Array.from({ length: images }, (_, k) =>
+          client.fetchImage({
+            host,
+            cache: 'bench',
+            href: origin.url(k),
+            dest: `${workers[i].dest}-${k}`,
+            expectedChecksum: `sha256:${sha}`,
+          }),
+        ),
       ),
     );
     const wallS = (now() - t) / 1000;
     return {
       scenario: label,
       hosts,
+      images,
       peers,
       wallS: round(wallS),
       originGets: origin.counts.gets,
       originGiB: round(origin.counts.bytes / GiB, 4),
       fromPeers: results.filter((r) => r.peer !== undefined).length,
+      maxGetsPerImage: Math.max(...Object.values(origin.counts.paths)),
     };
   } finally {
     await client.close();
@@ -160,6 +169,8 @@ async function main() {
       rows.push(await scenario('one cold miss', 1, false, origin, img.sha, queue));
       rows.push(await scenario('fleet, peers on', HOSTS, true, origin, img.sha, queue));
       rows.push(await scenario('fleet, peers off', HOSTS, false, origin, img.sha, queue));
+      if (IMAGES > 1)
+        rows.push(await scenario(`fleet, ${IMAGES} images`, HOSTS, true, origin, img.sha, queue, IMAGES));
     }
   } finally {
     await origin.close();
@@ -172,7 +183,7 @@ async function main() {
     table(
       rows.map((r) => ({
         case: `${r.scenario} (${r.hosts} host${r.hosts > 1 ? 's' : ''})`,
-        measuredText: `wall ${r.wallS} s (${r.vsColdMiss}× one cold miss), origin GETs ${r.originGets}, origin ${r.originGiB} GiB, from peers ${r.fromPeers}`,
+        measuredText: `wall ${r.wallS} s (${r.vsColdMiss}× one cold miss), origin GETs ${r.originGets} (at most ${r.maxGetsPerImage} per image), origin ${r.originGiB} GiB, from peers ${r.fromPeers}`,
       })),
     ),
   );

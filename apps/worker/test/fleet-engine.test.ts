@@ -46,7 +46,10 @@ let prefix: string;
 let origin: ImageServer;
 const hosts: Host[] = [];
 
-async function startHost(name: string, opts: { forceRaw?: boolean } = {}): Promise<Host> {
+async function startHost(
+  name: string,
+  opts: { forceRaw?: boolean; uploadConcurrency?: number } = {},
+): Promise<Host> {
   const root = tmpDir(`imagecache-fleet-${name}-`);
   const masterDir = path.join(root, 'instance');
   fs.mkdirSync(masterDir);
@@ -57,6 +60,7 @@ async function startHost(name: string, opts: { forceRaw?: boolean } = {}): Promi
     secret: SECRET,
     port: 0,
     ...(name === 'h1' && { bytesPerSec: 2 * MiB }),
+    ...(opts.uploadConcurrency !== undefined && { uploadConcurrency: opts.uploadConcurrency }),
   });
   const { port } = await peer.start();
   const failures: string[] = [];
@@ -260,4 +264,24 @@ test('a host that joins again announces the masters it still holds, and only tho
   expect(listed.images.map((i) => i.holders.map((h) => [h.record.host, h.record.sha256]))).toEqual([
     [['h1', b.sha256]],
   ]);
+});
+
+test('a holder with no upload slot free is asked again, not skipped for the origin', async () => {
+  // h1 holds the image, sends one upload at a time (slowly): two of the three takers find it busy.
+  const h1 = await startHost('h1', { uploadConcurrency: 1 });
+  const takers = await Promise.all(['h2', 'h3', 'h4'].map((n) => startHost(n)));
+  const { sha256 } = image('/busy.img', 2 * MiB);
+  const href = origin.url('/busy.img');
+  await h1.cache.fetchImage(href, path.join(h1.root, 'dest', 'disk'));
+  // Only h1 is asked: the takers' own records would let them serve each other.
+  for (const t of takers) t.fleet.published = async () => undefined;
+  const results = await Promise.all(
+    takers.map((t) =>
+      t.cache.fetchImage(href, path.join(t.root, 'dest', 'disk'), { expectedChecksum: sha256 }),
+    ),
+  );
+  expect(origin.count('GET', '/busy.img')).toBe(1);
+  expect(results.map((r) => r.peer)).toEqual(['h1', 'h1', 'h1']);
+  expect(takers.flatMap((t) => t.failures)).toEqual([]);
+  expect(takers.some((t) => t.logs.some((l) => l.includes('peer busy')))).toBe(true);
 });

@@ -97,6 +97,17 @@ describe('a fleet of four hosts', () => {
     );
   }, 120_000);
 
+  it('four images asked on every host at once: each leaves the origin once', async () => {
+    const images = ['/m1.img', '/m2.img', '/m3.img', '/m4.img'].map((p) => ({ p, ...serve(p, MiB) }));
+    const runs = await Promise.all(
+      hosts.flatMap((h) => images.map((i) => fetchOn(h, i.href, i.sha256, [`m-${i.p.slice(1)}`]))),
+    );
+    expect(runs.flat().filter((o) => o.error)).toEqual([]);
+    for (const i of images) expect(origin.count('GET', i.p)).toBe(1);
+    for (const h of hosts)
+      for (const i of images) expect(sha256Of(h.setup.dest(`m-${i.p.slice(1)}`))).toBe(i.sha256);
+  }, 120_000);
+
   it('a tampered master is refused by the others, reported, and the image taken elsewhere', async () => {
     const { href, sha256 } = serve('/tampered.img', 2 * MiB);
     const h3 = byName('h3');

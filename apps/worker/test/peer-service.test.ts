@@ -50,14 +50,14 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 test('a worker started with --peer-port serves the master it fetched, to a token for it only', async () => {
   const setup = hostSetup({ host: 'peer-a', redis: SHARED_REDIS, prefix });
   // The secret comes from the environment and never shows in the output.
-  const w = await startWorker(setup.config, ['--peer-port', '0'], {
+  const w = await startWorker(setup.config, ['--peer-port', '0', '--peer-bind', '127.0.0.2'], {
     IMAGECACHE_PEERS_SECRET: SECRET,
   });
   started.push(w);
-  const m = /peer service on 127\.0\.0\.1:(\d+) \((http:\/\/127\.0\.0\.1:\d+)\)/.exec(w.output());
+  const m = /peer service on 127\.0\.0\.2:(\d+) \((http:\/\/127\.0\.0\.2:\d+)\)/.exec(w.output());
   expect(m).not.toBeNull();
   const base = m![2]!;
-  expect(base).toBe(`http://127.0.0.1:${m![1]}`);
+  expect(base).toBe(`http://127.0.0.2:${m![1]}`);
 
   const data = randomBytes(3 << 20);
   origin.route('/peer.img', { body: data, lastModified: new Date(0) });

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { hashFile, type ChecksumAlgo, type ExpectedChecksum } from '@imagecache/checksum';
+import { ImageCacheError, ImageTooLarge, InsufficientDiskSpace, OperationAborted } from '@imagecache/errors';
 import type { ImageInfo, ImageSource } from '@imagecache/sources';
 import type { CacheFolder } from './cache-folder';
 import type { Downloaded } from './download';
@@ -65,6 +66,11 @@ export interface Fleet {
 
 /** Rounds of "offers, then wait for the holder" before a fetch goes to the origin whatever the others do. */
 const MAX_ROUNDS = 5;
+/**
+ * How long a fetch waits, in all, for peers that hold the image but have no upload slot free (503 +
+ * Retry-After): a busy peer is still nearer than the origin, which would undo the single flight.
+ */
+const BUSY_WAIT_MS = 10 * 60_000;
 
 /** What a fleet download got: the bytes, and the peer they came from (undefined: the origin). */
 export interface FleetDownload {
@@ -93,6 +99,8 @@ export interface FlightOptions {
 export class FleetFlight {
   private claim?: FleetClaim & { owner: true };
   private readonly tried = new Set<string>();
+  /** The longest Retry-After of the peers found busy in the last round (undefined: none was). */
+  private busyFor?: number;
 
   private constructor(
     private readonly o: FlightOptions & { fleet: Fleet },
@@ -125,9 +133,17 @@ export class FleetFlight {
      */
     idle: <T>(wait: () => Promise<T>) => Promise<T> = (wait) => wait(),
   ): Promise<FleetDownload> {
+    const busyUntil = Date.now() + BUSY_WAIT_MS;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const got = await this.tryPeers(file, fromPeer);
       if (got) return got;
+      if (this.busyFor !== undefined && Date.now() < busyUntil) {
+        const ms = this.busyFor;
+        await idle(() => sleep(ms, this.o.signal));
+        this.o.signal.throwIfAborted();
+        round--; // a round of busy peers is not one of waiting for a holder
+        continue;
+      }
       const claim = await this.ask<FleetClaim>(
         () => idle(() => this.o.fleet.claim(this.identity, this.o.signal)),
         {
@@ -176,6 +192,7 @@ export class FleetFlight {
     fromPeer: (source: ImageSource, algos: ChecksumAlgo[], size: number) => Promise<Downloaded>,
   ): Promise<FleetDownload | undefined> {
     const offers = await this.ask(() => this.o.fleet.offers(this.identity, this.o.signal), []);
+    this.busyFor = undefined;
     for (const offer of offers) {
       if (this.tried.has(offer.host)) continue;
       this.tried.add(offer.host);
@@ -190,7 +207,19 @@ export class FleetFlight {
         const algos: ChecksumAlgo[] = ['sha256', ...this.o.checks.map((c) => c.algo)];
         dl = await fromPeer(offer.source, algos, offer.size);
       } catch (err) {
-        if (this.o.signal.aborted) throw err;
+        // Ours, not the peer's: cancelled, the disk (full, I/O), the image's bound.
+        if (this.o.signal.aborted || !isPeerFailure(err)) throw err;
+        const retryAfterMs = busyRetryAfter(err);
+        if (retryAfterMs !== undefined) {
+          // Alive, every upload slot taken: asked again after a while, not skipped.
+          this.tried.delete(offer.host);
+          this.busyFor = Math.max(this.busyFor ?? 0, Math.min(retryAfterMs, 10_000));
+          this.o.logger.info(
+            { master: this.o.name, peer: offer.host, retryAfterMs },
+            'peer busy: asked again later',
+          );
+          continue;
+        }
         this.skip(offer, 'failed', (err as Error).message);
         continue;
       }
@@ -244,6 +273,30 @@ export class FleetFlight {
       return fallback;
     }
   }
+}
+
+/** A download error the peer answers for (its status, its connection, its pace), as opposed to ours. */
+function isPeerFailure(err: unknown): boolean {
+  return (
+    err instanceof ImageCacheError &&
+    !(err instanceof ImageTooLarge) &&
+    !(err instanceof InsufficientDiskSpace) &&
+    !(err instanceof OperationAborted)
+  );
+}
+
+/** A peer's "no upload slot free now" (503 with Retry-After): its wait, in ms. */
+function busyRetryAfter(err: unknown): number | undefined {
+  if (!(err instanceof ImageCacheError) || err.details.status !== 503) return undefined;
+  const ms = err.details.retryAfterMs;
+  return typeof ms === 'number' ? Math.max(100, ms) : undefined;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
 }
 
 function sameHex(a: string, b: string): boolean {

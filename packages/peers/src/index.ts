@@ -3,6 +3,7 @@ export {
   PeerServer,
   DEFAULT_UPLOAD_CONCURRENCY,
   BUSY_RETRY_AFTER_SECONDS,
+  DEFAULT_PEER_IDLE_TIMEOUT_MS,
   type PeerServerOptions,
   type PeerRequestEvent,
   type PeerRequestResult,

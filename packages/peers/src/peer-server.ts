@@ -17,6 +17,8 @@ export const DEFAULT_UPLOAD_CONCURRENCY = 4;
 export const BUSY_RETRY_AFTER_SECONDS = 1;
 /** Read size of an upload: the stream holds about this much in memory, whatever the file's size. */
 const READ_CHUNK = 256 * 1024;
+/** A connection with nothing sent or received this long is closed (a taker that stopped reading frees its slot). */
+export const DEFAULT_PEER_IDLE_TIMEOUT_MS = 60_000;
 
 export interface PeerServerOptions {
   /** The master folders served, by cache name (the host's caches). */
@@ -33,6 +35,8 @@ export interface PeerServerOptions {
   bytesPerSec?: number;
   /** Serve https with this PEM certificate (chain) and key. */
   tls?: { certFile: string; keyFile: string };
+  /** A connection idle this long (nothing sent or received) is closed. Default 60 s. */
+  idleTimeoutMs?: number;
   logger?: Logger;
   /** Called once per request when its response is over (metrics). */
   onRequest?: (event: PeerRequestEvent) => void;
@@ -66,6 +70,7 @@ export class PeerServer {
   private readonly bucket?: TokenBucket;
   private readonly limit: number;
   private readonly logger: Logger;
+  private readonly readChunk: number;
 
   constructor(private readonly options: PeerServerOptions) {
     if (options.secret.length === 0) throw new UsageError('the peer service needs a secret (peers.secret)');
@@ -73,6 +78,10 @@ export class PeerServer {
     if (!Number.isInteger(this.limit) || this.limit < 1)
       throw new UsageError(`uploadConcurrency must be an integer ≥ 1, got ${this.limit}`);
     if (options.bytesPerSec !== undefined) this.bucket = new TokenBucket(options.bytesPerSec);
+    // Under a low cap, smaller reads: a chunk never waits for its bytes longer than about a quarter second.
+    this.readChunk = this.bucket
+      ? Math.min(READ_CHUNK, Math.max(16 * 1024, Math.floor(this.bucket.bytesPerSec / 4)))
+      : READ_CHUNK;
     for (const c of options.caches) this.folders.set(c.name, new CacheFolder(c.masterDir));
     this.logger = options.logger ?? silentLogger;
   }
@@ -92,14 +101,27 @@ export class PeerServer {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
     const server = tls
       ? https.createServer(
-          { cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile), minVersion: 'TLSv1.2' },
+          {
+            cert: readPem(tls.certFile, 'certFile'),
+            key: readPem(tls.keyFile, 'keyFile'),
+            minVersion: 'TLSv1.2',
+          },
           handler,
         )
       : http.createServer(handler);
+    server.setTimeout(this.options.idleTimeoutMs ?? DEFAULT_PEER_IDLE_TIMEOUT_MS, (socket) =>
+      socket.destroy(),
+    );
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (err: NodeJS.ErrnoException) =>
+        reject(
+          new UsageError(`the peer service can't listen on ${bind}:${port}: ${err.code ?? err.message}`, {
+            cause: err,
+          }),
+        );
+      server.once('error', failed);
       server.listen(port, bind, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
@@ -226,7 +248,7 @@ export class PeerServer {
       res.end();
       return;
     }
-    const file = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
+    const file = handle.createReadStream({ start, end, highWaterMark: this.readChunk, autoClose: true });
     file.on('data', (chunk: string | Buffer) => {
       event.bytes += chunk.length;
     });
@@ -258,6 +280,16 @@ export class PeerServer {
 
 /** Responses whose body is being streamed from a master. */
 const streaming = new WeakSet<http.ServerResponse>();
+
+/** A PEM file of peers.tls, or a UsageError naming the key (never the file's content). */
+function readPem(file: string, key: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new UsageError(`peers.tls.${key} ${file} can't be read: ${code}`, { cause: err });
+  }
+}
 
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -75,6 +76,24 @@ describe('serving a published master', () => {
     expect(past.status).toBe(416);
     expect(past.headers['content-range']).toBe(`bytes */${master.bytes.length}`);
     expect(past.body.length).toBe(0);
+  });
+
+  it('no sha256 header for a master the download digest does not cover (decompressed from zstd)', async () => {
+    const raw = path.join(host.root, 'plain.img');
+    fs.writeFileSync(raw, Buffer.alloc(300_000, 7));
+    execFileSync('zstd', ['-q', '-f', raw, '-o', `${raw}.zst`]);
+    host.origin.route('/plain.img.zst', { file: `${raw}.zst` });
+    const r = await host.cache.fetchImage(
+      host.origin.url('/plain.img.zst'),
+      path.join(host.root, 'plain-dest'),
+    );
+    const name = path.basename(r.masterPath!);
+    const meta = JSON.parse(fs.readFileSync(path.join(host.masterDir, META_DIR, `${name}.json`), 'utf8'));
+    expect(meta.decompressed).toBe(true);
+    const served = await request(base, masterPath('instance', name), { headers: bearer('instance', name) });
+    expect(served.status).toBe(200);
+    expect(served.body.equals(fs.readFileSync(raw))).toBe(true);
+    expect(served.headers['x-imagecache-sha256']).toBeUndefined();
   });
 });
 
@@ -184,6 +203,23 @@ describe('refused, with no byte of any file', () => {
     );
   });
 
+  it('a FIFO under a master name is refused at once, not waited on', async () => {
+    const fifo = '88888888-7777-8888-9999-000000000000';
+    execFileSync('mkfifo', [path.join(host.masterDir, fifo)]);
+    const st = fs.statSync(path.join(host.masterDir, fifo));
+    fs.writeFileSync(
+      path.join(host.masterDir, META_DIR, `${fifo}.json`),
+      JSON.stringify({
+        size: st.size,
+        converted: false,
+        identity: { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs },
+      }),
+    );
+    expect(await refusedWith(404, masterPath('instance', fifo), bearer('instance', fifo))).toBe(
+      'not-a-regular-file',
+    );
+  });
+
   it('a master written in place since publish, and one replaced under its name', async () => {
     const tampered = await host.publish(64 * 1024);
     const auth = bearer('instance', tampered.name);
@@ -249,11 +285,75 @@ describe('upload slots', () => {
       for (const req of held) req.destroy();
       for (let i = 0; i < 200 && limited.activeUploads > 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(limited.activeUploads).toBe(0);
-      const again = await request(url, p, { headers: { ...auth, range: `bytes=${big.bytes.length - 10}-` } });
+      const again = await request(url, p, {
+        headers: { ...auth, range: `bytes=${big.bytes.length - 10}-` },
+      });
       expect(again.status).toBe(206);
       expect(again.body.equals(big.bytes.subarray(-10))).toBe(true);
     } finally {
       await limited.close();
     }
   });
+});
+
+test('a taker that stops reading loses its upload slot once the connection has been idle idleTimeoutMs', async () => {
+  const big = await host.publish(48 * 1024 * 1024);
+  const limited = new PeerServer({
+    caches: [{ name: 'instance', masterDir: host.masterDir }],
+    secret: SECRET,
+    port: 0,
+    uploadConcurrency: 1,
+    idleTimeoutMs: 300,
+  });
+  const port = (await limited.start()).port;
+  let held: http.ClientRequest | undefined;
+  try {
+    // A paused response stops reading its socket: the client never notices the close; the server's slot tells.
+    await new Promise<void>((resolve, reject) => {
+      held = http.get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: masterPath('instance', big.name),
+          headers: bearer('instance', big.name),
+          agent: false,
+        },
+        (res) => {
+          res.pause(); // never read again
+          resolve();
+        },
+      );
+      held.on('error', reject);
+    });
+    expect(limited.activeUploads).toBe(1);
+    for (let i = 0; i < 500 && limited.activeUploads > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(limited.activeUploads).toBe(0);
+  } finally {
+    held?.destroy();
+    await limited.close();
+  }
+});
+
+test('a port in use and an unreadable certificate are usage errors at start', async () => {
+  const busy = new PeerServer({ caches: [], secret: SECRET, port: Number(new URL(base).port) });
+  await expect(busy.start()).rejects.toMatchObject({
+    code: 'USAGE_ERROR',
+    message: expect.stringMatching(/EADDRINUSE/),
+  });
+  const tls = new PeerServer({
+    caches: [],
+    secret: SECRET,
+    port: 0,
+    tls: { certFile: '/nonexistent/c.pem', keyFile: '/nonexistent/k.pem' },
+  });
+  await expect(tls.start()).rejects.toMatchObject({
+    code: 'USAGE_ERROR',
+    message: expect.stringMatching(/peers\.tls\.certFile .* ENOENT/),
+  });
+  expect(() => new PeerServer({ caches: [], secret: '', port: 0 })).toThrow(
+    expect.objectContaining({ code: 'USAGE_ERROR' }),
+  );
+  expect(() => new PeerServer({ caches: [], secret: SECRET, port: 0, uploadConcurrency: 0 })).toThrow(
+    expect.objectContaining({ code: 'USAGE_ERROR' }),
+  );
 });

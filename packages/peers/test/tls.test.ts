@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PeerServer } from '@imagecache/peers';
+import { PeerServer, peerMasterUrl, peerSourceFor, peerTokenName, signPeerToken } from '@imagecache/peers';
+import { closeHttpConnections } from '@imagecache/sources';
 import { tmpDir } from '@imagecache/testing';
 import { bearer, masterPath, publishedHost, request, SECRET } from './helpers';
 
@@ -38,7 +39,16 @@ test('TLS: a self-signed certificate, trusted by the client, serves the master',
     await expect(
       request(`https://127.0.0.1:${port}`, p, { headers: bearer('instance', master.name) }),
     ).rejects.toThrow(/self-signed|certificate/i);
+    // The peer source trusts the fleet's CA through http.caFile, and only then.
+    const url = peerMasterUrl(`https://127.0.0.1:${port}`, 'instance', master.name);
+    const token = () => signPeerToken(SECRET, peerTokenName('instance', master.name));
+    const info = await peerSourceFor({ url, token, http: { caFile: path.join(dir, 'peer.pem') } }).show();
+    expect(info.size).toBe(master.bytes.length);
+    await expect(peerSourceFor({ url, token }).show()).rejects.toMatchObject({
+      code: 'IMAGE_DOWNLOAD_FAILED',
+    });
   } finally {
+    await closeHttpConnections();
     await server.close();
     await host.close();
   }
