@@ -285,3 +285,38 @@ test('a holder with no upload slot free is asked again, not skipped for the orig
   expect(takers.flatMap((t) => t.failures)).toEqual([]);
   expect(takers.some((t) => t.logs.some((l) => l.includes('peer busy')))).toBe(true);
 });
+
+test('Redis away: the fleet is skipped (logged), the miss goes to the origin', async () => {
+  const root = tmpDir('imagecache-fleet-noredis-');
+  const logs: string[] = [];
+  const gone = connectRedis('redis://127.0.0.1:1', 'producer'); // nothing listens there
+  const fleet = new RedisFleet({
+    redis: gone,
+    prefix,
+    self: { host: 'h9', url: 'http://127.0.0.1:1' },
+    peerSource: () => {
+      throw new Error('no peer can be offered');
+    },
+    logger: recordingLogger(logs),
+  });
+  const cache = new ImageCache({
+    name: 'instance',
+    masterDir: path.join(root, 'instance'),
+    forceRaw: false,
+    validate: false,
+    fleet,
+    logger: recordingLogger(logs),
+  });
+  const { sha256 } = image('/noredis.img', MiB);
+  fs.mkdirSync(path.join(root, 'dest'));
+  try {
+    const r = await cache.fetchImage(origin.url('/noredis.img'), path.join(root, 'dest', 'disk'), {
+      expectedChecksum: sha256,
+    });
+    expect(r.peer).toBeUndefined();
+    expect(origin.count('GET', '/noredis.img')).toBe(1);
+    expect(logs.some((l) => l.includes('fleet unavailable'))).toBe(true);
+  } finally {
+    gone.disconnect();
+  }
+});

@@ -91,6 +91,7 @@ describe('a fleet of four hosts', () => {
     );
     expect(ls.status).toBe(0);
     const view = JSON.parse(ls.stdout) as FleetView;
+    expect(view.hosts.map((h) => [h.host, h.live])).toEqual(hosts.map((h) => [h.name, true]));
     expect(view.images).toHaveLength(1);
     expect(view.images[0]!.holders.map((x) => [x.host, x.live, x.sha256])).toEqual(
       hosts.map((h) => [h.name, true, sha256]),

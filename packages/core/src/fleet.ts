@@ -153,6 +153,12 @@ export class FleetFlight {
       );
       if (claim.owner) {
         this.claim = claim;
+        // A holder may have published (and released) between our look at the offers and our claim.
+        const late = await this.tryPeers(file, fromPeer);
+        if (late) {
+          await this.release();
+          return late;
+        }
         break;
       }
     }

@@ -36,11 +36,4 @@ export { identityOf, sameIdentity } from './master-identity';
 export { isMasterName } from './master-name';
 export { CacheFolder, WORK_DIR, LOCK_DIR, META_DIR } from './cache-folder';
 export { publishedMasters } from './fleet';
-export type {
-  Fleet,
-  FleetClaim,
-  FleetEntry,
-  ImageIdentity,
-  PeerFailure,
-  PeerOffer,
-} from './fleet';
+export type { Fleet, FleetClaim, FleetEntry, ImageIdentity, PeerFailure, PeerOffer } from './fleet';

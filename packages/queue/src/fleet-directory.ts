@@ -55,6 +55,8 @@ export interface FleetView {
       publishedAt: string;
     }[];
   }[];
+  /** Every host that ever joined: live while its announcement lasts. */
+  hosts: { host: string; live: boolean; url?: string; group?: string }[];
   /** Peers takers skipped, per `host/reason` (`unverified`: bytes that did not match; `failed`). */
   skippedPeers: Record<string, number>;
 }
@@ -188,8 +190,23 @@ export class FleetDirectory {
           publishedAt: new Date(r.publishedAt).toISOString(),
         })),
       })),
+      hosts: await this.allHosts(),
       skippedPeers: await this.failures(),
     };
+  }
+
+  private async allHosts(): Promise<FleetView['hosts']> {
+    const names = (await this.redis.smembers(keys.fleetHosts(this.prefix))).sort();
+    const live = await this.hosts(names);
+    return names.map((host) => {
+      const h = live.get(host);
+      return {
+        host,
+        live: h !== undefined,
+        ...(h?.url !== undefined && { url: h.url }),
+        ...(h?.group !== undefined && { group: h.group }),
+      };
+    });
   }
 
   /** Counts a peer a taker skipped (`unverified`: its bytes did not match what it published). */

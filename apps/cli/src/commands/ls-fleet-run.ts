@@ -24,6 +24,7 @@ export async function runLsFleet(ctx: CommandContext, flags: LsFlags): Promise<v
     });
     ctx.output.result(view, () =>
       [
+        `${view.hosts.filter((h) => h.live).length} of ${view.hosts.length} host(s) live${view.hosts.length ? `: ${view.hosts.map((h) => `${h.host}${h.live ? '' : ' (gone)'}`).join(', ')}` : ''}`,
         `${view.images.length} image(s) in the fleet`,
         ...view.images.flatMap((i) => [
           `${i.name}  (${i.validator})`,
