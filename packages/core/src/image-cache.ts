@@ -655,7 +655,11 @@ export class ImageCache {
       };
 
       opts.onProgress?.({ stage: 'publish' });
-      if (got.peer?.converted) meta.converted = true; // converted where it came from the origin
+      if (got.peer) {
+        // Converted or decompressed where it came from the origin: `checksum` is that download's.
+        if (got.peer.converted) meta.converted = true;
+        meta.decompressed = got.peer.decompressed;
+      }
       // What peers verify this master against (hashed again only when it is not the bytes downloaded).
       if (flight)
         Object.assign(
