@@ -113,6 +113,7 @@ export class RedisFleet implements Fleet {
       format: record.format,
       virtualSize: record.virtualSize,
       converted: record.converted,
+      decompressed: record.decompressed,
       source: this.o.peerSource(record, host!.url!),
     }));
   }

@@ -320,3 +320,26 @@ test('Redis away: the fleet is skipped (logged), the miss goes to the origin', a
     gone.disconnect();
   }
 });
+
+test('a decompressed master: taken from a peer, its metadata says the checksum covers the download, not it', async () => {
+  const [h1, h2] = await Promise.all(['h1', 'h2'].map((n) => startHost(n)));
+  const dir = tmpDir('imagecache-fleet-zstd-');
+  const raw = path.join(dir, 'disk.raw');
+  fs.writeFileSync(raw, randomBytes(MiB));
+  execFileSync('zstd', ['-q', raw, '-o', `${raw}.zst`]);
+  const body = fs.readFileSync(`${raw}.zst`);
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  origin.route('/disk.raw.zst', { body, etag: '"zst-1"', ranges: true });
+  const href = origin.url('/disk.raw.zst');
+  await h1!.cache.fetchImage(href, path.join(h1!.root, 'dest', 'disk'), { expectedChecksum: sha256 });
+  const r = await h2!.cache.fetchImage(href, path.join(h2!.root, 'dest', 'disk'), {
+    expectedChecksum: sha256,
+  });
+  expect(r).toMatchObject({ peer: 'h1', checksum: { algo: 'sha256', value: sha256 } });
+  expect(fs.readFileSync(r.destPath).equals(fs.readFileSync(raw))).toBe(true);
+  const meta = JSON.parse(
+    fs.readFileSync(h2!.cache.folder.metaPath(path.basename(r.masterPath!)), 'utf8'),
+  ) as MasterMeta;
+  expect(meta).toMatchObject({ decompressed: true, converted: false, checksum: { value: sha256 } });
+  expect(meta.sha256).toBe(createHash('sha256').update(fs.readFileSync(raw)).digest('hex'));
+});

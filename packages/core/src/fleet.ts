@@ -31,6 +31,8 @@ export interface FleetEntry {
   format?: string;
   virtualSize?: number;
   converted: boolean;
+  /** The master is the download decompressed (`checksum` covers the download); absent: unknown. */
+  decompressed?: boolean;
 }
 
 /** A peer that holds an image, as the fleet's directory records it. */
@@ -182,6 +184,7 @@ export class FleetFlight {
       format: e.format,
       virtualSize: e.virtualSize,
       converted: e.converted,
+      decompressed: e.decompressed,
     };
     await this.ask(() => this.o.fleet.published(this.identity, entry), undefined);
   }
@@ -346,6 +349,7 @@ export async function publishedMasters(
         format: meta.format,
         virtualSize: meta.virtualSize,
         converted: meta.converted,
+        decompressed: meta.decompressed,
       },
     });
   }

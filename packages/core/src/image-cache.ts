@@ -817,7 +817,11 @@ export class ImageCache {
       fetchedAt: new Date().toISOString(),
     };
     const { flight, fromFleet } = run;
-    if (fromFleet?.peer?.converted) meta.converted = true; // converted where it came from the origin
+    if (fromFleet?.peer) {
+      // Converted or decompressed where it came from the origin: `checksum` is that download's.
+      if (fromFleet.peer.converted) meta.converted = true;
+      meta.decompressed = fromFleet.peer.decompressed;
+    }
     // What peers verify this master against (hashed again only when it is not the bytes downloaded).
     if (flight)
       Object.assign(

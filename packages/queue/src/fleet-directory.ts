@@ -27,6 +27,7 @@ export interface FleetRecord extends FleetImageId {
   format?: string;
   virtualSize?: number;
   converted: boolean;
+  decompressed?: boolean;
   publishedAt: number;
 }
 
