@@ -37,7 +37,7 @@ test('lists every image with its holders, live or gone, and the peers takers ski
     converted: false,
     publishedAt: 0,
   };
-  await dir.beat({ host: 'node-a', url: 'http://10.0.0.1:9400', group: 'rack1' }, 10_000);
+  await dir.beat({ host: 'node-a', url: 'http://10.0.0.1:9400', group: 'rack1' }, 10_000, 'replica-1');
   await dir.publish({ ...record, host: 'node-a' });
   await dir.publish({ ...record, host: 'node-b' }); // node-b never beat: gone
   await dir.reportFailure('node-b', 'unverified');
@@ -60,7 +60,15 @@ test('lists every image with its holders, live or gone, and the peers takers ski
     expect.objectContaining({ host: 'node-b', cache: 'instance', live: false, sha256: record.sha256 }),
   ]);
   expect(view.skippedPeers).toEqual({ 'node-b/unverified': 1 });
-  expect(view.hosts).toEqual([{ host: 'node-a', live: true, url: 'http://10.0.0.1:9400', group: 'rack1' }]);
+  expect(view.hosts).toEqual([
+    {
+      host: 'node-a',
+      live: true,
+      url: 'http://10.0.0.1:9400',
+      urls: ['http://10.0.0.1:9400'],
+      group: 'rack1',
+    },
+  ]);
 
   // An eviction takes the holder out; an image nobody holds leaves the listing.
   await dir.evict('node-a', 'instance', record.name);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   publishedMasters,
   type CacheFolder,
@@ -17,6 +18,7 @@ import {
   type RedisClient,
 } from '@imagecache/queue';
 import type { ImageSource } from '@imagecache/sources';
+import { ReplicaSource } from './replica-source';
 
 /** Life of a host's fleet announcement without a beat (refreshed every fifth of it). */
 export const DEFAULT_FLEET_HEARTBEAT_TTL_MS = 15_000;
@@ -45,6 +47,8 @@ export class RedisFleet implements Fleet {
   private readonly directory: FleetDirectory;
   private readonly lock: FleetLock;
   private timer?: NodeJS.Timeout;
+  /** This process's peer service among its host's (each worker replica runs one). */
+  private readonly id = `${process.pid}-${randomBytes(4).toString('hex')}`;
 
   constructor(private readonly o: RedisFleetOptions) {
     this.directory = new FleetDirectory(o.redis, o.prefix);
@@ -60,10 +64,10 @@ export class RedisFleet implements Fleet {
   async start(): Promise<void> {
     if (this.o.self.url === undefined) return; // serves nothing: not a peer
     const ttl = this.o.heartbeatTtlMs ?? DEFAULT_FLEET_HEARTBEAT_TTL_MS;
-    await this.directory.beat(this.o.self, ttl);
+    await this.directory.beat(this.o.self, ttl, this.id);
     this.timer = setInterval(
       () => {
-        this.directory.beat(this.o.self, ttl).catch(() => undefined); // Redis away: tried at the next beat
+        this.directory.beat(this.o.self, ttl, this.id).catch(() => undefined); // Redis away: tried at the next beat
       },
       Math.max(100, Math.floor(ttl / 5)),
     );
@@ -99,7 +103,9 @@ export class RedisFleet implements Fleet {
   async offers(identity: ImageIdentity): Promise<PeerOffer[]> {
     const holders = await this.directory.holders(identity);
     const group = this.o.self.group;
-    const peers = holders.filter((h) => h.record.host !== this.o.self.host && h.host?.url !== undefined);
+    const peers = holders.filter(
+      (h) => h.record.host !== this.o.self.host && (h.host?.urls?.length ?? 0) > 0,
+    );
     // Spread the takers over the holders; the same group (rack, zone) first.
     shuffle(peers);
     peers.sort((a, b) => Number(b.host?.group === group) - Number(a.host?.group === group));
@@ -114,7 +120,7 @@ export class RedisFleet implements Fleet {
       virtualSize: record.virtualSize,
       converted: record.converted,
       decompressed: record.decompressed,
-      source: this.o.peerSource(record, host!.url!),
+      source: new ReplicaSource(host!.urls!.map((url) => this.o.peerSource(record, url))),
     }));
   }
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CacheFolder, type MasterMeta } from '@imagecache/core';
-import { connectRedis, FleetDirectory, type FleetView, type RedisClient } from '@imagecache/queue';
+import { connectRedis, FleetDirectory, keys, type FleetView, type RedisClient } from '@imagecache/queue';
 import { startImageServer, type ImageServer } from '@imagecache/testing';
 import { clientProcess, REPO, SHARED_REDIS, startFleet, uniquePrefix, type FleetHost } from './harness';
 
@@ -108,6 +108,23 @@ describe('a fleet of four hosts', () => {
     for (const h of hosts)
       for (const i of images) expect(sha256Of(h.setup.dest(`m-${i.p.slice(1)}`))).toBe(i.sha256);
   }, 120_000);
+
+  it("a host's replica killed: its master is taken from the host's other replica", async () => {
+    const { href, sha256 } = serve('/replica.img', 2 * MiB);
+    const [h2, h3] = ['h2', 'h3'].map(byName) as [FleetHost, FleetHost];
+    await fetchOn(h2, href, sha256, ['r']);
+    // The replica whose peer service the host's announcement names (the one takers would ask first) dies.
+    const announced = JSON.parse((await redis.get(keys.fleetHost(prefix, 'h2')))!) as { url: string };
+    const port = new URL(announced.url).port;
+    const victim = h2.replicas.find((r) => r.output().includes(`peer service on 127.0.0.1:${port}`))!;
+    await victim.stop('SIGKILL');
+    h2.replicas.splice(h2.replicas.indexOf(victim), 1);
+    const [taken] = await fetchOn(h3, href, sha256, ['r']);
+    expect(taken!.error).toBeUndefined();
+    expect(taken!.ok!.peer).toBe('h2');
+    expect(origin.count('GET', '/replica.img')).toBe(1);
+    expect(sha256Of(h3.setup.dest('r'))).toBe(sha256);
+  }, 60_000);
 
   it('a tampered master is refused by the others, reported, and the image taken elsewhere', async () => {
     const { href, sha256 } = serve('/tampered.img', 2 * MiB);

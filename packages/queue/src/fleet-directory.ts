@@ -15,6 +15,11 @@ export interface FleetHostInfo {
   url?: string;
   /** Hosts of one group (a rack, a zone) are asked first. */
   group?: string;
+  /**
+   * Read back: the URL of every live peer service of the host (each worker replica runs one; they serve the same
+   * folders), the one that beat last first.
+   */
+  urls?: string[];
 }
 
 /** What a host published: enough for a taker to download and verify it. */
@@ -57,7 +62,7 @@ export interface FleetView {
     }[];
   }[];
   /** Every host that ever joined: live while its announcement lasts. */
-  hosts: { host: string; live: boolean; url?: string; group?: string }[];
+  hosts: { host: string; live: boolean; url?: string; urls?: string[]; group?: string }[];
   /** Peers takers skipped, per `host/reason` (`unverified`: bytes that did not match; `failed`). */
   skippedPeers: Record<string, number>;
 }
@@ -79,13 +84,17 @@ export class FleetDirectory {
     private readonly prefix: string,
   ) {}
 
-  /** Announces (or refreshes) a host for `ttlMs`. */
-  async beat(host: FleetHostInfo, ttlMs: number): Promise<void> {
-    await this.redis
+  /** Announces (or refreshes) a host for `ttlMs`, and the peer service `id` of it (a replica's) at `host.url`. */
+  async beat(host: FleetHostInfo, ttlMs: number, id: string): Promise<void> {
+    const m = this.redis
       .multi()
       .set(keys.fleetHost(this.prefix, host.host), JSON.stringify(host), 'PX', ttlMs)
-      .sadd(keys.fleetHosts(this.prefix), host.host)
-      .exec();
+      .sadd(keys.fleetHosts(this.prefix), host.host);
+    if (host.url !== undefined) {
+      m.set(keys.fleetPeer(this.prefix, host.host, id), host.url, 'PX', ttlMs);
+      m.sadd(keys.fleetPeers(this.prefix, host.host), id);
+    }
+    await m.exec();
   }
 
   /** The host stops serving: its records stay (a restart serves them again) but are ignored meanwhile. */
@@ -205,6 +214,7 @@ export class FleetDirectory {
         host,
         live: h !== undefined,
         ...(h?.url !== undefined && { url: h.url }),
+        ...(h?.urls !== undefined && { urls: h.urls }),
         ...(h?.group !== undefined && { group: h.group }),
       };
     });
@@ -225,8 +235,24 @@ export class FleetDirectory {
     const unique = [...new Set(names)];
     if (unique.length === 0) return new Map();
     const raw = await this.redis.mget(...unique.map((h) => keys.fleetHost(this.prefix, h)));
-    return new Map(
-      unique.flatMap((h, i) => (raw[i] ? [[h, JSON.parse(raw[i]!) as FleetHostInfo] as const] : [])),
-    );
+    const live = new Map<string, FleetHostInfo>();
+    for (const [i, h] of unique.entries()) {
+      if (!raw[i]) continue;
+      const info = JSON.parse(raw[i]!) as FleetHostInfo;
+      const others = (await this.peerUrls(h)).filter((u) => u !== info.url);
+      live.set(h, { ...info, urls: [...(info.url !== undefined ? [info.url] : []), ...others] });
+    }
+    return live;
+  }
+
+  /** The URLs of a host's live peer services (expired ones leave its set). */
+  private async peerUrls(host: string): Promise<string[]> {
+    const ids = await this.redis.smembers(keys.fleetPeers(this.prefix, host));
+    if (ids.length === 0) return [];
+    const urls = await this.redis.mget(...ids.map((id) => keys.fleetPeer(this.prefix, host, id)));
+    const gone = ids.filter((_, i) => urls[i] === null);
+    if (gone.length)
+      await this.redis.srem(keys.fleetPeers(this.prefix, host), ...gone).catch(() => undefined);
+    return [...new Set(urls.filter((u): u is string => u !== null))];
   }
 }

@@ -45,6 +45,9 @@ export const keys = {
   fleetHost: (prefix: string, host: string) => `${prefix}:fleet:host:${host}`,
   fleetHosts: (prefix: string) => `${prefix}:fleet:hosts`,
   fleetHeld: (prefix: string, host: string) => `${prefix}:fleet:held:${host}`,
+  /** One peer service of a host (a worker replica's), and the set of a host's. */
+  fleetPeer: (prefix: string, host: string, id: string) => `${prefix}:fleet:peer:${host}:${id}`,
+  fleetPeers: (prefix: string, host: string) => `${prefix}:fleet:peers:${host}`,
   /** The fleet-wide single flight of one image (fleet-lock.ts). */
   fleetLock: (prefix: string, id: string) => `${prefix}:fleet:lock:${id}`,
   /** Peers skipped by takers, per host and reason. */
