@@ -32,6 +32,7 @@ export const WORKER_METRIC_NAMES = [
   'imagecache_cache_size_limit_bytes',
   'imagecache_workers_running',
   'imagecache_fleet_peers_skipped_total',
+  'imagecache_fleet_misses_total',
   'imagecache_peer_uploads_total',
   'imagecache_peer_bytes_sent_total',
 ] as const;
@@ -78,6 +79,7 @@ export class WorkerMetrics {
   private readonly evictions: Counter<'cache' | 'reason'>;
   private readonly evictedBytes: Counter<'cache' | 'reason'>;
   private readonly peersSkipped: Counter<'peer' | 'reason'>;
+  private readonly fleetMisses: Counter<'cache' | 'source'>;
   private readonly peerUploads: Counter<'result'>;
   private readonly peerBytes: Counter;
   private readonly caches = new Map<string, { cache: ImageCache; unsubscribe: (() => void)[] }>();
@@ -91,6 +93,12 @@ export class WorkerMetrics {
       name: 'imagecache_fleet_peers_skipped_total',
       help: 'Peers a miss skipped: unverified (its bytes did not match what it published), failed (error, stall, too slow).',
       labelNames: ['peer', 'reason'],
+      registers,
+    });
+    this.fleetMisses = new Counter({
+      name: 'imagecache_fleet_misses_total',
+      help: 'Misses by where the image came from: origin, or peer (another host of the fleet).',
+      labelNames: ['cache', 'source'],
       registers,
     });
     this.fetches = new Counter({
@@ -271,6 +279,7 @@ export class WorkerMetrics {
   recordFetch(cache: string, r: FetchResult): void {
     const result = r.cacheHit ? 'hit' : 'miss';
     this.fetches.inc({ cache, result });
+    if (!r.cacheHit) this.fleetMisses.inc({ cache, source: r.peer === undefined ? 'origin' : 'peer' });
     if (r.bytesDownloaded > 0) this.downloaded.inc({ cache }, r.bytesDownloaded);
     const { total, ...stages } = r.durations ?? { total: 0 };
     if (typeof total === 'number') this.fetchDuration.observe({ cache, result }, total / 1000);

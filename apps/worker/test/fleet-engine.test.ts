@@ -14,6 +14,7 @@ import { PeerServer, peerMasterUrl, peerSourceFor, peerTokenName, signPeerToken 
 import { connectRedis, FleetDirectory, fleetImageKey, keys, type RedisClient } from '@imagecache/queue';
 import { HttpSource } from '@imagecache/sources';
 import { startImageServer, tmpDir, type ImageServer } from '@imagecache/testing';
+import { WorkerMetrics } from '../src/metrics';
 import { RedisFleet } from '../src/redis-fleet';
 import { SHARED_REDIS, uniquePrefix } from './harness';
 
@@ -142,6 +143,12 @@ test('four hosts asking at once: one origin GET, the others take it from a peer,
     expect(createHash('sha256').update(fs.readFileSync(r.destPath)).digest('hex')).toBe(sha256);
     expect(hs[i]!.failures).toEqual([]);
   }
+  // A worker's metrics say where its misses came from.
+  const metrics = new WorkerMetrics({ defaultMetrics: false });
+  for (const r of results) metrics.recordFetch('instance', r);
+  const text = await metrics.registry.metrics();
+  expect(text).toContain('imagecache_fleet_misses_total{cache="instance",source="peer"} 3');
+  expect(text).toContain('imagecache_fleet_misses_total{cache="instance",source="origin"} 1');
   // The directory knows every holder.
   const listed = await new FleetDirectory(redis, prefix).list();
   expect(listed.images).toHaveLength(1);
