@@ -4,7 +4,9 @@ import type { RedisConfig } from '@imagecache/config';
 import { ConfigError, ImageCacheError, UsageError } from '@imagecache/errors';
 import {
   connectRedis,
+  FleetDirectory,
   ImageCacheClient,
+  queueUnavailable,
   prefixOf,
   whenSettled,
   withTimeout,
@@ -140,6 +142,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const connection: RedisClient = connectRedis(opts.redis, 'producer');
   const client = new ImageCacheClient({ redis: opts.redis, timeoutMs: waitTimeoutMs });
   const queues = new QueueDirectory(connection, prefix);
+  const fleet = new FleetDirectory(connection, prefix);
   queues.add(configuredQueues(opts.hosts ?? []));
   const ping = () => withTimeout(connection.ping(), 2000);
   const liveness = new WorkerLiveness(new WorkerRegistry(connection, prefix), opts.hosts ?? []);
@@ -240,6 +243,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     await client.cancel(id, 'cancelled through the API');
     return reply.code(202).send({ jobId: id, state: job.state, cancelled: true });
   });
+
+  // Which hosts of the fleet hold which image (issue #12): the directory as it is in Redis.
+  app.get('/v1/fleet', async () =>
+    withTimeout(fleet.view(), 5000).catch((err: unknown) => {
+      throw queueUnavailable(err, 'the fleet directory');
+    }),
+  );
 
   app.post('/v1/clean-up', async (request, reply) => {
     const body = parseBody(CleanUpBodySchema, request.body);

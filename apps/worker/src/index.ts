@@ -6,3 +6,7 @@ export type { LauncherOptions } from './host-worker-options';
 export { SHUTDOWN } from './processors/outcome';
 export { WorkerMetrics, serveMetrics, queueKindOf, WORKER_METRIC_NAMES } from './metrics';
 export type { MetricsServer, MetricsServerOptions } from './metrics';
+export { RedisFleet, DEFAULT_FLEET_HEARTBEAT_TTL_MS } from './redis-fleet';
+export type { RedisFleetOptions } from './redis-fleet';
+export { joinFleet } from './fleet-member';
+export type { FleetMembership } from './fleet-member';

@@ -38,6 +38,10 @@ export const WORKER_METRIC_NAMES = [
   'imagecache_cache_files',
   'imagecache_cache_size_limit_bytes',
   'imagecache_workers_running',
+  'imagecache_fleet_peers_skipped_total',
+  'imagecache_fleet_misses_total',
+  'imagecache_peer_uploads_total',
+  'imagecache_peer_bytes_sent_total',
 ] as const;
 
 /** Seconds: from a warm hit (about a millisecond) to a long download or conversion. */
@@ -78,6 +82,10 @@ export class WorkerMetrics {
   private readonly jobs: Counter<'kind' | 'cache' | 'outcome'>;
   private readonly evictions: Counter<'cache' | 'reason'>;
   private readonly evictedBytes: Counter<'cache' | 'reason'>;
+  private readonly peersSkipped: Counter<'peer' | 'reason'>;
+  private readonly fleetMisses: Counter<'cache' | 'source'>;
+  private readonly peerUploads: Counter<'result'>;
+  private readonly peerBytes: Counter;
   private readonly caches = new Map<string, { cache: ImageCache; unsubscribe: (() => void)[] }>();
   private readonly usages = new Map<string, { at: number; usage: Promise<CacheUsage> }>();
   private readonly workers: Worker[] = [];
@@ -85,6 +93,18 @@ export class WorkerMetrics {
   constructor(opts: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registers = [(this.registry = opts.registry ?? new Registry())];
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.peersSkipped = new Counter({
+      name: 'imagecache_fleet_peers_skipped_total',
+      help: 'Peers a miss skipped: unverified (its bytes did not match what it published), failed (error, stall, too slow).',
+      labelNames: ['peer', 'reason'],
+      registers,
+    });
+    this.fleetMisses = new Counter({
+      name: 'imagecache_fleet_misses_total',
+      help: 'Misses by where the image came from: origin, or peer (another host of the fleet).',
+      labelNames: ['cache', 'source'],
+      registers,
+    });
     this.fetches = new Counter({
       name: 'imagecache_fetches_total',
       help: 'Fetches by outcome: hit (no download) and miss (downloaded), as the cache reports them; error (a fetch job failed for good).',
@@ -133,6 +153,17 @@ export class WorkerMetrics {
       name: 'imagecache_evicted_bytes_total',
       help: 'Bytes of the masters evicted, by reason.',
       labelNames: ['cache', 'reason'],
+      registers,
+    });
+    this.peerUploads = new Counter({
+      name: 'imagecache_peer_uploads_total',
+      help: 'Requests for masters served to other hosts (GETs; HEADs when refused), by outcome: served, partial, unauthorized, refused, busy, failed.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.peerBytes = new Counter({
+      name: 'imagecache_peer_bytes_sent_total',
+      help: 'Bytes of masters sent to other hosts by the peer service.',
       registers,
     });
     const caches = () => [...this.caches.values()].map((w) => w.cache);
@@ -189,6 +220,17 @@ export class WorkerMetrics {
       },
     });
   }
+  /** A peer of the fleet a miss skipped (see Fleet.peerFailed). */
+  peerSkipped(peer: string, reason: string): void {
+    this.peersSkipped.inc({ peer, reason });
+  }
+
+  /** Records one request to the peer service (a HEAD answered is no upload: not counted). */
+  recordPeerRequest(e: { method: string; result: string; bytes: number }): void {
+    if (e.method === 'HEAD' && e.result === 'served') return;
+    this.peerUploads.inc({ result: e.result });
+    if (e.bytes > 0) this.peerBytes.inc(e.bytes);
+  }
 
   /** Records the outcomes of a worker's jobs (its queue name tells the kind and the cache). */
   watchWorker(worker: Worker): void {
@@ -241,6 +283,7 @@ export class WorkerMetrics {
   recordFetch(cache: string, r: FetchResult): void {
     const result = r.cacheHit ? 'hit' : 'miss';
     this.fetches.inc({ cache, result });
+    if (!r.cacheHit) this.fleetMisses.inc({ cache, source: r.peer === undefined ? 'origin' : 'peer' });
     if (r.bytesDownloaded > 0) this.downloaded.inc({ cache }, r.bytesDownloaded);
     const { total, ...stages } = r.durations ?? { total: 0 };
     if (typeof total === 'number') this.fetchDuration.observe({ cache, result }, total / 1000);

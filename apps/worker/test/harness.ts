@@ -36,6 +36,8 @@ export function hostSetup(opts: {
   forceRaw?: boolean;
   /** Default: destinations anywhere under the test's folder (its master folders excepted, always). */
   destinations?: object;
+  /** The `peers` section (fleet mode): run its workers with `--peer-port 0` (fleetWorkers does). */
+  peers?: object;
 }): HostSetup {
   const root = tmpDir('imagecache-dist-');
   fs.mkdirSync(path.join(root, 'dest'));
@@ -54,6 +56,7 @@ export function hostSetup(opts: {
       destinations: opts.destinations ?? { allowedRoots: [root] },
       sweepInterval: 0,
       logLevel: 'info',
+      ...(opts.peers && { peers: opts.peers }),
     }),
   );
   return { root, config, masterDir: (c) => path.join(root, c), dest: (n) => path.join(root, 'dest', n) };
@@ -84,7 +87,8 @@ export async function startWorker(
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 200 && !out.includes('serving'); i++) {
+  // Up to 30 s: several workers starting at once on a busy machine take their time.
+  for (let i = 0; i < 600 && !out.includes('serving'); i++) {
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -212,4 +216,43 @@ export function whoHasOpen(pids: number[], fileSuffix: string): number | undefin
     }
   }
   return undefined;
+}
+
+/** A host of a fleet on this machine: its own name, master folders, and replicas each with a peer port. */
+export interface FleetHost {
+  name: string;
+  setup: HostSetup;
+  replicas: WorkerProcess[];
+}
+
+/**
+ * `hosts` hosts of one fleet, `replicas` worker processes each (every process its own peer service on a free
+ * port), sharing a Redis prefix and the fleet's secret. `peers` adds to each host's `peers` section.
+ */
+export async function startFleet(opts: {
+  hosts: string[];
+  replicas: number;
+  redis: string;
+  prefix: string;
+  secret: string;
+  peers?: (host: string) => object;
+}): Promise<FleetHost[]> {
+  const fleet = opts.hosts.map((name) => ({
+    name,
+    setup: hostSetup({
+      host: name,
+      redis: opts.redis,
+      prefix: opts.prefix,
+      peers: { enabled: true, secret: opts.secret, ...opts.peers?.(name) },
+    }),
+    replicas: [] as WorkerProcess[],
+  }));
+  await Promise.all(
+    fleet.flatMap((h) =>
+      Array.from({ length: opts.replicas }, async () => {
+        h.replicas.push(await startWorker(h.setup.config, ['--peer-port', '0']));
+      }),
+    ),
+  );
+  return fleet;
 }

@@ -24,6 +24,8 @@ export {
   OciSchema,
   OciRegistrySchema,
   OciPlatformSchema,
+  PeersSchema,
+  PeersTlsSchema,
   envName,
   type HostConfig,
   type HostConfigInput,
@@ -39,7 +41,9 @@ export {
   type ImageServiceAuthConfig,
   type OciConfig,
   type OciRegistryConfig,
+  type PeersConfig,
 } from './schema';
+export { peerAdvertiseUrl } from './peers';
 export { parseHostConfig, type ConfigIssue, type ValidationContext } from './validate';
 export { ENV_VARIABLES, type EnvVariable } from './env';
 export {

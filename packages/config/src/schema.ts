@@ -359,6 +359,50 @@ export const RedisSchema = z
     return { mode: 'standalone', url: r.url ?? '', ...db, ...common };
   });
 
+/** A fleet group (rack, zone): it ends up in Redis keys. */
+const PEER_GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export const PeersTlsSchema = z.strictObject({
+  certFile: absolutePath(),
+  keyFile: absolutePath(),
+  /** The CA the other hosts' peer certificates are checked against (else the system's roots). */
+  caFile: absolutePath().optional(),
+});
+
+/** Fleet mode: the peer service and how hosts take masters from each other (issue 12). */
+export const PeersSchema = z.strictObject({
+  enabled: z.boolean().default(DEFAULTS.peersEnabled),
+  /** Shared by the hosts of a fleet: it signs and checks peer tokens. Never quoted. */
+  secret: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  group: z
+    .string()
+    .regex(PEER_GROUP, {
+      error: 'must be 1-64 letters, digits, ".", "-" or "_", starting with a letter or digit',
+    })
+    .optional(),
+  port: z.number().int().min(0).max(65535).optional(),
+  bind: z.string().min(1).default(DEFAULTS.peersBind),
+  advertiseUrl: httpUrl().optional(),
+  uploadConcurrency: z.number().int().min(1).default(DEFAULTS.peersUploadConcurrency),
+  /** Bytes per second all uploads together may send; none: no cap. */
+  bandwidth: sizeField()
+    .refine((n) => n > 0, { error: 'must be more than 0 (leave it out for no cap)' })
+    .optional(),
+  tls: PeersTlsSchema.optional(),
+  tokenTtl: durationField()
+    .refine((n) => n > 0, { error: 'must be more than 0' })
+    .default(DEFAULTS.peersTokenTtl),
+});
+
+const PeersCheckedSchema = PeersSchema.superRefine((p, ctx) => {
+  if (p.enabled && p.secret === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['secret'],
+      message: 'is required when peers.enabled is true (or set IMAGECACHE_PEERS_SECRET)',
+    });
+});
+
 const RootSchema = z.strictObject({
   host: z
     .string()
@@ -386,6 +430,7 @@ const RootSchema = z.strictObject({
   imageService: ImageServiceSchema.prefault({}),
   oci: OciSchema.prefault({}),
   redis: RedisSchema.optional(),
+  peers: PeersCheckedSchema.prefault({}),
   logLevel: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
 });
 
@@ -410,6 +455,8 @@ export const KNOWN_KEYS = Object.freeze({
   ociRegistry: Object.keys(OciRegistrySchema.shape),
   redis: ['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix'],
   redisNode: Object.keys(RedisNodeSchema.shape),
+  peers: Object.keys(PeersSchema.shape),
+  peersTls: Object.keys(PeersTlsSchema.shape),
 });
 
 /** Environment-variable form of a cache name: upper-case, `-` → `_`. */
@@ -573,6 +620,26 @@ export interface DestinationsConfig {
   unrestricted: boolean;
 }
 
+/** Fleet mode (issue 12): the peer service of this host and how it takes masters from others. */
+export interface PeersConfig {
+  enabled: boolean;
+  /** Signs and checks peer tokens; required when enabled. Never log it. */
+  secret?: string;
+  /** Peers of this group (a rack, a zone) are asked first, then the others; absent: any host, in random order. */
+  group?: string;
+  /** Port of the peer service (the worker's --peer-port wins); absent: not served unless the flag is given. */
+  port?: number;
+  bind: string;
+  /** What other hosts use to reach this one; absent: `peerAdvertiseUrl` (from bind and port). */
+  advertiseUrl?: string;
+  uploadConcurrency: number;
+  /** Bytes per second; absent: no cap. */
+  bandwidth?: number;
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+  /** Seconds. */
+  tokenTtl: number;
+}
+
 /** A host's configuration, parsed: sizes in bytes, durations in seconds, every default filled. */
 export interface HostConfig {
   host: string;
@@ -597,12 +664,13 @@ export interface HostConfig {
   imageService: ImageServiceConfig;
   oci: OciConfig;
   redis?: RedisConfig;
+  peers: PeersConfig;
   logLevel: LogLevel;
 }
 
 /** The zod schema of one host's configuration (input: the file's form; output: `HostConfig`). */
 export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
-  const { redis, http, imageService, oci, destinations, ...rest } = c;
+  const { redis, http, imageService, oci, destinations, peers, ...rest } = c;
   const { caFile, auth, ...httpRest } = http;
   return {
     ...rest,
@@ -623,6 +691,10 @@ export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
       permittedFormats: [...(cache.permittedFormats ?? c.permittedFormats)],
     })),
     destinations: dropUndefined(destinations) as DestinationsConfig,
+    peers: {
+      ...(dropUndefined(peers) as PeersConfig),
+      ...(peers.tls !== undefined && { tls: dropUndefined(peers.tls) as PeersConfig['tls'] }),
+    },
     http: { ...httpRest, ...(caFile !== undefined && { caFile }), ...(auth !== undefined && { auth }) },
     ...(redis !== undefined && { redis }),
   };

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import {
   parseChecksum,
   verifyDigest,
+  type ChecksumAlgo,
   type ExpectedChecksum,
   type ParsedChecksum,
 } from '@imagecache/checksum';
@@ -30,6 +31,7 @@ import { DestinationPolicy, type CheckedDestination } from './destination-policy
 import { deviceOf, freeSpace } from './disk-space';
 import { downloadTo, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
+import { FleetFlight, type FleetDownload, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
 import { identityOf, sameIdentity } from './master-identity';
@@ -95,6 +97,9 @@ interface MissRun {
   workDir?: string;
   /** Leave the work directory for the next attempt (a transient failure, keepPartial asked). */
   keep: boolean;
+  /** The miss through the fleet (a fleet is set and the image has an identity), and what it got. */
+  flight?: FleetFlight;
+  fromFleet?: FleetDownload;
 }
 
 /** What a download is checked against and bounded by, settled before its first byte. */
@@ -137,6 +142,7 @@ export class ImageCache implements CacheHandle {
   private queuedCleanUp?: Promise<unknown>;
   private runningCleanUp?: Promise<unknown>;
   private dev?: number;
+  private fleet?: Fleet;
 
   constructor(private readonly options: ImageCacheOptions) {
     if (!path.isAbsolute(options.masterDir)) {
@@ -151,6 +157,7 @@ export class ImageCache implements CacheHandle {
     this.priority = options.priority ?? 50;
     this.logger = options.logger ?? silentLogger;
     this.limiter = options.limiter ?? defaultLimiter();
+    this.fleet = options.fleet;
     this.sourceOptions = options.sources ?? {};
     this.events = new CacheEvents(this.logger);
     this.folder = new CacheFolder(this.masterDir);
@@ -186,6 +193,11 @@ export class ImageCache implements CacheHandle {
    */
   useRegistry(registry: CacheRegistry): void {
     this.registry = registry;
+  }
+
+  /** The fleet this cache shares masters with from now on (a worker sets it once it has reached Redis). */
+  useFleet(fleet: Fleet | undefined): void {
+    this.fleet = fleet;
   }
 
   /** Creates the folder if needed and sweeps work left by crashed processes; done once, on first use. */
@@ -305,6 +317,7 @@ export class ImageCache implements CacheHandle {
         logger: this.logger,
       });
       this.logger.debug({ cache: this.name, totalSize: result.totalSize }, 'clean-up ran');
+      await this.fleetForget(result.removed.map((r) => r.name));
       if (result.removed.length > 0) {
         this.logger.info(
           { cache: this.name, removed: result.removed.length, freed: result.freed },
@@ -315,6 +328,17 @@ export class ImageCache implements CacheHandle {
       this.events.emit('usage', { cache: this.name, totalSize: result.totalSize, count });
       return result;
     });
+  }
+
+  /** Masters this host no longer serves leave the fleet's directory (best effort: a peer's 404 is skipped). */
+  private async fleetForget(names: string[]): Promise<void> {
+    for (const name of names) {
+      await this.fleet
+        ?.evicted(this.name, name)
+        .catch((err: Error) =>
+          this.logger.warn({ cache: this.name, master: name, err: err.message }, 'fleet unavailable'),
+        );
+    }
   }
 
   /**
@@ -571,6 +595,7 @@ export class ImageCache implements CacheHandle {
       format: verdict.format,
       virtualSize: verdict.virtualSize,
       converted: false,
+      decompressed: false, // verified as it is: the checksum covers the master's own bytes
       fetchedAt: previous?.fetchedAt ?? new Date().toISOString(),
       identity: identityOf(master),
     };
@@ -599,7 +624,7 @@ export class ImageCache implements CacheHandle {
       const file = path.join(run.workDir, 'image');
       const plan = await this.planDownload(run, file);
       const dl = await this.download(run, file, plan);
-      const checksum = await runStage(ctx, 'verify', () => this.verify(ctx, plan, dl), {
+      const checksum = await runStage(ctx, 'verify', () => this.verify(ctx, plan, dl, run.fromFleet), {
         signal: run.signal,
       });
       const prepared = await this.prepare(run, file);
@@ -608,6 +633,7 @@ export class ImageCache implements CacheHandle {
       throw await this.missFailed(run, err);
     } finally {
       run.reservation?.release();
+      await run.flight?.release();
       if (run.workDir && !run.keep) await this.work.remove(run.workDir);
       run.release?.();
     }
@@ -649,34 +675,95 @@ export class ImageCache implements CacheHandle {
     return { checks, algo: expected?.algo ?? vouched?.algo ?? 'sha256', bound };
   }
 
-  /** The body into `file` (resumed when a partial one is there), hashed as it arrives. */
+  /**
+   * The body into `file` (resumed when a partial one is there), hashed as it arrives. With a fleet: from a peer
+   * that verifies, else from the origin once the fleet-wide claim is ours (fleet.ts).
+   */
   private download(run: MissRun, file: string, plan: DownloadPlan): Promise<Downloaded> {
-    const { ctx, signal, reservation } = run;
-    const { info, opts } = ctx;
+    const { ctx, signal } = run;
+    const { info } = ctx;
+    const flight = FleetFlight.for({
+      fleet: this.fleet,
+      cache: this.name,
+      name: ctx.name,
+      info,
+      checks: plan.checks,
+      signal,
+      logger: this.logger,
+    });
+    run.flight = flight;
+    const algos: ChecksumAlgo[] = [
+      plan.algo,
+      ...plan.checks.map((c) => c.algo),
+      ...(flight ? ['sha256' as const] : []),
+    ];
+    const origin = () => this.downloadFrom(run, file, plan, ctx.source, algos, info.size);
     return runStage(
       ctx,
       'download',
-      () =>
-        downloadTo(ctx.source, file, {
-          algos: [plan.algo, ...plan.checks.map((c) => c.algo)],
-          signal,
-          retries: this.options.downloadRetries ?? 3,
-          knownSize: info.size,
-          validator: info.validator,
-          retryDelayMs: this.options.retryDelayMs ?? 1000,
-          onProgress: (bytes, totalBytes) => {
-            reservation?.progress(bytes);
-            opts.onProgress?.({ stage: 'download', bytes, totalBytes });
-          },
-          bound: plan.bound,
-          logger: this.logger,
-        }),
+      async () => {
+        if (!flight) return origin();
+        run.fromFleet = await flight.download(
+          file,
+          origin,
+          (peer, a, size) => this.downloadFrom(run, file, plan, peer, a, size, 1),
+          (wait) => this.idle(run, wait),
+        );
+        return run.fromFleet.dl;
+      },
       { signal, progress: { stage: 'download', bytes: 0, totalBytes: info.size } },
     );
   }
 
+  private downloadFrom(
+    run: MissRun,
+    file: string,
+    plan: DownloadPlan,
+    from: ImageSource,
+    algos: ChecksumAlgo[],
+    knownSize: number | undefined,
+    retries = this.options.downloadRetries ?? 3,
+  ): Promise<Downloaded> {
+    const { ctx, signal, reservation } = run;
+    return downloadTo(from, file, {
+      algos,
+      signal,
+      retries,
+      knownSize,
+      validator: from === ctx.source ? ctx.info.validator : undefined,
+      retryDelayMs: this.options.retryDelayMs ?? 1000,
+      onProgress: (bytes, totalBytes) => {
+        reservation?.progress(bytes);
+        ctx.opts.onProgress?.({ stage: 'download', bytes, totalBytes });
+      },
+      bound: plan.bound,
+      logger: this.logger,
+    });
+  }
+
+  /**
+   * Runs the wait for another host's download without this miss's download slot: slots held by waiters could
+   * otherwise starve the hosts they wait for.
+   */
+  private async idle<T>(run: MissRun, wait: () => Promise<T>): Promise<T> {
+    run.release?.();
+    run.release = undefined;
+    try {
+      return await wait();
+    } finally {
+      run.release = await this.limiter.acquire(run.signal);
+    }
+  }
+
   /** Every expected checksum matches the bytes downloaded; returns the one recorded for the master. */
-  private verify(ctx: FetchContext, plan: DownloadPlan, dl: Downloaded): ExpectedChecksum {
+  private verify(
+    ctx: FetchContext,
+    plan: DownloadPlan,
+    dl: Downloaded,
+    fromFleet?: FleetDownload,
+  ): ExpectedChecksum {
+    // A peer's bytes were verified as they came (fleet.ts): the checksum is the origin's, as its host recorded.
+    if (fromFleet?.peer) return fromFleet.checksum!;
     for (const c of plan.checks) verifyDigest(c, dl.digests[c.algo]!, ctx.source.href);
     return { algo: plan.algo, value: dl.digests[plan.algo]! };
   }
@@ -693,7 +780,8 @@ export class ImageCache implements CacheHandle {
       forceRaw: opts.forceRaw ?? this.forceRaw,
       zstd: this.options.zstd ?? true,
       permitted: this.options.permittedFormats ?? DEFAULT_PERMITTED_FORMATS,
-      expectedFormat: opts.expectedFormat ?? info.diskFormat,
+      // A peer's converted master is the raw image: the origin's format was checked where it was converted.
+      expectedFormat: run.fromFleet?.peer?.converted ? undefined : (opts.expectedFormat ?? info.diskFormat),
       growthFactor: this.options.growthFactor ?? 2,
       memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
       makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
@@ -724,8 +812,21 @@ export class ImageCache implements CacheHandle {
       format: prepared.format,
       virtualSize: prepared.virtualSize,
       converted: prepared.converted,
+      decompressed: prepared.decompressed,
       fetchedAt: new Date().toISOString(),
     };
+    const { flight, fromFleet } = run;
+    if (fromFleet?.peer) {
+      // Converted or decompressed where it came from the origin: `checksum` is that download's.
+      if (fromFleet.peer.converted) meta.converted = true;
+      meta.decompressed = fromFleet.peer.decompressed;
+    }
+    // What peers verify this master against (hashed again only when it is not the bytes downloaded).
+    if (flight)
+      Object.assign(
+        meta,
+        await flight.describe(prepared.file, prepared.file === done.file ? dl.digests.sha256 : undefined),
+      );
     if (info.noCache) {
       ctx.onProgress?.({ stage: 'publish' });
     } else {
@@ -734,6 +835,7 @@ export class ImageCache implements CacheHandle {
         signal: run.signal,
       });
     }
+    await flight?.published({ cache: this.name, name: ctx.name, ...meta, sha256: meta.sha256! });
     const placedBy = (await this.place(ctx, prepared.file, undefined, true)) as PlaceMethod;
     await this.failures.clear(ctx.name).catch(() => undefined);
     ctx.durations.total = performance.now() - ctx.started;
@@ -759,6 +861,7 @@ export class ImageCache implements CacheHandle {
       converted: meta.converted,
       checksum,
       bytesDownloaded: dl.bytesDownloaded,
+      ...(fromFleet?.peer && { peer: fromFleet.peer.host }),
       durations: ctx.durations,
     };
   }

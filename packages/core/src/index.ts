@@ -33,3 +33,8 @@ export type { PrepareOptions, PreparedImage } from './prepare-image';
 export { DestinationPolicy } from './destination-policy';
 export type { DestinationRules, CheckedDestination } from './destination-policy';
 export type { MasterIdentity } from './master-identity';
+export { identityOf, sameIdentity } from './master-identity';
+export { isMasterName } from './master-name';
+export { CacheFolder, WORK_DIR, LOCK_DIR, META_DIR } from './cache-folder';
+export { publishedMasters } from './fleet';
+export type { Fleet, FleetClaim, FleetEntry, ImageIdentity, PeerFailure, PeerOffer } from './fleet';

@@ -264,3 +264,10 @@ export class OperationAborted extends ImageCacheError {
   static override readonly httpStatus: number = 409;
   override readonly retryable = true;
 }
+/**
+ * A peer token (fleet mode) that does not grant the name asked for: malformed, signed under another secret or
+ * for another name, or expired (`details.reason`). The peer service answers 401 with no byte of the master.
+ */
+export class PeerTokenInvalid extends ImageCacheError {
+  static override readonly code: string = 'PEER_TOKEN_INVALID';
+}

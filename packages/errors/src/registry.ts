@@ -38,6 +38,7 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.CredentialsExpired,
   E.CredentialsNotOwned,
   E.NoWorker,
+  E.PeerTokenInvalid,
 ];
 
 const byCode = new Map<string, ErrorClass>(ERROR_CLASSES.map((c) => [c.code, c]));

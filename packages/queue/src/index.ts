@@ -45,3 +45,7 @@ export { ResultStore, RESULT_TTL_SECONDS } from './result-store';
 export { CancelRecord, CANCEL_TTL_SECONDS } from './cancel-record';
 export { WorkerRegistry, WorkerHeartbeat, DEFAULT_HEARTBEAT_TTL_MS, BEATS_PER_TTL } from './worker-registry';
 export type { WorkerAnnouncement } from './worker-registry';
+export { FleetDirectory, fleetImageKey } from './fleet-directory';
+export type { FleetHolder, FleetHostInfo, FleetImageId, FleetRecord, FleetView } from './fleet-directory';
+export { FleetLock, DEFAULT_FLEET_LOCK_TTL_MS } from './fleet-lock';
+export type { FleetLockClaim } from './fleet-lock';

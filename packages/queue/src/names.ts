@@ -60,4 +60,17 @@ export const keys = {
   /** A worker process's announcement (worker-registry.ts), and the set of their ids. */
   worker: (prefix: string, id: string) => `${prefix}:worker:${id}`,
   workers: (prefix: string) => `${prefix}:workers`,
+  /** The fleet's directory (fleet-directory.ts): per image, its holders; per host, its beat and its masters. */
+  fleetImage: (prefix: string, id: string) => `${prefix}:fleet:image:${id}`,
+  fleetImages: (prefix: string) => `${prefix}:fleet:images`,
+  fleetHost: (prefix: string, host: string) => `${prefix}:fleet:host:${host}`,
+  fleetHosts: (prefix: string) => `${prefix}:fleet:hosts`,
+  fleetHeld: (prefix: string, host: string) => `${prefix}:fleet:held:${host}`,
+  /** One peer service of a host (a worker replica's), and the set of a host's. */
+  fleetPeer: (prefix: string, host: string, id: string) => `${prefix}:fleet:peer:${host}:${id}`,
+  fleetPeers: (prefix: string, host: string) => `${prefix}:fleet:peers:${host}`,
+  /** The fleet-wide single flight of one image (fleet-lock.ts). */
+  fleetLock: (prefix: string, id: string) => `${prefix}:fleet:lock:${id}`,
+  /** Peers skipped by takers, per host and reason. */
+  fleetFailures: (prefix: string) => `${prefix}:fleet:failures`,
 };

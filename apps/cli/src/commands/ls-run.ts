@@ -7,6 +7,7 @@ import type { LsFlags } from './ls';
 
 /** `imagecache ls`: the masters of each cache, least recently used first. */
 export async function runLs(ctx: CommandContext, flags: LsFlags): Promise<void> {
+  if (flags.fleet) return (await import('./ls-fleet-run')).runLsFleet(ctx, flags);
   const listing = await withHost(
     ctx,
     flags,
