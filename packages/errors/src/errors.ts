@@ -270,4 +270,7 @@ export class OperationAborted extends ImageCacheError {
  */
 export class PeerTokenInvalid extends ImageCacheError {
   static override readonly code: string = 'PEER_TOKEN_INVALID';
+  static override readonly exitStatus: number = 27;
+  /** Like IMAGE_AUTH_REQUIRED: a peer (another host, upstream of this one) refused; 401 stays the API's own. */
+  static override readonly httpStatus: number = 502;
 }
