@@ -5,7 +5,9 @@ import type { RedisConfig } from '@imagecache/config';
 import type { CacheRegistry, Logger } from '@imagecache/core';
 import { PeerServer, type PeerServerOptions } from '@imagecache/peers';
 import {
+  CancelRecord,
   connectRedis,
+  isReplicated,
   DEFAULT_HEARTBEAT_TTL_MS,
   describeRedis,
   JOB_NAMES,
@@ -25,6 +27,7 @@ import { serveMetrics, WorkerMetrics, type MetricsServer } from './metrics';
 import { cleanCachesProcessor, cleanProcessor } from './processors/clean';
 import { fetchProcessor } from './processors/fetch';
 import { SHUTDOWN } from './processors/outcome';
+import { unlessCancelled } from './processors/cancelled';
 
 export interface HostWorkerOptions {
   /** This host's name: the queues it serves are named by it. */
@@ -95,6 +98,8 @@ export class HostWorker {
 
   /** The jobs' credentials (a job failed by containment releases its own too). */
   private secrets?: SecretStore;
+  /** Cancels recorded by callers: a job cancelled once never runs (a failover may bring it back). */
+  private cancels?: CancelRecord;
   /** The fleet this host's caches share masters with (when `fleet` is given). */
   fleet?: RedisFleet;
 
@@ -106,6 +111,7 @@ export class HostWorker {
     const command = this.connect();
     const secrets = new SecretStore(command, prefix);
     this.secrets = secrets;
+    this.cancels = new CancelRecord(command, prefix, isReplicated(this.options.redis));
     const results = new ResultStore(command, prefix);
     const sweep = this.options.sweepIntervalSeconds ?? 3600;
     this.metrics =
@@ -261,7 +267,8 @@ export class HostWorker {
 
   private run(name: string, processor: Processor, concurrency: number): void {
     const lockDuration = this.options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
-    const worker = new Worker(name, contained(name, processor, this.secrets), {
+    const guarded = this.cancels ? unlessCancelled(processor, this.cancels, this.secrets) : processor;
+    const worker = new Worker(name, contained(name, guarded, this.secrets), {
       connection: this.connect(),
       prefix: prefixOf(this.options.redis),
       concurrency,

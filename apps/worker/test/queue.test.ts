@@ -4,7 +4,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CacheRegistry, ImageCache, silentLogger } from '@imagecache/core';
 import { OperationAborted } from '@imagecache/errors';
-import { ImageCacheClient } from '@imagecache/queue';
+import { Queue } from 'bullmq';
+import {
+  CancelRecord,
+  connectRedis,
+  ImageCacheClient,
+  jobIdFor,
+  JOB_NAMES,
+  queueNames,
+} from '@imagecache/queue';
 import { startImageServer, tmpDir, type ImageServer } from '@imagecache/testing';
 import { HostWorker } from '@imagecache/worker';
 import { processesMentioning, SHARED_REDIS, startOwnRedis, uniquePrefix } from './harness';
@@ -43,6 +51,7 @@ async function host(redis: string, opts: { forceRaw?: boolean; replicas?: number
     pollIntervalMs: 300,
   });
   return {
+    prefix,
     masterDir,
     dest: (n: string) => path.join(root, 'dest', n),
     client,
@@ -71,6 +80,39 @@ describe('clean-up through the queue', () => {
       await h.close();
     }
   }, 60_000);
+});
+
+describe('a cancelled job that comes back', () => {
+  it('is not run: a failover that lost its removal (the cancel record survived) gets ABORTED, no GET', async () => {
+    const h = await host(SHARED_REDIS);
+    const redis = connectRedis({ mode: 'standalone', url: SHARED_REDIS, prefix: h.prefix }, 'producer');
+    const queueName = queueNames.fetch('h1', 'instance');
+    const queue = new Queue(queueName, { connection: redis, prefix: h.prefix });
+    try {
+      server.route('/revenant.img', { body: randomBytes(64 * 1024) });
+      const jobId = jobIdFor(queueName, 'revenant');
+      await queue.waitUntilReady();
+      // The cancel was recorded (and its removal lost): the job is back in the queue as it was added.
+      await new CancelRecord(redis, h.prefix, false).record(jobId, 'cancelled by the caller');
+      await queue.add(
+        JOB_NAMES.fetch,
+        { href: server.url('/revenant.img'), dest: h.dest('revenant') },
+        { jobId, attempts: 5 },
+      );
+      const err = await h.client.waitFor(jobId).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OperationAborted);
+      const job = await queue.getJob(jobId);
+      expect(await job?.getState()).toBe('failed');
+      expect(job?.attemptsMade).toBe(1); // failed for good, not retried
+      expect(server.count('GET', '/revenant.img')).toBe(0);
+      expect(server.count('HEAD', '/revenant.img')).toBe(0);
+      expect(fs.existsSync(h.dest('revenant'))).toBe(false);
+    } finally {
+      await queue.close();
+      redis.disconnect();
+      await h.close();
+    }
+  }, 30_000);
 });
 
 describe('cancelling a fetch', () => {

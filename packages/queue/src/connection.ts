@@ -86,3 +86,8 @@ export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     );
   });
 }
+
+/** A Sentinel or Cluster deployment: a write is on a replica only once WAIT says so. */
+export function isReplicated(redis: RedisConfig | string): boolean {
+  return typeof redis === 'object' && redis.mode !== 'standalone';
+}

@@ -23,6 +23,7 @@ import { CancelRecord } from './cancel-record';
 import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress, type JobSecret } from './catalog';
 import {
   connectRedis,
+  isReplicated,
   describeRedis,
   prefixOf,
   queueUnavailable,
@@ -186,8 +187,7 @@ export class ImageCacheClient {
     this.secrets = new SecretStore(this.producer, this.prefix);
     this.workers = new WorkerRegistry(this.producer, this.prefix);
     this.results = new ResultStore(this.producer, this.prefix);
-    const replicated = typeof options.redis === 'object' && options.redis.mode !== 'standalone';
-    this.cancels = new CancelRecord(this.producer, this.prefix, replicated);
+    this.cancels = new CancelRecord(this.producer, this.prefix, isReplicated(options.redis));
     this.poller = setInterval(() => void this.poll(), options.pollIntervalMs ?? 5000);
     this.poller.unref();
   }

@@ -33,6 +33,7 @@ export { DEFAULT_PREFIX, JOB_KINDS, queueNames, parseQueueName, jobIdFor, queueO
 export type { JobKind, QueueInfo } from './names';
 export {
   connectRedis,
+  isReplicated,
   prefixOf,
   describeRedis,
   queueUnavailable,
