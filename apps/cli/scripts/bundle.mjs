@@ -1,6 +1,6 @@
-// Builds dist/imagecache.js, the file `imagecache` runs (bin/imagecache, the package's bin, the Docker entrypoint):
-// the CLI with the engine's packages in one file, from their TypeScript sources. Run by `pnpm build` after tsc
-// (which type-checks and emits dist/main.js, the same program unbundled).
+// Builds dist/imagecache.bundle.js, what `imagecache` runs (through dist/imagecache.js, src/imagecache.ts): the CLI
+// with the engine's packages in one file, from their TypeScript sources; then its V8 code cache, from training
+// runs. Run by `pnpm build` after tsc (which type-checks and emits dist/main.js, the same program unbundled).
 //
 // Why: a warm-hit fetch spent more on finding, reading and compiling ~200 modules than on its work, and zod's
 // CommonJS build loads every locale; bundled from ESM, zod/mini keeps only what the schema uses. esbuild keeps a
@@ -11,6 +11,10 @@
 //   `instanceof` checks see the engine's errors);
 // - @imagecache/queue, worker and api, and the libraries loaded only by some calls (pino, cli-progress, yaml,
 //   undici, proper-lockfile): a warm hit doesn't even parse them. They are dependencies of this package.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeMetafile, build } from 'esbuild';
@@ -21,11 +25,13 @@ const BUNDLED = ['checksum', 'config', 'core', 'formats', 'sources'];
 
 const result = await build({
   entryPoints: [path.join(cli, 'src/main.ts')],
-  outfile: path.join(cli, 'dist/imagecache.js'),
+  outfile: path.join(cli, 'dist/imagecache.bundle.js'),
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
+  // import() of a package left outside becomes require(), as tsc writes it: no ES module loader at run time.
+  supported: { 'dynamic-import': false },
   alias: Object.fromEntries(BUNDLED.map((p) => [`@imagecache/${p}`, path.join(packages, p, 'src/index.ts')])),
   external: [
     '@imagecache/errors',
@@ -47,3 +53,37 @@ const result = await build({
   metafile: process.argv.includes('--metafile'),
 });
 if (result.metafile) console.log(await analyzeMetafile(result.metafile));
+
+// The code cache: what a warm hit and a cold miss compile, from a miss then a hit of a small image served here
+// (each run loads the cache the run before wrote, and writes it again with what it compiled itself).
+const cacheFile = path.join(cli, 'dist/imagecache.bundle.cache');
+fs.rmSync(cacheFile, { force: true });
+const image = Buffer.alloc(1 << 20);
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-length': image.length, 'last-modified': new Date(0).toUTCString() });
+  res.end(req.method === 'HEAD' ? undefined : image);
+});
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imagecache-code-cache-'));
+try {
+  const href = `http://127.0.0.1:${server.address().port}/disk.img`;
+  for (const dest of ['miss.img', 'hit.img']) {
+    // Asynchronous: this process serves the image meanwhile.
+    const code = await new Promise((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [path.join(cli, 'dist/imagecache.js'), 'fetch', href, path.join(work, dest)].concat([
+          '--master-dir',
+          path.join(work, 'master'),
+          '-q',
+        ]),
+        { env: { ...process.env, IMAGECACHE_WRITE_CODE_CACHE: '1' }, stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      child.on('close', resolve);
+    });
+    if (code !== 0) throw new Error(`the code cache's training fetch failed (exit ${code})`);
+  }
+} finally {
+  server.close();
+  fs.rmSync(work, { recursive: true, force: true });
+}

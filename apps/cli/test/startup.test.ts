@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -45,6 +46,24 @@ const besideTheBundle = (modules: string[]) => {
   expect(modules).toContain(BUNDLE);
   return modules.filter((m) => m !== RECORDER && m !== BUNDLE && !/\/packages\/errors\/dist\//.test(m));
 };
+
+describe('the bundle', () => {
+  it('has a V8 code cache this node accepts (else every call compiles what it runs)', () => {
+    // What dist/imagecache.js does, asking V8 whether it took the cache.
+    const check = `
+      const fs = require('node:fs'), vm = require('node:vm');
+      const bundle = ${JSON.stringify(BUNDLE.replace(/\.js$/, '.bundle.js'))};
+      const source = fs.readFileSync(bundle, 'utf8').replace(/^#!.*/, '');
+      const script = new vm.Script('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', {
+        filename: bundle,
+        cachedData: fs.readFileSync(bundle.replace(/\\.js$/, '.cache')),
+      });
+      process.stdout.write(String(script.cachedDataRejected));`;
+    const r = spawnSync(process.execPath, ['-e', check], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('false');
+  });
+});
 
 describe('imagecache --version', () => {
   it.each([['--version'], ['-V']])('%s prints the package version and exits 0', async (flag) => {
