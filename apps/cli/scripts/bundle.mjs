@@ -25,6 +25,24 @@ const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const packages = path.resolve(cli, '../../packages');
 const BUNDLED = ['checksum', 'config', 'core', 'formats', 'sources'];
 
+/**
+ * commander loads node:child_process (and net, dgram behind it) at once, for subcommands run as executables, which
+ * this CLI has none of: it gets the module when it first uses it.
+ */
+const lazyChildProcessForCommander = {
+  name: 'lazy-child-process-for-commander',
+  setup(b) {
+    b.onResolve({ filter: /^node:child_process$/ }, (args) =>
+      /[\\/]commander[\\/]/.test(args.importer) ? { path: 'child_process', namespace: 'lazy' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, () => ({
+      contents: "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });",
+      loader: 'js',
+      resolveDir: cli,
+    }));
+  },
+};
+
 const result = await build({
   entryPoints: [path.join(cli, 'src/main.ts')],
   outfile: path.join(cli, 'dist/imagecache.bundle.js'),
@@ -50,6 +68,7 @@ const result = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   sourcemap: 'linked',
+  plugins: [lazyChildProcessForCommander],
   logLevel: 'warning',
   metafile: process.argv.includes('--metafile'),
 });
