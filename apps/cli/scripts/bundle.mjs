@@ -85,6 +85,12 @@ const server = http.createServer((req, res) => {
 });
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imagecache-code-cache-'));
+// Without the builder's imagecache settings (a configuration, destination roots) or Node options (V8 flags would
+// make a cache the CLI's plain runs refuse).
+const trainingEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith('IMAGECACHE_') && k !== 'NODE_OPTIONS'),
+);
+trainingEnv.IMAGECACHE_WRITE_CODE_CACHE = '1';
 try {
   const href = `http://127.0.0.1:${server.address().port}/disk.img`;
   for (const dest of ['miss.img', 'hit.img']) {
@@ -97,12 +103,16 @@ try {
           path.join(work, 'master'),
           '-q',
         ]),
-        { env: { ...process.env, IMAGECACHE_WRITE_CODE_CACHE: '1' }, stdio: ['ignore', 'ignore', 'inherit'] },
+        { env: trainingEnv, stdio: ['ignore', 'ignore', 'inherit'] },
       );
       child.on('close', resolve);
     });
-    if (code !== 0) throw new Error(`the code cache's training fetch failed (exit ${code})`);
+    if (code !== 0) throw new Error(`a training fetch failed (exit ${code})`);
   }
+} catch (err) {
+  // The CLI runs without a cache, only slower to start: not a reason to fail the build.
+  fs.rmSync(cacheFile, { force: true });
+  console.warn(`imagecache: no V8 code cache for the CLI's bundle: ${err.message}`);
 } finally {
   server.close();
   fs.rmSync(work, { recursive: true, force: true });
