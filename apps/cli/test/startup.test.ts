@@ -23,6 +23,9 @@ const HEAVY = [
   /\/apps\/cli\/dist\/(host|options|remote|progress|logger|commands\/[a-z-]+-run)\.js$/,
 ];
 
+/** Node's own modules a plain-http fetch of a small raw image never needs (loaded at the first use of each). */
+const NOT_NEEDED = /^node:(child_process|dgram|tls|_tls_wrap|worker_threads|dns)$/;
+
 let root: string;
 beforeEach(() => {
   root = tmpDir('imagecache-startup-');
@@ -44,7 +47,9 @@ const matching = (modules: string[], patterns: RegExp[]) =>
 /** The files a bundled run loaded beside the recorder and the bundle: the error classes are shared with the worker. */
 const besideTheBundle = (modules: string[]) => {
   expect(modules).toContain(BUNDLE);
-  return modules.filter((m) => m !== RECORDER && m !== BUNDLE && !/\/packages\/errors\/dist\//.test(m));
+  return modules.filter(
+    (m) => m !== RECORDER && m !== BUNDLE && !m.startsWith('node:') && !/\/packages\/errors\/dist\//.test(m),
+  );
 };
 
 describe('the bundle', () => {
@@ -97,6 +102,7 @@ describe('start-up', () => {
     beforeEach(async () => {
       server = await startImageServer();
       server.route('/disk.img', { body: randomBytes(1 << 20), lastModified: new Date(0) });
+      server.route('/other.img', { body: randomBytes(1 << 20), lastModified: new Date(0) });
     });
     afterEach(() => server.close());
 
@@ -111,8 +117,20 @@ describe('start-up', () => {
       const miss = await fetch('a.img');
       expect(miss.run.code).toBe(0);
       // The miss does load them (the patterns below name real files).
-      for (const loaded of [/proper-lockfile@/, /\/packages\/formats\//])
+      for (const loaded of [/proper-lockfile@/, /\/packages\/formats\//, /^node:net$/])
         expect(matching(miss.modules, [loaded])).not.toEqual([]);
+      // At the default level its one line (info) is dropped before pino is loaded.
+      expect(matching(miss.modules, [/node_modules\/\.pnpm\/pino@/])).toEqual([]);
+
+      // The bundle's miss: nothing outside the bundle, nor Node's modules for what it didn't do: run a tool, a
+      // hashing thread (1 MiB is hashed as it arrives), https, a redirect to a name.
+      const bundledMiss = await loading(
+        ['fetch', server.url('/other.img'), path.join(root, 'dest', 'o.img'), '--master-dir', master, '-q'],
+        {},
+      );
+      expect(bundledMiss.run.stdout).toContain('downloaded 1 MiB');
+      expect(besideTheBundle(bundledMiss.modules)).toEqual([]);
+      expect(matching(bundledMiss.modules, [NOT_NEEDED])).toEqual([]);
 
       const hit = await fetch('b.img');
       expect(hit.run.code).toBe(0);
@@ -132,6 +150,7 @@ describe('start-up', () => {
       const bundled = await fetch('c.img', {});
       expect(bundled.run.stdout).toContain('cache hit');
       expect(besideTheBundle(bundled.modules)).toEqual([]);
+      expect(matching(bundled.modules, [NOT_NEEDED])).toEqual([]);
     });
   });
 });
