@@ -4,7 +4,9 @@ import type { RedisConfig } from '@imagecache/config';
 import { ConfigError, ImageCacheError, UsageError } from '@imagecache/errors';
 import {
   connectRedis,
+  FleetDirectory,
   ImageCacheClient,
+  queueUnavailable,
   prefixOf,
   whenSettled,
   withTimeout,
@@ -12,7 +14,7 @@ import {
   type RedisClient,
 } from '@imagecache/queue';
 import { BasicAuth, BOARD_PATH, guard, isLoopback, mountBoard, routedPath, type BoardOptions } from './board';
-import { API_ERROR_CODES, apiError, engineError } from './errors';
+import { apiError, engineError, sendApiError } from './errors';
 import { WorkerLiveness } from './liveness';
 import { createApiMetrics } from './metrics';
 import { configuredQueues, QueueDirectory, type HostQueues } from './queues';
@@ -132,7 +134,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           : err.code === 'FST_ERR_BAD_URL'
             ? 'the URL is not valid (a malformed %-escape)'
             : err.message;
-      return reply.code(status).send(apiError(API_ERROR_CODES.invalidRequest, message));
+      return sendApiError(reply, 'invalidRequest', message, undefined, status);
     },
   });
 
@@ -140,6 +142,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const connection: RedisClient = connectRedis(opts.redis, 'producer');
   const client = new ImageCacheClient({ redis: opts.redis, timeoutMs: waitTimeoutMs });
   const queues = new QueueDirectory(connection, prefix);
+  const fleet = new FleetDirectory(connection, prefix);
   queues.add(configuredQueues(opts.hosts ?? []));
   const ping = () => withTimeout(connection.ping(), 2000);
   const liveness = new WorkerLiveness(new WorkerRegistry(connection, prefix), opts.hosts ?? []);
@@ -180,9 +183,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       if (reply.sent) return reply;
     }
     if (readOnly && !SAFE_METHODS.has(request.method)) {
-      return reply
-        .code(403)
-        .send(apiError(API_ERROR_CODES.forbidden, `read-only: ${request.method} is refused (GET only)`));
+      return sendApiError(reply, 'forbidden', `read-only: ${request.method} is refused (GET only)`);
     }
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -198,15 +199,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const status = (err as FastifyError).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
       // Body not JSON, too large, of another media type…: fastify's message says which.
-      return reply.code(status).send(apiError(API_ERROR_CODES.invalidRequest, err.message));
+      return sendApiError(reply, 'invalidRequest', err.message, undefined, status);
     }
     request.log.error({ err: errorMessage(err) }, 'request failed');
-    return reply.code(500).send(apiError(ImageCacheError.code, 'internal error'));
+    return reply.code(ImageCacheError.httpStatus).send(apiError(ImageCacheError.code, 'internal error'));
   });
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send(apiError(API_ERROR_CODES.notFound, `no route ${request.method} ${request.url.split('?')[0]}`)),
+    sendApiError(reply, 'notFound', `no route ${request.method} ${request.url.split('?')[0]}`),
   );
 
   // ----------------------------------------------------------------------------------------------------------
@@ -214,17 +213,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   app.post('/v1/fetch', async (request, reply) => {
     const body = parseBody(FetchBodySchema, request.body);
-    const { queue, jobId } = await client.enqueueFetch({
-      host: body.host,
-      cache: body.cache,
-      href: body.href,
-      dest: body.dest,
-      forceRaw: body.forceRaw,
-      expectedFormat: body.expectedFormat,
-      expectedChecksum: body.expectedChecksum,
-      expectedChecksumAlgo: body.expectedChecksumAlgo,
-      auth: body.auth,
-    });
+    const { wait: _wait, timeoutMs: _timeoutMs, ...requested } = body;
+    const { queue, jobId } = await client.enqueueFetch(requested);
     reply.header('x-imagecache-job-id', jobId);
     if (!body.wait) {
       return reply.code(202).header('location', jobPath(jobId)).send({ jobId, queue, state: 'waiting' });
@@ -241,17 +231,25 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.delete('/v1/jobs/:id', async (request, reply) => {
     const { id } = parseBody(JobIdParamsSchema, request.params);
     const job = await client.getJob(id);
-    if (!job) return jobNotFound(reply, id);
+    if (!job) {
+      // Lost with a Redis master in a failover, a job is added again by its waiting caller unless it was cancelled:
+      // the cancel is recorded all the same, so the job doesn't come back (packages/queue, cancel-record.ts).
+      await client.cancel(id, 'cancelled through the API');
+      return jobNotFound(reply, id);
+    }
     if (job.state === 'completed' || job.state === 'failed') {
-      return reply
-        .code(409)
-        .send(
-          apiError(API_ERROR_CODES.jobFinished, `job ${id} is ${job.state} already`, { state: job.state }),
-        );
+      return sendApiError(reply, 'jobFinished', `job ${id} is ${job.state} already`, { state: job.state });
     }
     await client.cancel(id, 'cancelled through the API');
     return reply.code(202).send({ jobId: id, state: job.state, cancelled: true });
   });
+
+  // Which hosts of the fleet hold which image (issue #12): the directory as it is in Redis.
+  app.get('/v1/fleet', async () =>
+    withTimeout(fleet.view(), 5000).catch((err: unknown) => {
+      throw queueUnavailable(err, 'the fleet directory');
+    }),
+  );
 
   app.post('/v1/clean-up', async (request, reply) => {
     const body = parseBody(CleanUpBodySchema, request.body);
@@ -370,7 +368,5 @@ function errorMessage(err: unknown): string {
 }
 
 function jobNotFound(reply: FastifyReply, id: string) {
-  return reply
-    .code(404)
-    .send(apiError(API_ERROR_CODES.jobNotFound, `no job ${id} (unknown, or removed by age)`));
+  return sendApiError(reply, 'jobNotFound', `no job ${id} (unknown, or removed by age)`);
 }

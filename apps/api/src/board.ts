@@ -3,7 +3,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { API_ERROR_CODES, apiError } from './errors';
+import { sendApiError } from './errors';
 import { parseQueueName, type QueueDirectory } from './queues';
 
 export const BOARD_PATH = '/board';
@@ -58,10 +58,8 @@ function digest(s: string): Buffer {
 
 /** 401 with the challenge that makes a browser ask for the board's credentials. */
 export function challenge(reply: FastifyReply): FastifyReply {
-  return reply
-    .code(401)
-    .header('www-authenticate', 'Basic realm="imagecache", charset="UTF-8"')
-    .send(apiError(API_ERROR_CODES.unauthorized, 'credentials required (HTTP basic auth)'));
+  reply.header('www-authenticate', 'Basic realm="imagecache", charset="UTF-8"');
+  return sendApiError(reply, 'unauthorized', 'credentials required (HTTP basic auth)');
 }
 
 /**
@@ -108,21 +106,14 @@ export function guard(auth: BasicAuth | undefined) {
       }
     } else if (!isLoopback(request.socket.remoteAddress)) {
       // Served without auth: only to this machine, whatever address the server ended up listening on.
-      await reply
-        .code(403)
-        .send(
-          apiError(API_ERROR_CODES.forbidden, 'the board is served without auth to loopback clients only'),
-        );
+      await sendApiError(reply, 'forbidden', 'the board is served without auth to loopback clients only');
       return;
     } else if (!isLoopbackHost(request.headers.host)) {
-      await reply
-        .code(403)
-        .send(
-          apiError(
-            API_ERROR_CODES.forbidden,
-            'served without auth: the Host header must name this machine (localhost, 127.0.0.1 or [::1])',
-          ),
-        );
+      await sendApiError(
+        reply,
+        'forbidden',
+        'served without auth: the Host header must name this machine (localhost, 127.0.0.1 or [::1])',
+      );
     }
   };
 }

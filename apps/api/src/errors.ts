@@ -1,84 +1,43 @@
-import {
-  CacheFolderUnusable,
-  ConfigError,
-  ImageAuthRequired,
-  ImageCacheError,
-  ImageChecksumAlgorithmFailure,
-  ImageChecksumError,
-  ImageDownloadFailed,
-  ImageNotFound,
-  InsufficientDiskSpace,
-  InvalidDestination,
-  InvalidHref,
-  InvalidImage,
-  NoWorker,
-  OperationAborted,
-  QueueTimeout,
-  QueueUnavailable,
-  UsageError,
-  toImageCacheError,
-  ImageConvertFailed,
-  CredentialsExpired,
-  CredentialsNotOwned,
-  ImageTooLarge,
-} from '@imagecache/errors';
+import type { FastifyReply } from 'fastify';
+import { httpStatusOf, toImageCacheError, type ImageCacheError } from '@imagecache/errors';
 
-/** Codes of the HTTP layer itself (the engine's codes are in @imagecache/errors). */
-export const API_ERROR_CODES = {
-  /** The body is not JSON, too large, or of another media type. */
-  invalidRequest: 'INVALID_REQUEST',
+/**
+ * Errors of the HTTP layer itself, each with its status: the one table of them (the engine's errors own their
+ * statuses in @imagecache/errors). README "HTTP API" lists both; apps/api/test/error-table.test.ts holds it to them.
+ */
+export const API_ERRORS = {
+  /**
+   * The body is not JSON (400), too large (413) or of another media type (415), a path parameter is too long
+   * (414): the framework's status says which, 400 when it says none.
+   */
+  invalidRequest: { code: 'INVALID_REQUEST', status: 400 },
   /** No job with that id (never existed, or removed by age). */
-  jobNotFound: 'JOB_NOT_FOUND',
+  jobNotFound: { code: 'JOB_NOT_FOUND', status: 404 },
   /** DELETE of a job that already completed or failed. */
-  jobFinished: 'JOB_FINISHED',
+  jobFinished: { code: 'JOB_FINISHED', status: 409 },
   /** No route for that method and path. */
-  notFound: 'NOT_FOUND',
+  notFound: { code: 'NOT_FOUND', status: 404 },
   /** Basic auth missing or wrong (board, and /v1 when credentials are set). */
-  unauthorized: 'UNAUTHORIZED',
+  unauthorized: { code: 'UNAUTHORIZED', status: 401 },
   /**
    * A change through a read-only API, or a request without auth from a non-loopback client or naming a
    * non-loopback Host.
    */
-  forbidden: 'FORBIDDEN',
+  forbidden: { code: 'FORBIDDEN', status: 403 },
 } as const;
+export type ApiErrorName = keyof typeof API_ERRORS;
+
+/** The codes of API_ERRORS by name. */
+export const API_ERROR_CODES = Object.fromEntries(
+  Object.entries(API_ERRORS).map(([name, e]) => [name, e.code]),
+) as { readonly [K in ApiErrorName]: (typeof API_ERRORS)[K]['code'] };
 
 /**
- * The HTTP status of an engine error, by class (subclasses follow their parent: UnsafeImage is an InvalidImage).
- *
- * - IMAGE_AUTH_REQUIRED / IMAGE_NOT_AUTHORIZED → 502: the *image source* refused, not this API; 401 stays
- *   reserved for this API's own basic auth (a 401 would make clients retry with other API credentials).
- * - IMAGE_DOWNLOAD_FAILED → 502: the image source failed (network, 5xx); retryable.
- * - ABORTED → 409: the job was cancelled (DELETE /v1/jobs/:id, or a shutdown) while the call waited.
- * - CREDENTIALS_EXPIRED → 410: the job's credentials are gone for good; CREDENTIALS_NOT_OWNED → 403: the job
- *   named another job's credentials.
- * - IMAGE_TOO_LARGE → 422: the image itself can't fit this cache (its size, virtual or decompressed size exceeds
- *   the cache's size or what its filesystem can give); asking again won't help, unlike 507 (space may come).
- * - NO_WORKER → 409: the request conflicts with the deployment's state (no live worker serves that host or
- *   cache), not with Redis (503) nor with the caller's input (400).
+ * The HTTP status of an engine error: each error class owns it (`httpStatus`, in @imagecache/errors, where each
+ * choice is explained); subclasses made elsewhere follow their parent.
  */
 export function statusFor(err: ImageCacheError): number {
-  if (err instanceof UsageError || err instanceof InvalidHref || err instanceof InvalidDestination)
-    return 400;
-  if (err instanceof ImageChecksumAlgorithmFailure) return 400;
-  if (err instanceof ImageNotFound) return 404;
-  if (err instanceof ImageAuthRequired) return 502;
-  if (err instanceof ImageDownloadFailed) return 502;
-  // The image is the problem (its bytes, its format, or qemu-img could not convert it), not this server.
-  if (
-    err instanceof ImageChecksumError ||
-    err instanceof InvalidImage ||
-    err instanceof ImageConvertFailed ||
-    err instanceof ImageTooLarge
-  )
-    return 422;
-  if (err instanceof InsufficientDiskSpace) return 507;
-  if (err instanceof QueueUnavailable) return 503;
-  if (err instanceof QueueTimeout) return 504;
-  if (err instanceof OperationAborted || err instanceof NoWorker) return 409;
-  if (err instanceof CredentialsExpired) return 410;
-  if (err instanceof CredentialsNotOwned) return 403;
-  if (err instanceof CacheFolderUnusable || err instanceof ConfigError) return 500;
-  return 500;
+  return httpStatusOf(err);
 }
 
 export interface ErrorBody {
@@ -105,4 +64,15 @@ export function engineError(err: unknown, jobId?: string): { status: number; bod
 
 export function apiError(code: string, message: string, details?: Record<string, unknown>): ErrorBody {
   return { error: { code, message, ...(details ? { details } : {}) } };
+}
+
+/** Sends an error of the HTTP layer with its status (or `status`, the framework's, for INVALID_REQUEST). */
+export function sendApiError(
+  reply: FastifyReply,
+  name: ApiErrorName,
+  message: string,
+  details?: Record<string, unknown>,
+  status: number = API_ERRORS[name].status,
+): FastifyReply {
+  return reply.code(status).send(apiError(API_ERRORS[name].code, message, details));
 }

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Cluster } from 'ioredis';
-import { queueNames, type RedisClient } from '@imagecache/queue';
+import { parseQueueName, queueNames, type RedisClient } from '@imagecache/queue';
 
 /** A host and the caches whose queues the API shows (on the board) and measures (in /metrics). */
 export interface HostQueues {
@@ -8,24 +8,9 @@ export interface HostQueues {
   caches: string[];
 }
 
-export interface QueueInfo {
-  name: string;
-  kind: 'fetch' | 'clean' | 'clean-caches';
-  host: string;
-  /** Empty for clean-caches (one queue per host). */
-  cache: string;
-}
-
-/** The parts of one of our queue names, or undefined for a name that is not ours. */
-export function parseQueueName(name: string): QueueInfo | undefined {
-  const m =
-    /^(?:(fetch|clean)\.([A-Za-z0-9][A-Za-z0-9_.-]*)|(clean-caches))@([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(
-      name,
-    );
-  if (!m) return undefined;
-  if (m[3]) return { name, kind: 'clean-caches', host: m[4]!, cache: '' };
-  return { name, kind: m[1] as 'fetch' | 'clean', host: m[4]!, cache: m[2]! };
-}
+/** @imagecache/queue reads queue names back (names.ts, their one owner). */
+export { parseQueueName };
+export type { QueueInfo } from '@imagecache/queue';
 
 /** Every queue of the given hosts: fetch and clean per cache, clean-caches per host. */
 export function configuredQueues(hosts: readonly HostQueues[]): string[] {

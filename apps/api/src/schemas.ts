@@ -1,12 +1,11 @@
 import * as path from 'node:path';
 import { z } from 'zod';
-import { parseSize } from '@imagecache/config';
+import { CACHE_NAME, CACHE_NAME_RULE, HOST_NAME, HOST_NAME_RULE, parseSize } from '@imagecache/config';
+import { FetchRequestSchema, RequestAuthSchema } from '@imagecache/contract';
 
-/** As queue names need them (see @imagecache/queue's queueNames). */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
-const NAME_HINT = "may hold only letters, digits, '.', '_' and '-' (starting with a letter or digit)";
-
-const name = () => z.string({ error: 'must be a string' }).regex(NAME, { error: NAME_HINT });
+// As a configuration may declare them (@imagecache/config's names.ts): queue names are made of them.
+const hostName = () => z.string({ error: 'must be a string' }).regex(HOST_NAME, { error: HOST_NAME_RULE });
+const cacheName = () => z.string({ error: 'must be a string' }).regex(CACHE_NAME, { error: CACHE_NAME_RULE });
 const absolutePath = () =>
   z
     .string({ error: 'must be a string' })
@@ -17,14 +16,7 @@ const absolutePath = () =>
 // Never quoted in messages: an href may carry credentials.
 const href = () => z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(16384);
 
-export const AuthSchema = z.discriminatedUnion(
-  'type',
-  [
-    z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
-    z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
-  ],
-  { error: 'must be {type:"basic", username, password} or {type:"bearer", token}' },
-);
+export const AuthSchema = RequestAuthSchema;
 
 /** Ms a call may wait for its job; beyond it the answer is 504 QUEUE_TIMEOUT (the job goes on). */
 const timeoutMs = () =>
@@ -35,16 +27,16 @@ const timeoutMs = () =>
     .max(24 * 3600 * 1000)
     .optional();
 
+/** The fetch request (@imagecache/contract), its lengths bounded, for a host's cache. */
 export const FetchBodySchema = z.strictObject({
-  host: name(),
-  cache: name(),
+  host: hostName(),
+  cache: cacheName(),
+  ...FetchRequestSchema.shape,
   href: href(),
   dest: absolutePath(),
-  forceRaw: z.boolean().optional(),
   expectedFormat: z.string().min(1).max(64).optional(),
   expectedChecksum: z.string().min(1).max(16384).optional(),
   expectedChecksumAlgo: z.string().min(1).max(64).optional(),
-  auth: AuthSchema.optional(),
   /** true: answer with the result (200) or the error; false: answer 202 {jobId} at once. Default true. */
   wait: z.boolean().default(true),
   timeoutMs: timeoutMs(),
@@ -63,15 +55,15 @@ const size = () =>
   });
 
 export const CleanUpBodySchema = z.strictObject({
-  host: name(),
-  cache: name(),
+  host: hostName(),
+  cache: cacheName(),
   amount: size().optional(),
   timeoutMs: timeoutMs(),
 });
 export type CleanUpBody = z.infer<typeof CleanUpBodySchema>;
 
 export const CleanUpCachesBodySchema = z.strictObject({
-  host: name(),
+  host: hostName(),
   directory: absolutePath(),
   images: z
     .array(z.strictObject({ href: href(), auth: AuthSchema.optional() }))

@@ -242,7 +242,7 @@ describe('request validation', () => {
   it.each([
     [{ ...good, dest: 'relative/x.img' }, /^dest: must be an absolute path$/],
     [{ host: HOST, cache: 'instance', href: 'http://x/y' }, /^dest: is required$/],
-    [{ ...good, cache: 'bad name' }, /^cache: may hold only letters/],
+    [{ ...good, cache: 'bad name' }, /^cache: must be 1-64 letters/],
     [{ ...good, expected_checksum: 'sha256:ab' }, /^body: unknown field "expected_checksum"$/],
     [{ ...good, auth: { type: 'digest', username: 'u' } }, /^auth\.type: must be \{type:"basic"/],
     [{ ...good, wait: 'yes' }, /^wait: /],

@@ -23,7 +23,7 @@ import { analyzeMetafile, build } from 'esbuild';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const packages = path.resolve(cli, '../../packages');
-const BUNDLED = ['checksum', 'config', 'core', 'formats', 'sources'];
+const BUNDLED = ['checksum', 'config', 'contract', 'core', 'formats', 'host', 'sources'];
 
 /**
  * commander loads node:child_process (and net, dgram behind it) at once, for subcommands run as executables, which

@@ -48,7 +48,17 @@ function pinoLogger(level: string): pino.Logger {
       level,
       base: undefined,
       redact: {
-        paths: ['auth', '*.auth', 'password', '*.password', 'token', '*.token', 'headers.authorization'],
+        paths: [
+          'auth',
+          '*.auth',
+          'password',
+          '*.password',
+          'token',
+          '*.token',
+          'secret',
+          '*.secret',
+          'headers.authorization',
+        ],
         censor: '***',
       },
     },

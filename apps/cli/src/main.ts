@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { OperationAborted } from '@imagecache/errors';
 import { run } from './program';
 
 const controller = new AbortController();
@@ -8,7 +9,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   // signal ends the process at once.
   process.on(sig, () => {
     if (controller.signal.aborted) process.exit(130);
-    controller.abort(new Error(`received ${sig}`));
+    controller.abort(new OperationAborted(`received ${sig}`));
   });
 }
 run(process.argv.slice(2), controller.signal).then(

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import type { HostConfig } from '@imagecache/config';
 import type { Logger } from '@imagecache/core';
+import type { Host } from '@imagecache/host';
 import { UsageError } from '@imagecache/errors';
 import { registerClean } from './commands/clean';
 import { registerCleanCaches } from './commands/clean-caches';
@@ -10,7 +11,6 @@ import { registerLs } from './commands/ls';
 import { registerApi } from './commands/api';
 import { registerWorker } from './commands/worker';
 import { EXIT_CODES } from './exit-codes';
-import type { Host } from './host';
 import { createOutput, type Output } from './output';
 import { cliVersion } from './version';
 
@@ -40,7 +40,7 @@ export async function run(argv: string[], signal: AbortSignal): Promise<number> 
     output,
     signal,
     async openHost(config) {
-      const { openHost } = await import('./host');
+      const { openHost } = await import('@imagecache/host');
       const { createLogger } = await import('./logger');
       // A person at a shell wants warnings only, unless a level is asked for or the file sets one.
       const fromFile = argv.includes('--config') ? config.logLevel : undefined;

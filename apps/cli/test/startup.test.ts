@@ -18,7 +18,7 @@ const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'packa
  */
 const HEAVY = [
   /node_modules\/\.pnpm\/(zod|undici|yaml|pino|proper-lockfile|bullmq|ioredis|fastify|@bull-board[^/]*|cli-progress)@/,
-  /\/packages\/(core|config|sources|checksum|formats|queue)\/dist\//,
+  /\/packages\/(core|config|sources|checksum|formats|queue|contract|host)\/dist\//,
   /\/apps\/(worker|api)\/dist\//,
   /\/apps\/cli\/dist\/(host|options|remote|progress|logger|commands\/[a-z-]+-run)\.js$/,
 ];
@@ -142,7 +142,7 @@ describe('start-up', () => {
         matching(hit.modules, [
           /node_modules\/\.pnpm\/(yaml|pino|proper-lockfile|uuid|bullmq|ioredis|fastify|cli-progress)@/,
           /\/undici\/index\.js$/,
-          /\/packages\/(queue|formats)\//,
+          /\/packages\/(queue|formats|contract)\//,
         ]),
       ).toEqual([]);
 

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import { Queue, Worker, type Processor } from 'bullmq';
 import type { RedisConfig } from '@imagecache/config';
 import type { CacheRegistry, Logger } from '@imagecache/core';
+import { PeerServer, type PeerServerOptions } from '@imagecache/peers';
 import {
   connectRedis,
   DEFAULT_HEARTBEAT_TTL_MS,
@@ -18,6 +19,8 @@ import {
   type RedisClient,
 } from '@imagecache/queue';
 import { contained } from './containment';
+import { joinFleet, type FleetMembership } from './fleet-member';
+import type { RedisFleet } from './redis-fleet';
 import { serveMetrics, WorkerMetrics, type MetricsServer } from './metrics';
 import { cleanCachesProcessor, cleanProcessor } from './processors/clean';
 import { fetchProcessor } from './processors/fetch';
@@ -49,6 +52,13 @@ export interface HostWorkerOptions {
   metricsPort?: number;
   /** Address of the metrics server. Default 127.0.0.1. */
   metricsHost?: string;
+  /** Take part in a fleet (config `peers.enabled`): misses ask peers first, one host downloads from the origin. */
+  fleet?: FleetMembership;
+  /**
+   * Serves this host's published masters to the other hosts of its fleet (the caches of `registry`); not served
+   * when undefined. Started before any job is taken (a port in use fails the start), closed last.
+   */
+  peerService?: Omit<PeerServerOptions, 'caches' | 'logger' | 'onRequest'>;
 }
 
 /** A job's lock by default: renewed every half of it while the job runs; a dead worker's jobs wait this long. */
@@ -78,9 +88,15 @@ export class HostWorker {
   /** What the workers record (given, or made when `metricsPort` is set), and the server of it. */
   metrics?: WorkerMetrics;
   metricsServer?: MetricsServer;
+  /** The peer service, once started (`peerService`). */
+  peerServer?: PeerServer;
+  /** The port the peer service listens on (the one bound, when 0 was asked). */
+  peerPort?: number;
 
   /** The jobs' credentials (a job failed by containment releases its own too). */
   private secrets?: SecretStore;
+  /** The fleet this host's caches share masters with (when `fleet` is given). */
+  fleet?: RedisFleet;
 
   constructor(private readonly options: HostWorkerOptions) {}
 
@@ -96,6 +112,20 @@ export class HostWorker {
       this.options.metrics ?? (this.options.metricsPort !== undefined ? new WorkerMetrics() : undefined);
     for (const cache of registry.caches) this.metrics?.watchCache(cache);
     await this.startMetrics(); // first: a port in use fails the start before any job is taken
+    await this.startPeerService();
+    if (this.options.fleet) {
+      this.fleet = await joinFleet({
+        host,
+        peerPort: this.peerPort,
+        membership: this.options.fleet,
+        registry,
+        redis: command,
+        prefix,
+        logger,
+        heartbeatTtlMs: this.options.heartbeatTtlMs,
+        onPeerFailed: (peer, reason) => this.metrics?.peerSkipped(peer, reason),
+      });
+    }
 
     for (const cache of registry.caches) {
       await cache.start(); // creates the folder and sweeps work left by crashed processes
@@ -171,6 +201,8 @@ export class HostWorker {
       }
       // Last: while its jobs run, this process still serves their queues (their callers wait for them).
       await this.heartbeat?.stop();
+      this.fleet?.stop();
+      await this.peerServer?.close();
       await this.metricsServer?.close();
       await Promise.all(this.queues.map((q) => q.close()));
       this.subscriber?.disconnect();
@@ -193,6 +225,19 @@ export class HostWorker {
       host,
       logger,
     });
+  }
+
+  private async startPeerService(): Promise<void> {
+    const { peerService, registry, logger } = this.options;
+    if (!peerService) return;
+    const server = new PeerServer({
+      ...peerService,
+      caches: registry.caches.map((c) => ({ name: c.name, masterDir: c.masterDir })),
+      logger,
+      onRequest: (e) => this.metrics?.recordPeerRequest(e),
+    });
+    this.peerPort = (await server.start()).port;
+    this.peerServer = server;
   }
 
   /** Tells callers and the API, through Redis, which queues this process serves, for as long as it beats. */

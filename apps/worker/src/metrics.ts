@@ -1,12 +1,25 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
 import type { Job, Worker } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RedisConfig } from '@imagecache/config';
-import type { CacheRegistry, CleanUpResult, FetchResult, ImageCache, Logger } from '@imagecache/core';
-import { connectRedis, whenSettled, withTimeout, type RedisClient } from '@imagecache/queue';
+import type {
+  CacheRegistry,
+  CacheUsage,
+  EvictEvent,
+  FetchResult,
+  ImageCache,
+  Logger,
+} from '@imagecache/core';
+import {
+  connectRedis,
+  parseQueueName,
+  whenSettled,
+  withTimeout,
+  type JobKind,
+  type RedisClient,
+} from '@imagecache/queue';
 
 /**
  * Metrics of a worker process (Prometheus text format). Labels never name an image: no href, no
@@ -25,6 +38,10 @@ export const WORKER_METRIC_NAMES = [
   'imagecache_cache_files',
   'imagecache_cache_size_limit_bytes',
   'imagecache_workers_running',
+  'imagecache_fleet_peers_skipped_total',
+  'imagecache_fleet_misses_total',
+  'imagecache_peer_uploads_total',
+  'imagecache_peer_bytes_sent_total',
 ] as const;
 
 /** Seconds: from a warm hit (about a millisecond) to a long download or conversion. */
@@ -32,29 +49,28 @@ const DURATION_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800,
 ];
 
-/** How long a scan of a master folder is reused (several scrapers, or a scrape every second, read it once). */
-const FOLDER_SCAN_TTL_MS = 5000;
+/**
+ * How long a cache's usage is reused (several scrapers, or a scrape every second, read the folder once; a
+ * clean-up's report counts as a fresh read).
+ */
+const USAGE_TTL_MS = 5000;
 
 interface QueueOf {
-  kind: 'fetch' | 'clean' | 'clean-caches' | 'other';
+  kind: JobKind | 'other';
   cache: string;
 }
 
-/** `fetch.<cache>@<host>`, `clean.<cache>@<host>`, `clean-caches@<host>` (see @imagecache/queue's queueNames). */
+/** The kind and cache of a queue (@imagecache/queue reads its names back); `other` for a name not ours. */
 export function queueKindOf(queueName: string): QueueOf {
-  const at = queueName.lastIndexOf('@');
-  const head = at >= 0 ? queueName.slice(0, at) : queueName;
-  if (head === 'clean-caches') return { kind: 'clean-caches', cache: '' };
-  const m = /^(fetch|clean)\.(.+)$/.exec(head);
-  return m ? { kind: m[1] as 'fetch' | 'clean', cache: m[2]! } : { kind: 'other', cache: '' };
+  const info = parseQueueName(queueName);
+  return info ? { kind: info.kind, cache: info.cache } : { kind: 'other', cache: '' };
 }
 
-const WRAPPED = Symbol('imagecache.metrics.cleanUp');
-
 /**
- * Records what a host's workers do: fetch outcomes from job results and failures (BullMQ worker events),
- * evictions from every clean-up of a cache (scheduled, requested, or the evict stage of a fetch), and the
- * size of each master folder, read when the metrics are scraped.
+ * Records what a host's workers do: job outcomes and failed attempts (BullMQ worker events); hits, misses,
+ * bytes and stage times of fetches, and evictions of every clean-up (scheduled, requested, or the evict stage
+ * of a fetch), as the caches report them (ImageCache.on); the usage of each master folder, as its last
+ * clean-up reported it or read when the metrics are scraped.
  */
 export class WorkerMetrics {
   readonly registry: Registry;
@@ -66,16 +82,32 @@ export class WorkerMetrics {
   private readonly jobs: Counter<'kind' | 'cache' | 'outcome'>;
   private readonly evictions: Counter<'cache' | 'reason'>;
   private readonly evictedBytes: Counter<'cache' | 'reason'>;
-  private readonly caches = new Map<string, ImageCache>();
-  private readonly scans = new Map<string, { at: number; scan: Promise<{ bytes: number; files: number }> }>();
+  private readonly peersSkipped: Counter<'peer' | 'reason'>;
+  private readonly fleetMisses: Counter<'cache' | 'source'>;
+  private readonly peerUploads: Counter<'result'>;
+  private readonly peerBytes: Counter;
+  private readonly caches = new Map<string, { cache: ImageCache; unsubscribe: (() => void)[] }>();
+  private readonly usages = new Map<string, { at: number; usage: Promise<CacheUsage> }>();
   private readonly workers: Worker[] = [];
 
   constructor(opts: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registers = [(this.registry = opts.registry ?? new Registry())];
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.peersSkipped = new Counter({
+      name: 'imagecache_fleet_peers_skipped_total',
+      help: 'Peers a miss skipped: unverified (its bytes did not match what it published), failed (error, stall, too slow).',
+      labelNames: ['peer', 'reason'],
+      registers,
+    });
+    this.fleetMisses = new Counter({
+      name: 'imagecache_fleet_misses_total',
+      help: 'Misses by where the image came from: origin, or peer (another host of the fleet).',
+      labelNames: ['cache', 'source'],
+      registers,
+    });
     this.fetches = new Counter({
       name: 'imagecache_fetches_total',
-      help: 'Fetch jobs finished, by outcome: hit (no download), miss (downloaded), error (failed for good).',
+      help: 'Fetches by outcome: hit (no download) and miss (downloaded), as the cache reports them; error (a fetch job failed for good).',
       labelNames: ['cache', 'result'],
       registers,
     });
@@ -123,15 +155,30 @@ export class WorkerMetrics {
       labelNames: ['cache', 'reason'],
       registers,
     });
-    const caches = () => [...this.caches.values()];
-    const scan = (c: ImageCache) => this.scan(c);
+    this.peerUploads = new Counter({
+      name: 'imagecache_peer_uploads_total',
+      help: 'Requests for masters served to other hosts (GETs; HEADs when refused), by outcome: served, partial, unauthorized, refused, busy, failed.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.peerBytes = new Counter({
+      name: 'imagecache_peer_bytes_sent_total',
+      help: 'Bytes of masters sent to other hosts by the peer service.',
+      registers,
+    });
+    const caches = () => [...this.caches.values()].map((w) => w.cache);
+    const usage = (c: ImageCache) => this.usage(c);
     const scanned = [
       {
         name: 'imagecache_cache_bytes',
-        help: 'Bytes of the masters in each cache (read at scrape time).',
-        pick: 'bytes',
+        help: 'Allocated bytes of the masters in each cache (its last clean-up, or read at scrape time).',
+        pick: 'totalSize',
       },
-      { name: 'imagecache_cache_files', help: 'Masters in each cache (read at scrape time).', pick: 'files' },
+      {
+        name: 'imagecache_cache_files',
+        help: 'Masters in each cache (its last clean-up, or read at scrape time).',
+        pick: 'count',
+      },
     ] as const;
     for (const { name, help, pick } of scanned) {
       new Gauge({
@@ -142,8 +189,8 @@ export class WorkerMetrics {
         async collect() {
           this.reset();
           for (const c of caches()) {
-            const s = await scan(c).catch(() => undefined);
-            if (s) this.set({ cache: c.name }, s[pick]);
+            const u = await usage(c).catch(() => undefined);
+            if (u) this.set({ cache: c.name }, u[pick]);
           }
         },
       });
@@ -173,15 +220,25 @@ export class WorkerMetrics {
       },
     });
   }
+  /** A peer of the fleet a miss skipped (see Fleet.peerFailed). */
+  peerSkipped(peer: string, reason: string): void {
+    this.peersSkipped.inc({ peer, reason });
+  }
+
+  /** Records one request to the peer service (a HEAD answered is no upload: not counted). */
+  recordPeerRequest(e: { method: string; result: string; bytes: number }): void {
+    if (e.method === 'HEAD' && e.result === 'served') return;
+    this.peerUploads.inc({ result: e.result });
+    if (e.bytes > 0) this.peerBytes.inc(e.bytes);
+  }
 
   /** Records the outcomes of a worker's jobs (its queue name tells the kind and the cache). */
   watchWorker(worker: Worker): void {
     const { kind, cache } = queueKindOf(worker.name);
     this.workers.push(worker);
-    worker.on('completed', (_job: Job, result: unknown) => {
+    // A fetch's hit or miss, bytes and stage times come from the cache itself (watchCache).
+    worker.on('completed', () => {
       this.jobs.inc({ kind, cache, outcome: 'completed' });
-      if (kind === 'fetch' && result && typeof result === 'object')
-        this.recordFetch(cache, result as FetchResult);
     });
     worker.on('failed', (job: Job | undefined, err: Error) => {
       // BullMQ sets finishedOn only when the job failed for good (no attempt left, or unrecoverable).
@@ -198,22 +255,23 @@ export class WorkerMetrics {
     });
   }
 
-  /** Counts every eviction of the cache, and reports its size at scrape time. */
+  /** Records the fetches and evictions the cache reports, and its usage at scrape time. */
   watchCache(cache: ImageCache): void {
-    this.caches.set(cache.name, cache);
-    const target = cache as ImageCache & { [WRAPPED]?: Set<WorkerMetrics> };
-    // One wrapper per cache, shared by every WorkerMetrics watching it (tests may run several in a process).
-    if (!target[WRAPPED]) {
-      const watchers = new Set<WorkerMetrics>();
-      const original = cache.cleanUp.bind(cache);
-      target[WRAPPED] = watchers;
-      cache.cleanUp = async (amount?: number) => {
-        const result = await original(amount);
-        for (const w of watchers) w.recordEvictions(cache.name, result);
-        return result;
-      };
-    }
-    target[WRAPPED].add(this);
+    const watched = this.caches.get(cache.name);
+    if (watched?.cache === cache) return;
+    for (const off of watched?.unsubscribe ?? []) off();
+    const name = cache.name;
+    this.caches.set(name, {
+      cache,
+      unsubscribe: [
+        cache.on('fetch', (e) => {
+          if (e.outcome !== 'error') this.recordFetch(name, e.result);
+        }),
+        cache.on('evict', (e) => this.recordEviction(name, e)),
+        // A fresh total: the next scrape need not read the folder again.
+        cache.on('usage', (u) => this.usages.set(name, { at: Date.now(), usage: Promise.resolve(u) })),
+      ],
+    });
   }
 
   /** Watches the workers and caches of a host (HostWorker calls this once its workers exist). */
@@ -225,6 +283,7 @@ export class WorkerMetrics {
   recordFetch(cache: string, r: FetchResult): void {
     const result = r.cacheHit ? 'hit' : 'miss';
     this.fetches.inc({ cache, result });
+    if (!r.cacheHit) this.fleetMisses.inc({ cache, source: r.peer === undefined ? 'origin' : 'peer' });
     if (r.bytesDownloaded > 0) this.downloaded.inc({ cache }, r.bytesDownloaded);
     const { total, ...stages } = r.durations ?? { total: 0 };
     if (typeof total === 'number') this.fetchDuration.observe({ cache, result }, total / 1000);
@@ -233,51 +292,28 @@ export class WorkerMetrics {
     }
   }
 
-  recordEvictions(cache: string, r: CleanUpResult): void {
-    for (const m of r.removed) {
-      this.evictions.inc({ cache, reason: m.reason });
-      this.evictedBytes.inc({ cache, reason: m.reason }, m.size);
-    }
-    // A fresh total is known: the next scrape need not scan the folder again.
-    this.scans.delete(cache);
+  recordEviction(cache: string, e: Pick<EvictEvent, 'size' | 'reason'>): void {
+    this.evictions.inc({ cache, reason: e.reason });
+    this.evictedBytes.inc({ cache, reason: e.reason }, e.size);
   }
 
-  /** Stops reporting (the wrappers of the caches stay, and record nothing for this instance). */
+  /** Stops reporting: every listener this instance added to a cache is removed. */
   unwatch(): void {
-    for (const c of this.caches.values())
-      (c as ImageCache & { [WRAPPED]?: Set<WorkerMetrics> })[WRAPPED]?.delete(this);
+    for (const w of this.caches.values()) for (const off of w.unsubscribe) off();
     this.caches.clear();
+    this.usages.clear();
     this.workers.length = 0;
   }
 
-  private scan(cache: ImageCache): Promise<{ bytes: number; files: number }> {
+  private usage(cache: ImageCache): Promise<CacheUsage> {
     const now = Date.now();
-    const cached = this.scans.get(cache.name);
-    if (cached && now - cached.at < FOLDER_SCAN_TTL_MS) return cached.scan;
-    const scan = folderTotals(cache.masterDir);
-    this.scans.set(cache.name, { at: now, scan });
-    scan.catch(() => this.scans.delete(cache.name));
-    return scan;
+    const known = this.usages.get(cache.name);
+    if (known && now - known.at < USAGE_TTL_MS) return known.usage;
+    const usage = cache.usage();
+    this.usages.set(cache.name, { at: now, usage });
+    usage.catch(() => this.usages.delete(cache.name));
+    return usage;
   }
-}
-
-/** Bytes and count of the regular files directly in a master folder (work areas and metadata are folders). */
-async function folderTotals(dir: string): Promise<{ bytes: number; files: number }> {
-  const entries = await fs.promises.readdir(dir, { withFileTypes: true });
-  let bytes = 0;
-  let files = 0;
-  const names = entries.filter((e) => e.isFile()).map((e) => e.name);
-  for (let i = 0; i < names.length; i += 256) {
-    const stats = await Promise.all(
-      names.slice(i, i + 256).map((n) => fs.promises.lstat(path.join(dir, n)).catch(() => undefined)),
-    );
-    for (const st of stats) {
-      if (!st?.isFile()) continue;
-      bytes += st.size;
-      files += 1;
-    }
-  }
-  return { bytes, files };
 }
 
 export interface MetricsServer {

@@ -2,11 +2,10 @@
 // time on a host, whatever the replicas.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { CacheRegistry, ImageCache, silentLogger } from '@imagecache/core';
 import { ImageCacheClient } from '@imagecache/queue';
-import { tmpDir } from '@imagecache/testing';
+import { tmpDir, closeServer, listenLocal } from '@imagecache/testing';
 import { HostWorker } from '@imagecache/worker';
 import { SHARED_REDIS, uniquePrefix } from './harness';
 
@@ -26,12 +25,10 @@ beforeAll(async () => {
       res.end();
     }, 300);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
 });
 
 function replica(masterDir: string, prefix: string): HostWorker {

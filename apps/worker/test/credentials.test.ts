@@ -229,4 +229,31 @@ describe('credentials bound to their job (C2)', () => {
     expect(server.count('GET', '/c3.img') + server.count('HEAD', '/c3.img')).toBe(asked);
     expect(fs.existsSync(setup.dest('c3'))).toBe(false);
   }, 30_000);
+
+  it("keeps a job's credentials across a retried attempt (a transient failure), then drops them", async () => {
+    const pass = `c4-${randomBytes(6).toString('hex')}`;
+    const body = randomBytes(2000);
+    server.route('/c4.img', { status: 503 });
+    const { jobId } = await client.enqueueFetch({
+      host: HOST,
+      cache: 'instance',
+      href: server.url('/c4.img').replace('://', `://u4:${pass}@`),
+      dest: setup.dest('c4'),
+      jobOptions: { attempts: 2, backoff: { type: 'fixed', delay: 1500 } }, // time to change the route
+    });
+    const ref = (await queue.getJob(jobId))!.data.credentialsRef as string;
+    for (let i = 0; i < 300 && !(await queue.getJob(jobId))!.failedReason; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    // The attempt failed with its code (BullMQ's reason, shown on the board); the credentials stay for the next.
+    expect((await queue.getJob(jobId))!.failedReason).toMatch(/^IMAGE_DOWNLOAD_FAILED: /);
+    expect(await redis.exists(keys.secret(prefix, ref))).toBe(1);
+
+    server.route('/c4.img', { body, lastModified: new Date(0) });
+    const result = (await client.waitFor(jobId)) as { destPath: string };
+    expect(fs.readFileSync(result.destPath).equals(body)).toBe(true);
+    const get = server.requests.filter((r) => r.path === '/c4.img' && r.method === 'GET').pop();
+    expect(get?.headers.authorization).toBe(`Basic ${Buffer.from(`u4:${pass}`).toString('base64')}`);
+    expect((await client.getJob(jobId))?.attemptsMade).toBeGreaterThanOrEqual(1);
+    expect(await redis.exists(keys.secret(prefix, ref))).toBe(0); // dropped by its owner once done
+  }, 40_000);
 });

@@ -24,12 +24,20 @@ export interface HostSetup {
 /** A host configuration file with the given caches, in a fresh folder. */
 export function hostSetup(opts: {
   host: string;
-  redis: string;
+  /** A Redis URL; or give `redisSection`. */
+  redis?: string;
+  /**
+   * The configuration file's `redis` section without its prefix, for a deployment that is not one URL:
+   * `{ cluster: [{ host, port }…] }` or `{ sentinels: [{ host, port }…], name }`. Replaces `redis`.
+   */
+  redisSection?: Record<string, unknown>;
   prefix: string;
   caches?: string[];
   forceRaw?: boolean;
   /** Default: destinations anywhere under the test's folder (its master folders excepted, always). */
   destinations?: object;
+  /** The `peers` section (fleet mode): run its workers with `--peer-port 0` (fleetWorkers does). */
+  peers?: object;
 }): HostSetup {
   const root = tmpDir('imagecache-dist-');
   fs.mkdirSync(path.join(root, 'dest'));
@@ -44,10 +52,11 @@ export function hostSetup(opts: {
         masterDir: path.join(root, name),
         forceRaw: opts.forceRaw ?? false,
       })),
-      redis: { url: opts.redis, prefix: opts.prefix },
+      redis: { ...(opts.redisSection ?? { url: opts.redis }), prefix: opts.prefix },
       destinations: opts.destinations ?? { allowedRoots: [root] },
       sweepInterval: 0,
       logLevel: 'info',
+      ...(opts.peers && { peers: opts.peers }),
     }),
   );
   return { root, config, masterDir: (c) => path.join(root, c), dest: (n) => path.join(root, 'dest', n) };
@@ -78,7 +87,8 @@ export async function startWorker(
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 200 && !out.includes('serving'); i++) {
+  // Up to 30 s: several workers starting at once on a busy machine take their time.
+  for (let i = 0; i < 600 && !out.includes('serving'); i++) {
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -97,7 +107,10 @@ export async function startWorker(
   };
 }
 
-/** Runs the client fixture in its own process: N concurrent fetches, one JSON line of outcomes. */
+/**
+ * Runs the client fixture in its own process: N concurrent fetches, one JSON line of outcomes. Redis is
+ * `redis` + `prefix` (a URL), or `redisConfig` (a whole RedisConfig: a Cluster or Sentinel deployment).
+ */
 export function clientProcess(args: object): Promise<{
   code: number | null;
   results: { ok?: Record<string, unknown>; error?: { code: string } }[];
@@ -203,4 +216,43 @@ export function whoHasOpen(pids: number[], fileSuffix: string): number | undefin
     }
   }
   return undefined;
+}
+
+/** A host of a fleet on this machine: its own name, master folders, and replicas each with a peer port. */
+export interface FleetHost {
+  name: string;
+  setup: HostSetup;
+  replicas: WorkerProcess[];
+}
+
+/**
+ * `hosts` hosts of one fleet, `replicas` worker processes each (every process its own peer service on a free
+ * port), sharing a Redis prefix and the fleet's secret. `peers` adds to each host's `peers` section.
+ */
+export async function startFleet(opts: {
+  hosts: string[];
+  replicas: number;
+  redis: string;
+  prefix: string;
+  secret: string;
+  peers?: (host: string) => object;
+}): Promise<FleetHost[]> {
+  const fleet = opts.hosts.map((name) => ({
+    name,
+    setup: hostSetup({
+      host: name,
+      redis: opts.redis,
+      prefix: opts.prefix,
+      peers: { enabled: true, secret: opts.secret, ...opts.peers?.(name) },
+    }),
+    replicas: [] as WorkerProcess[],
+  }));
+  await Promise.all(
+    fleet.flatMap((h) =>
+      Array.from({ length: opts.replicas }, async () => {
+        h.replicas.push(await startWorker(h.setup.config, ['--peer-port', '0']));
+      }),
+    ),
+  );
+  return fleet;
 }

@@ -3,10 +3,10 @@
 // A redis-server of the test's own (no persistence), a real worker process, a slow image server.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { QueueUnavailable } from '@imagecache/errors';
 import { ImageCacheClient } from '@imagecache/queue';
 import { hostSetup, startOwnRedis, startWorker, uniquePrefix, type WorkerProcess } from './harness';
+import { closeServer, listenLocal } from '@imagecache/testing';
 
 const SIZE = 256 * 1024;
 let server: http.Server;
@@ -30,12 +30,10 @@ beforeAll(async () => {
     }, 200);
     res.on('close', () => clearInterval(t));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
 });
 
 async function untilDownloading(before: number): Promise<void> {

@@ -96,4 +96,12 @@ export const DEFAULTS = Object.freeze({
   /** Key prefix of the distributed mode: a Redis Cluster hash tag. */
   redisPrefix: '{imagecache}',
   logLevel: 'info' as LogLevel,
+  /** Fleet mode (hosts take masters from each other) is off unless turned on. */
+  peersEnabled: false,
+  /** Address the peer service listens on. */
+  peersBind: '127.0.0.1',
+  /** Uploads the peer service runs at once. */
+  peersUploadConcurrency: 4,
+  /** Seconds a peer token is valid. */
+  peersTokenTtl: 60,
 });

@@ -55,6 +55,11 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
         'Overrides `cacheTtl` of the cache named NAME, as above (e.g. IMAGECACHE_CACHE_TFTP_TTL=1d).',
     },
     {
+      name: 'IMAGECACHE_PEERS_SECRET',
+      description:
+        'Overrides `peers.secret`: the fleet secret that signs peer tokens (keeps it out of the configuration file).',
+    },
+    {
       name: 'IMAGECACHE_MASTER_DIR',
       description:
         "Master folder of the CLI's single-cache mode (configForSingleCache) when --master-dir is not given; default /var/lib/imagecache/master_images.",
@@ -134,6 +139,8 @@ export function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): EnvApplied {
     'imageService.endpoint',
     (v) => (section('imageService').endpoint = v),
   );
+
+  set('IMAGECACHE_PEERS_SECRET', 'peers.secret', (v) => (section('peers').secret = v));
 
   const urlVar = envValue(env, 'IMAGECACHE_REDIS_URL') !== undefined ? 'IMAGECACHE_REDIS_URL' : 'REDIS_URL';
   set(urlVar, 'redis.url', (v) => {

@@ -24,6 +24,8 @@ export {
   OciSchema,
   OciRegistrySchema,
   OciPlatformSchema,
+  PeersSchema,
+  PeersTlsSchema,
   envName,
   type HostConfig,
   type HostConfigInput,
@@ -39,7 +41,9 @@ export {
   type ImageServiceAuthConfig,
   type OciConfig,
   type OciRegistryConfig,
+  type PeersConfig,
 } from './schema';
+export { peerAdvertiseUrl } from './peers';
 export { parseHostConfig, type ConfigIssue, type ValidationContext } from './validate';
 export { ENV_VARIABLES, type EnvVariable } from './env';
 export {
@@ -52,3 +56,11 @@ export {
   type ConfigFile,
 } from './load';
 export { requireDestinationPolicy } from './destinations';
+export {
+  HOST_NAME,
+  HOST_NAME_RULE,
+  CACHE_NAME,
+  CACHE_NAME_RULE,
+  checkHostName,
+  checkCacheName,
+} from './names';

@@ -15,6 +15,7 @@ import {
   type TlsVersion,
 } from './defaults';
 import { trySize, tryDuration } from './units';
+import { CACHE_NAME, CACHE_NAME_RULE, HOST_NAME, HOST_NAME_RULE } from './names';
 
 // English messages for the issues validate.ts's map leaves to zod (zod/mini sets no locale of its own).
 z.config(en());
@@ -84,9 +85,6 @@ const formatList = z.pipe(
   z.array(z.enum(IMAGE_FORMATS)).check(z.minLength(1)),
   z.transform((l: ImageFormat[]) => [...new Set(l)]),
 );
-
-/** Cache names end up in queue names and in environment variable names (`IMAGECACHE_CACHE_<NAME>_SIZE`). */
-const CACHE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 const PRIORITY_HINT = `must be an integer or one of ${Object.entries(PRIORITY_PRESETS)
   .map(([k, v]) => `${k} (${v})`)
@@ -161,11 +159,7 @@ export const OriginAuthSchema = z.discriminatedUnion('type', [
 ]);
 
 export const CacheSchema = z.strictObject({
-  name: z.string().check(
-    z.regex(CACHE_NAME, {
-      error: 'must be 1-64 letters, digits, "-" or "_", starting with a letter or digit',
-    }),
-  ),
+  name: z.string().check(z.regex(CACHE_NAME, { error: CACHE_NAME_RULE })),
   masterDir: absolutePath().check(z.refine((p) => p !== '/', { error: 'must not be the root folder' })),
   cacheSize: z._default(sizeField(), DEFAULTS.cacheSize),
   cacheTtl: z._default(durationField(), DEFAULTS.cacheTtl),
@@ -394,13 +388,56 @@ export const RedisSchema = z.pipe(
   }),
 );
 
-const HOST = /^[^\s:{}/]+$/;
+/** A fleet group (rack, zone): it ends up in Redis keys. */
+const PEER_GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export const PeersTlsSchema = z.strictObject({
+  certFile: absolutePath(),
+  keyFile: absolutePath(),
+  /** The CA the other hosts' peer certificates are checked against (else the system's roots). */
+  caFile: z.optional(absolutePath()),
+});
+
+/** Fleet mode: the peer service and how hosts take masters from each other (issue 12). */
+export const PeersSchema = z.strictObject({
+  enabled: z._default(z.boolean(), DEFAULTS.peersEnabled),
+  /** Shared by the hosts of a fleet: it signs and checks peer tokens. Never quoted. */
+  secret: z.optional(z.string().check(z.minLength(16, { error: 'must be at least 16 characters' }))),
+  group: z.optional(
+    z.string().check(
+      z.regex(PEER_GROUP, {
+        error: 'must be 1-64 letters, digits, ".", "-" or "_", starting with a letter or digit',
+      }),
+    ),
+  ),
+  port: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(65535))),
+  bind: z._default(nonEmpty(), DEFAULTS.peersBind),
+  advertiseUrl: z.optional(httpUrl()),
+  uploadConcurrency: z._default(z.number().check(z.int(), z.minimum(1)), DEFAULTS.peersUploadConcurrency),
+  /** Bytes per second all uploads together may send; none: no cap. */
+  bandwidth: z.optional(
+    sizeField().check(z.refine((n) => n > 0, { error: 'must be more than 0 (leave it out for no cap)' })),
+  ),
+  tls: z.optional(PeersTlsSchema),
+  tokenTtl: z._default(
+    durationField().check(z.refine((n) => n > 0, { error: 'must be more than 0' })),
+    DEFAULTS.peersTokenTtl,
+  ),
+});
+
+const PeersCheckedSchema = PeersSchema.check(
+  z.superRefine((p, ctx) => {
+    if (p.enabled && p.secret === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message: 'is required when peers.enabled is true (or set IMAGECACHE_PEERS_SECRET)',
+      });
+  }),
+);
 
 const RootSchema = z.strictObject({
-  host: z._default(
-    z.string().check(z.regex(HOST, { error: 'must be a host name (no spaces, ":", "/", "{" or "}")' })),
-    () => os.hostname(),
-  ),
+  host: z._default(z.string().check(z.regex(HOST_NAME, { error: HOST_NAME_RULE })), () => os.hostname()),
   caches: z.array(CacheSchema).check(
     z.minLength(1),
     z.superRefine((caches, ctx) => {
@@ -423,6 +460,7 @@ const RootSchema = z.strictObject({
   imageService: z.prefault(ImageServiceSchema, {}),
   oci: z.prefault(OciSchema, {}),
   redis: z.optional(RedisSchema),
+  peers: z.prefault(PeersCheckedSchema, {}),
   logLevel: z._default(z.enum(LOG_LEVELS), DEFAULTS.logLevel),
 });
 
@@ -447,6 +485,8 @@ export const KNOWN_KEYS = Object.freeze({
   ociRegistry: Object.keys(OciRegistrySchema.shape),
   redis: ['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix'],
   redisNode: Object.keys(RedisNodeSchema.shape),
+  peers: Object.keys(PeersSchema.shape),
+  peersTls: Object.keys(PeersTlsSchema.shape),
 });
 
 /** Environment-variable form of a cache name: upper-case, `-` → `_`. */
@@ -610,6 +650,26 @@ export interface DestinationsConfig {
   unrestricted: boolean;
 }
 
+/** Fleet mode (issue 12): the peer service of this host and how it takes masters from others. */
+export interface PeersConfig {
+  enabled: boolean;
+  /** Signs and checks peer tokens; required when enabled. Never log it. */
+  secret?: string;
+  /** Peers of this group (a rack, a zone) are asked first, then the others; absent: any host, in random order. */
+  group?: string;
+  /** Port of the peer service (the worker's --peer-port wins); absent: not served unless the flag is given. */
+  port?: number;
+  bind: string;
+  /** What other hosts use to reach this one; absent: `peerAdvertiseUrl` (from bind and port). */
+  advertiseUrl?: string;
+  uploadConcurrency: number;
+  /** Bytes per second; absent: no cap. */
+  bandwidth?: number;
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+  /** Seconds. */
+  tokenTtl: number;
+}
+
 /** A host's configuration, parsed: sizes in bytes, durations in seconds, every default filled. */
 export interface HostConfig {
   host: string;
@@ -634,6 +694,7 @@ export interface HostConfig {
   imageService: ImageServiceConfig;
   oci: OciConfig;
   redis?: RedisConfig;
+  peers: PeersConfig;
   logLevel: LogLevel;
 }
 
@@ -641,7 +702,7 @@ export interface HostConfig {
 export const HostConfigSchema = z.pipe(
   RootSchema,
   z.transform((c: z.output<typeof RootSchema>): HostConfig => {
-    const { redis, http, imageService, oci, destinations, ...rest } = c;
+    const { redis, http, imageService, oci, destinations, peers, ...rest } = c;
     const { caFile, auth, ...httpRest } = http;
     return {
       ...rest,
@@ -662,6 +723,10 @@ export const HostConfigSchema = z.pipe(
         permittedFormats: [...(cache.permittedFormats ?? c.permittedFormats)],
       })),
       destinations: dropUndefined(destinations) as DestinationsConfig,
+      peers: {
+        ...(dropUndefined(peers) as PeersConfig),
+        ...(peers.tls !== undefined && { tls: dropUndefined(peers.tls) as PeersConfig['tls'] }),
+      },
       http: { ...httpRest, ...(caFile !== undefined && { caFile }), ...(auth !== undefined && { auth }) },
       ...(redis !== undefined && { redis }),
     };

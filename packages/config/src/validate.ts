@@ -136,6 +136,10 @@ function knownKeysAt(segments: readonly PropertyKey[]): readonly string[] {
       return KNOWN_KEYS.qemuImg;
     case 'redis':
       return KNOWN_KEYS.redis;
+    case 'peers':
+      return KNOWN_KEYS.peers;
+    case 'peers/tls':
+      return KNOWN_KEYS.peersTls;
     case 'imageService':
       return KNOWN_KEYS.imageService;
     case 'imageService/auth':
@@ -179,6 +183,7 @@ function misplaced(key: string): string | undefined {
     ['destinations.', KNOWN_KEYS.destinations],
     ['qemuImg.', KNOWN_KEYS.qemuImg],
     ['redis.', KNOWN_KEYS.redis],
+    ['peers.', KNOWN_KEYS.peers],
     ['imageService.', KNOWN_KEYS.imageService],
     ['oci.', KNOWN_KEYS.oci],
   ];

@@ -113,6 +113,7 @@ describe('files', () => {
       qemuImg: { memoryCap: GiB },
       imageService: { auth: { type: 'none' }, interface: 'public' },
       oci: { platform: {}, registries: [] },
+      peers: { enabled: false, bind: '127.0.0.1', uploadConcurrency: 4, tokenTtl: 60 },
       redis: { mode: 'standalone', url: 'redis://127.0.0.1:6379', prefix: '{imagecache}' },
       logLevel: 'debug',
     });

@@ -10,6 +10,7 @@ import {
   OciPlatformSchema,
   OciRegistrySchema,
   OciSchema,
+  PeersSchema,
   QemuImgSchema,
   loadConfig,
 } from '@imagecache/config';
@@ -45,6 +46,7 @@ test('the README documents every key', () => {
     ...['url', 'sentinels', 'name', 'cluster', 'username', 'password', 'db', 'tls', 'prefix'].map(
       (k) => `redis.${k}`,
     ),
+    ...Object.keys(PeersSchema.shape).map((k) => `peers.${k}`),
   ];
   for (const key of keys) expect(readme).toMatch(row(key));
 });

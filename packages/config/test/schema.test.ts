@@ -47,6 +47,7 @@ describe('defaults', () => {
       qemuImg: { memoryCap: 2 * GiB },
       imageService: { auth: { type: 'none' }, interface: 'public' },
       oci: { platform: {}, registries: [] },
+      peers: { enabled: false, bind: '127.0.0.1', uploadConcurrency: 4, tokenTtl: 60 },
       logLevel: 'info',
     });
   });

@@ -1,4 +1,4 @@
-import { InsufficientDiskSpace } from '@imagecache/errors';
+import { InsufficientDiskSpace, UsageError } from '@imagecache/errors';
 import { resolveSource, type ImageAuth, type SourceOptions } from '@imagecache/sources';
 import type { CleanUpResult } from './clean-up';
 import { deviceOf, freeSpace } from './disk-space';
@@ -30,7 +30,7 @@ export class CacheRegistry {
 
   register(cache: ImageCache): this {
     if (this.entries.some((c) => c.name === cache.name))
-      throw new Error(`cache ${cache.name} is already registered`);
+      throw new UsageError(`cache ${cache.name} is already registered`);
     this.entries.push(cache);
     cache.useRegistry(this);
     return this;

@@ -22,6 +22,12 @@ export interface CleanUpResult {
   foreign: string[];
 }
 
+/** A clean-up's result, and the number of files it left (the cache's usage event reports both). */
+export interface FolderCleanUp {
+  result: CleanUpResult;
+  count: number;
+}
+
 export interface CleanUpPlan {
   masterDir: string;
   metaDir: string;
@@ -47,6 +53,8 @@ export interface FolderScan {
   candidates: Candidate[];
   /** Allocated bytes of every regular file directly in the folder. */
   totalSize: number;
+  /** The regular files directly in the folder (masters and foreign files). */
+  count: number;
   foreign: string[];
   metas: Set<string>;
 }
@@ -69,6 +77,7 @@ export async function scanFolder(
   const candidates: Candidate[] = [];
   const foreign: string[] = [];
   let totalSize = 0;
+  let count = 0;
   for (let i = 0; i < entries.length; i++) {
     if (i % BATCH === BATCH - 1) await yieldToLoop();
     const e = entries[i]!;
@@ -76,6 +85,7 @@ export async function scanFolder(
     const st = lstatOrUndefined(path.join(masterDir, e.name));
     if (!st?.isFile()) continue;
     totalSize += allocated(st);
+    count += 1;
     if (!isMasterName(e.name) && !metas.has(e.name + '.json')) {
       foreign.push(e.name);
       continue;
@@ -88,7 +98,7 @@ export async function scanFolder(
     });
   }
   candidates.sort((a, b) => a.lastUsed - b.lastUsed);
-  return { candidates, totalSize, foreign, metas };
+  return { candidates, totalSize, count, foreign, metas };
 }
 
 /**
@@ -99,11 +109,12 @@ export async function scanFolder(
  * Uses synchronous stat/rename/unlink in batches: per-file promise overhead would make evicting 10,000 files
  * several times slower than `rm -rf`, and each batch is short enough not to stall the event loop.
  */
-export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
+export async function cleanUpFolder(plan: CleanUpPlan): Promise<FolderCleanUp> {
   const { masterDir, logger } = plan;
   const scan = await scanFolder(masterDir, plan.metaDir, plan.busy);
   const { candidates, metas, foreign } = scan;
   let totalSize = scan.totalSize;
+  let count = scan.count;
   const removed: RemovedMaster[] = [];
   const asides: { aside: string; name: string; size: number }[] = [];
   let freed = 0;
@@ -115,6 +126,7 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
     removed.push({ name: c.name, size: aside.size, reason });
     freed += aside.size;
     totalSize -= aside.size;
+    count -= 1;
     return true;
   };
   const threshold = plan.now - plan.ttlSeconds * 1000;
@@ -152,6 +164,7 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
       );
       freed -= a.size;
       totalSize += a.size;
+      count += 1;
     }
   }
 
@@ -163,7 +176,7 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<CleanUpResult> {
   }
   const stillRequired = amountLeft();
   if (stillRequired > 0) logger.warn({ masterDir, freed, stillRequired }, 'could not free the amount asked');
-  return { removed, freed, stillRequired, totalSize, foreign };
+  return { result: { removed, freed, stillRequired, totalSize, foreign }, count };
 }
 
 /** How long links in flight are given to land on a master set aside before it is removed. */

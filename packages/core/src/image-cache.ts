@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import {
   parseChecksum,
   verifyDigest,
+  type ChecksumAlgo,
   type ExpectedChecksum,
   type ParsedChecksum,
 } from '@imagecache/checksum';
@@ -22,11 +23,15 @@ import {
   type ImageSource,
   type SourceOptions,
 } from '@imagecache/sources';
+import type { CacheFetchOptions, CacheHandle, CacheListing } from './cache-handle';
 import { CacheFolder } from './cache-folder';
+import { CacheEvents, type CacheEventName, type CacheListener, type CacheUsage } from './cache-events';
 import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { deviceOf, freeSpace } from './disk-space';
-import { downloadTo } from './download';
+import { downloadTo, type Downloaded } from './download';
+import { ProgressClock, runStage, type StageSink } from './fetch-stage';
+import { FleetFlight, type FleetDownload, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
 import { silentLogger, type Logger } from './logger';
 import { identityOf, sameIdentity } from './master-identity';
@@ -37,8 +42,8 @@ import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheO
 import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
 import { PinnedFolder } from './pinned-folder';
 import { placeFile, sweepPlaceTemps, type PlaceMethod } from './place-file';
-import { prepareImage } from './prepare-image';
-import type { FetchProgress, FetchResult, FetchStage, MasterMeta } from './result';
+import { prepareImage, type PreparedImage } from './prepare-image';
+import type { FetchResult, MasterMeta } from './result';
 import type { DownloadLimiter } from './host-slots';
 import type { CacheRegistry } from './cache-registry';
 import { reservedOn, reserve, type Reservation } from './space-ledger';
@@ -52,17 +57,10 @@ import {
   type SpaceBudget,
 } from './write-bound';
 
-export interface FetchOptions {
-  /** Overrides the cache's forceRaw for this image (changes the master name). */
-  forceRaw?: boolean;
-  expectedFormat?: string;
-  /** `algo:value`, a bare hex value, or an http(s) URL of a checksum file. */
-  expectedChecksum?: string;
-  expectedChecksumAlgo?: string;
+/** A handle's options (the request's, from @imagecache/contract), with what only the engine takes. */
+export interface FetchOptions extends Omit<CacheFetchOptions, 'auth'> {
   /** Credentials for this image only; never logged. */
   auth?: ImageAuth;
-  signal?: AbortSignal;
-  onProgress?: (progress: FetchProgress) => void;
   /**
    * After a transient failure, keep the partial download in the work area so the next attempt continues it
    * with Range (the distributed worker sets it while the job has attempts left). Default false: every failure
@@ -71,8 +69,8 @@ export interface FetchOptions {
   keepPartial?: boolean | (() => boolean);
 }
 
-/** Everything one fetch works with, resolved once. */
-interface FetchContext {
+/** Everything one fetch works with, resolved once; its stages report to it (durations, progress). */
+interface FetchContext extends StageSink {
   source: ImageSource;
   info: ImageInfo;
   name: string;
@@ -88,13 +86,40 @@ interface FetchContext {
   waitingSince?: number;
 }
 
+/** One miss under the master's lock: what it holds, released whatever the outcome. */
+interface MissRun {
+  ctx: FetchContext;
+  /** The caller's signal and the lock's (lost: another process may take the master). */
+  signal: AbortSignal;
+  /** The download slot. */
+  release?: () => void;
+  reservation?: Reservation;
+  workDir?: string;
+  /** Leave the work directory for the next attempt (a transient failure, keepPartial asked). */
+  keep: boolean;
+  /** The miss through the fleet (a fleet is set and the image has an identity), and what it got. */
+  flight?: FleetFlight;
+  fromFleet?: FleetDownload;
+}
+
+/** What a download is checked against and bounded by, settled before its first byte. */
+interface DownloadPlan {
+  /** The caller's checksum and the one the source vouches for: each must match. */
+  checks: ExpectedChecksum[];
+  /** The algorithm the master's recorded checksum is in. */
+  algo: ExpectedChecksum['algo'];
+  bound: ReturnType<typeof byteBound>;
+}
+
 const CLEANUP_LOCK = '.cleanup';
+/** usage() counts every file: which masters a fetch holds doesn't matter to it. */
+const NOT_BUSY: ReadonlySet<string> = new Set();
 
 /**
  * One master folder: fetches images through it, hard-linked (or copied) to their destinations, and evicts
  * masters by TTL and size. Safe to share between processes on one host (file locks).
  */
-export class ImageCache {
+export class ImageCache implements CacheHandle {
   readonly name: string;
   readonly masterDir: string;
   readonly cacheSize: number;
@@ -110,12 +135,14 @@ export class ImageCache {
   private readonly limiter: DownloadLimiter;
   private readonly sourceOptions: SourceOptions;
   private readonly destinations: DestinationPolicy;
+  private readonly events: CacheEvents;
   private started?: Promise<void>;
   private registry?: CacheRegistry;
   /** The post-miss clean-up waiting to start (every miss meanwhile joins it), and the one running. */
   private queuedCleanUp?: Promise<unknown>;
   private runningCleanUp?: Promise<unknown>;
   private dev?: number;
+  private fleet?: Fleet;
 
   constructor(private readonly options: ImageCacheOptions) {
     if (!path.isAbsolute(options.masterDir)) {
@@ -130,7 +157,9 @@ export class ImageCache {
     this.priority = options.priority ?? 50;
     this.logger = options.logger ?? silentLogger;
     this.limiter = options.limiter ?? defaultLimiter();
+    this.fleet = options.fleet;
     this.sourceOptions = options.sources ?? {};
+    this.events = new CacheEvents(this.logger);
     this.folder = new CacheFolder(this.masterDir);
     this.locks = new FolderLocks(this.folder.lockDir, this.logger);
     this.failures = new FailureNotes(this.folder.lockDir);
@@ -144,11 +173,31 @@ export class ImageCache {
   }
 
   /**
+   * Listens to what the cache does: `fetch` (every fetch that ends: hit, miss or error, with its result or
+   * error and durations), `evict` (each master a clean-up removes: name, allocated size, reason) and `usage`
+   * (the folder's allocated bytes and file count, after each clean-up and each `usage()`). Listeners run
+   * synchronously and must be quick; one that throws is logged, never fails the cache's work. Returns the
+   * function that removes the listener.
+   */
+  on<K extends CacheEventName>(event: K, listener: CacheListener<K>): () => void {
+    return this.events.on(event, listener);
+  }
+
+  off<K extends CacheEventName>(event: K, listener: CacheListener<K>): void {
+    this.events.off(event, listener);
+  }
+
+  /**
    * The registry whose caches are cleaned when a conversion needs room (CacheRegistry.register sets it).
    * Without one, only this cache is cleaned.
    */
   useRegistry(registry: CacheRegistry): void {
     this.registry = registry;
+  }
+
+  /** The fleet this cache shares masters with from now on (a worker sets it once it has reached Redis). */
+  useFleet(fleet: Fleet | undefined): void {
+    this.fleet = fleet;
   }
 
   /** Creates the folder if needed and sweeps work left by crashed processes; done once, on first use. */
@@ -164,10 +213,32 @@ export class ImageCache {
     return this.started;
   }
 
-  /** Makes `href` appear at `dest` (spec.md §2). */
+  /** Makes `href` appear at `dest` (spec.md §2); the outcome is reported to `fetch` listeners. */
   async fetchImage(href: string, dest: string, opts: FetchOptions = {}): Promise<FetchResult> {
     const started = performance.now();
     const durations: FetchResult['durations'] = { total: 0 };
+    try {
+      const result = await this.runFetch(href, dest, opts, started, durations);
+      this.events.emit('fetch', { cache: this.name, outcome: result.cacheHit ? 'hit' : 'miss', result });
+      return result;
+    } catch (err) {
+      if (this.events.has('fetch')) {
+        durations.total = performance.now() - started;
+        const code = err instanceof ImageCacheError ? err.code : ImageCacheError.code;
+        this.events.emit('fetch', { cache: this.name, outcome: 'error', error: err, code, durations });
+      }
+      throw err;
+    }
+  }
+
+  /** fetchImage's work: resolve, a hit, or a miss under the master's lock and the clean-up after it. */
+  private async runFetch(
+    href: string,
+    dest: string,
+    opts: FetchOptions,
+    started: number,
+    durations: FetchResult['durations'],
+  ): Promise<FetchResult> {
     const forceRaw = opts.forceRaw ?? this.forceRaw;
     if (opts.expectedFormat !== undefined && !this.validate) {
       throw new UsageError(`cache ${this.name} does not inspect images: expectedFormat can't be checked`);
@@ -187,10 +258,11 @@ export class ImageCache {
     if (target.createFolder) await this.destinations.createFolder(target);
     await this.start();
     const name = masterName(href, source.imageId, forceRaw);
+    const sink: StageSink = { durations, onProgress: opts.onProgress };
     try {
-      opts.onProgress?.({ stage: 'resolve' });
-      const info = await timed(durations, 'resolve', () => source.show({ signal: opts.signal }));
+      const info = await runStage(sink, 'resolve', () => source.show({ signal: opts.signal }));
       const ctx: FetchContext = {
+        ...sink,
         source,
         info,
         name,
@@ -199,7 +271,6 @@ export class ImageCache {
         destPath,
         checksum,
         opts,
-        durations,
         started,
       };
 
@@ -219,8 +290,7 @@ export class ImageCache {
         opts.signal,
       );
       if (!result.cacheHit && !info.noCache) {
-        opts.onProgress?.({ stage: 'evict' });
-        await timed(durations, 'evict', () => this.cleanUpAfterMiss());
+        await runStage(sink, 'evict', () => this.cleanUpAfterMiss());
       }
       durations.total = performance.now() - started;
       return result;
@@ -235,7 +305,7 @@ export class ImageCache {
     await this.start();
     return this.locks.withLock(CLEANUP_LOCK, async () => {
       await this.work.sweep({ masterFolder: true });
-      const result = await cleanUpFolder({
+      const { result, count } = await cleanUpFolder({
         masterDir: this.masterDir,
         metaDir: this.folder.metaDir,
         evictDir: this.folder.workDir,
@@ -247,14 +317,40 @@ export class ImageCache {
         logger: this.logger,
       });
       this.logger.debug({ cache: this.name, totalSize: result.totalSize }, 'clean-up ran');
+      await this.fleetForget(result.removed.map((r) => r.name));
       if (result.removed.length > 0) {
         this.logger.info(
           { cache: this.name, removed: result.removed.length, freed: result.freed },
           'evicted masters',
         );
       }
+      for (const m of result.removed) this.events.emit('evict', { cache: this.name, ...m });
+      this.events.emit('usage', { cache: this.name, totalSize: result.totalSize, count });
       return result;
     });
+  }
+
+  /** Masters this host no longer serves leave the fleet's directory (best effort: a peer's 404 is skipped). */
+  private async fleetForget(names: string[]): Promise<void> {
+    for (const name of names) {
+      await this.fleet
+        ?.evicted(this.name, name)
+        .catch((err: Error) =>
+          this.logger.warn({ cache: this.name, master: name, err: err.message }, 'fleet unavailable'),
+        );
+    }
+  }
+
+  /**
+   * What the master folder holds now: the allocated bytes of its files (what counts towards `cacheSize`) and
+   * their number, foreign files included (work areas and metadata are folders: not counted). Also reported
+   * to `usage` listeners. Only reads: a folder not made yet is an error, not made by asking.
+   */
+  async usage(): Promise<CacheUsage> {
+    const scan = await scanFolder(this.masterDir, this.folder.metaDir, NOT_BUSY);
+    const usage = { cache: this.name, totalSize: scan.totalSize, count: scan.count };
+    this.events.emit('usage', usage);
+    return usage;
   }
 
   /**
@@ -361,6 +457,11 @@ export class ImageCache {
     return out.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
   }
 
+  /** The masters (list()) with the cache's name and folder: what `ls` and a list job answer. */
+  async listing(): Promise<CacheListing> {
+    return { cache: this.name, masterDir: this.masterDir, masters: await this.list() };
+  }
+
   /** Bytes available on the master folder's filesystem. */
   async freeSpace(): Promise<number> {
     await this.start();
@@ -429,8 +530,7 @@ export class ImageCache {
       if (sweep) await sweepPlaceTemps(pinned.entry('.'));
       const dest = pinned.entry(ctx.target.name);
       if (fresh(lstatOrUndefined(dest))) return 'already';
-      ctx.opts.onProgress?.({ stage: 'link' });
-      return await timed(ctx.durations, 'link', () => placeFile(src, dest));
+      return await runStage(ctx, 'link', () => placeFile(src, dest));
     } finally {
       pinned.close();
     }
@@ -495,6 +595,7 @@ export class ImageCache {
       format: verdict.format,
       virtualSize: verdict.virtualSize,
       converted: false,
+      decompressed: false, // verified as it is: the checksum covers the master's own bytes
       fetchedAt: previous?.fetchedAt ?? new Date().toISOString(),
       identity: identityOf(master),
     };
@@ -505,141 +606,280 @@ export class ImageCache {
     return meta;
   }
 
-  /** The miss path, under the master's lock: download, verify, publish, link (spec.md §2.8). */
+  /**
+   * The miss path, under the master's lock (spec.md §2.8): a last look for a master, then download, verify,
+   * prepare, publish and link, in a work directory of its own with a download slot and the room it needs.
+   */
   private async miss(ctx: FetchContext, lost: AbortSignal): Promise<FetchResult> {
-    const { source, info, opts, durations } = ctx;
-    const signal = opts.signal ? AbortSignal.any([opts.signal, lost]) : lost;
-    if (!info.noCache) {
-      // Another process may have published it while we waited; a changed master is set aside here.
-      const hit = await this.tryHit(ctx, signal);
+    const run: MissRun = {
+      ctx,
+      signal: ctx.opts.signal ? AbortSignal.any([ctx.opts.signal, lost]) : lost,
+      keep: false,
+    };
+    const settled = await this.beforeMiss(run);
+    if (settled) return settled;
+    try {
+      run.release = await this.limiter.acquire(run.signal);
+      run.workDir = await this.work.open(ctx.name);
+      const file = path.join(run.workDir, 'image');
+      const plan = await this.planDownload(run, file);
+      const dl = await this.download(run, file, plan);
+      const checksum = await runStage(ctx, 'verify', () => this.verify(ctx, plan, dl, run.fromFleet), {
+        signal: run.signal,
+      });
+      const prepared = await this.prepare(run, file);
+      return await this.finish(run, { file, dl, checksum, prepared });
+    } catch (err) {
+      throw await this.missFailed(run, err);
+    } finally {
+      run.reservation?.release();
+      await run.flight?.release();
+      if (run.workDir && !run.keep) await this.work.remove(run.workDir);
+      run.release?.();
+    }
+  }
+
+  /**
+   * What settles a miss before any download: a master another process published while we waited (a changed
+   * one is set aside here), or the failure of the download this fetch waited for (its error, not a download
+   * of our own: X4). A master the source changed since is removed.
+   */
+  private async beforeMiss(run: MissRun): Promise<FetchResult | undefined> {
+    const { ctx } = run;
+    if (!ctx.info.noCache) {
+      const hit = await this.tryHit(ctx, run.signal);
       if (hit) return hit;
     }
-    // The download this fetch waited for failed for good: its error, not a download of our own (X4).
     const shared = ctx.waitingSince && (await this.failures.since(ctx.name, ctx.waitingSince));
-    if (shared) throw withHref(shared, source.href);
-    if (!info.noCache) await this.removeStaleMaster(ctx);
-    let release: (() => void) | undefined;
-    let reservation: Reservation | undefined;
-    let workDir: string | undefined;
-    let keep = false;
-    try {
-      release = await this.limiter.acquire(signal);
-      const dir = await this.work.open(ctx.name);
-      workDir = dir;
-      const file = path.join(dir, 'image');
-      // Bounded before the first byte (spec.md §4): refused if it can't fit, room made if it needs it.
-      const room = await this.room('declared', info.size, source.href);
-      const budget = room.budget;
-      reservation = room.reservation;
-      const partial = (await fs.promises.stat(file).catch(() => undefined))?.size ?? 0;
-      const bodyBound = byteBound(budget, 'body', maxWriteBytes(budget) + partial, source.href);
-      const expected = await this.expectedChecksum(ctx, signal);
-      // What the source vouches for (an OCI digest, the image service's hash) is checked too.
-      const vouched = this.vouchedChecksum(ctx);
-      const checks = [expected, vouched].filter((c): c is ExpectedChecksum => c !== undefined);
-      const algo = expected?.algo ?? vouched?.algo ?? 'sha256';
-      opts.onProgress?.({ stage: 'download', bytes: 0, totalBytes: info.size });
-      const stageStart: Partial<Record<FetchStage, number>> = {};
-      const dl = await timed(durations, 'download', () =>
-        downloadTo(source, file, {
-          algos: [algo, ...checks.map((c) => c.algo)],
-          signal,
-          retries: this.options.downloadRetries ?? 3,
-          knownSize: info.size,
-          validator: info.validator,
-          retryDelayMs: this.options.retryDelayMs ?? 1000,
-          onProgress: (bytes, totalBytes) => {
-            reservation?.progress(bytes);
-            opts.onProgress?.({ stage: 'download', bytes, totalBytes });
-          },
-          bound: bodyBound,
-          logger: this.logger,
-        }),
-      );
-      opts.onProgress?.({ stage: 'verify' });
-      for (const c of checks) verifyDigest(c, dl.digests[c.algo]!, ctx.source.href);
-      const checksum = { algo, value: dl.digests[algo]! };
-      const forceRaw = opts.forceRaw ?? this.forceRaw;
-      const { DEFAULT_PERMITTED_FORMATS } = await import('@imagecache/formats'); // a hit doesn't load it
-      const prepared = await prepareImage(file, {
-        validate: this.validate,
-        forceRaw,
-        zstd: this.options.zstd ?? true,
-        permitted: this.options.permittedFormats ?? DEFAULT_PERMITTED_FORMATS,
-        expectedFormat: opts.expectedFormat ?? info.diskFormat,
-        growthFactor: this.options.growthFactor ?? 2,
-        memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
-        makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
-        // Written by a tool that reports no progress: its output is counted in the free space as it grows.
-        room: async (what, size) => (await this.room(what, size, source.href, false)).budget,
-        budget: (size) => this.budget(size),
-        signal,
-        href: source.href,
-        onProgress: (p) => {
-          const t = performance.now();
-          if (p.stage === 'inspect' || p.stage === 'convert' || p.stage === 'decompress')
-            stageStart[p.stage] = t;
-          opts.onProgress?.(p);
-        },
-      });
-      // Each stage lasts until the next one starts; the last until the image is ready.
-      const starts = (Object.entries(stageStart) as [FetchStage, number][]).sort((a, b) => a[1] - b[1]);
-      const ready = performance.now();
-      starts.forEach(([stage, t], i) => (durations[stage] = (starts[i + 1]?.[1] ?? ready) - t));
-      const size = prepared.file === file ? dl.size : (await fs.promises.stat(prepared.file)).size;
-      const meta: MasterMeta = {
-        href: source.safeHref,
-        checksum,
-        size,
-        format: prepared.format,
-        virtualSize: prepared.virtualSize,
-        converted: prepared.converted,
-        fetchedAt: new Date().toISOString(),
-      };
+    if (shared) throw withHref(shared, ctx.source.href);
+    if (!ctx.info.noCache) await this.removeStaleMaster(ctx);
+    return undefined;
+  }
 
-      opts.onProgress?.({ stage: 'publish' });
-      if (!info.noCache)
-        await timed(durations, 'publish', () => this.publish(ctx.name, prepared.file, meta, dir));
-      const placedBy = (await this.place(ctx, prepared.file, undefined, true)) as PlaceMethod;
-      await this.failures.clear(ctx.name).catch(() => undefined);
-      durations.total = performance.now() - ctx.started;
-      this.logger.info(
-        {
-          cache: this.name,
-          href: source.safeHref,
-          master: ctx.name,
-          bytes: dl.size,
-          format: meta.format,
-          converted: meta.converted,
-        },
-        'fetched image',
-      );
-      return {
-        cacheHit: false,
-        masterPath: info.noCache ? undefined : ctx.masterPath,
-        destPath: ctx.destPath,
-        placedBy,
-        format: meta.format,
-        virtualSize: meta.virtualSize,
-        size,
-        converted: meta.converted,
-        checksum,
-        bytesDownloaded: dl.bytesDownloaded,
-        durations,
-      };
-    } catch (err) {
-      const e = await this.wrap(err, ctx, signal);
-      if (FailureNotes.shareable(e) && e.details.checksumUrl === undefined && !signal.aborted) {
-        await this.failures.record(ctx.name, e).catch(() => undefined);
-      }
-      const wanted = typeof opts.keepPartial === 'function' ? opts.keepPartial() : Boolean(opts.keepPartial);
-      keep = wanted && e.retryable;
-      throw e;
+  /**
+   * Bounded before the first byte (spec.md §4): refused if it can't fit, room made if it needs it, the declared
+   * size reserved. Then what the bytes must match: the caller's checksum (a checksum file is fetched now) and
+   * what the source vouches for (an OCI digest, the image service's hash).
+   */
+  private async planDownload(run: MissRun, file: string): Promise<DownloadPlan> {
+    const { ctx } = run;
+    const href = ctx.source.href;
+    const room = await this.room('declared', ctx.info.size, href);
+    run.reservation = room.reservation;
+    // A partial download kept by an earlier attempt is continued: its bytes are already counted as used.
+    const partial = (await fs.promises.stat(file).catch(() => undefined))?.size ?? 0;
+    const bound = byteBound(room.budget, 'body', maxWriteBytes(room.budget) + partial, href);
+    const expected = await this.expectedChecksum(ctx, run.signal);
+    const vouched = this.vouchedChecksum(ctx);
+    const checks = [expected, vouched].filter((c): c is ExpectedChecksum => c !== undefined);
+    return { checks, algo: expected?.algo ?? vouched?.algo ?? 'sha256', bound };
+  }
+
+  /**
+   * The body into `file` (resumed when a partial one is there), hashed as it arrives. With a fleet: from a peer
+   * that verifies, else from the origin once the fleet-wide claim is ours (fleet.ts).
+   */
+  private download(run: MissRun, file: string, plan: DownloadPlan): Promise<Downloaded> {
+    const { ctx, signal } = run;
+    const { info } = ctx;
+    const flight = FleetFlight.for({
+      fleet: this.fleet,
+      cache: this.name,
+      name: ctx.name,
+      info,
+      checks: plan.checks,
+      signal,
+      logger: this.logger,
+    });
+    run.flight = flight;
+    const algos: ChecksumAlgo[] = [
+      plan.algo,
+      ...plan.checks.map((c) => c.algo),
+      ...(flight ? ['sha256' as const] : []),
+    ];
+    const origin = () => this.downloadFrom(run, file, plan, ctx.source, algos, info.size);
+    return runStage(
+      ctx,
+      'download',
+      async () => {
+        if (!flight) return origin();
+        run.fromFleet = await flight.download(
+          file,
+          origin,
+          (peer, a, size) => this.downloadFrom(run, file, plan, peer, a, size, 1),
+          (wait) => this.idle(run, wait),
+        );
+        return run.fromFleet.dl;
+      },
+      { signal, progress: { stage: 'download', bytes: 0, totalBytes: info.size } },
+    );
+  }
+
+  private downloadFrom(
+    run: MissRun,
+    file: string,
+    plan: DownloadPlan,
+    from: ImageSource,
+    algos: ChecksumAlgo[],
+    knownSize: number | undefined,
+    retries = this.options.downloadRetries ?? 3,
+  ): Promise<Downloaded> {
+    const { ctx, signal, reservation } = run;
+    return downloadTo(from, file, {
+      algos,
+      signal,
+      retries,
+      knownSize,
+      validator: from === ctx.source ? ctx.info.validator : undefined,
+      retryDelayMs: this.options.retryDelayMs ?? 1000,
+      onProgress: (bytes, totalBytes) => {
+        reservation?.progress(bytes);
+        ctx.opts.onProgress?.({ stage: 'download', bytes, totalBytes });
+      },
+      bound: plan.bound,
+      logger: this.logger,
+    });
+  }
+
+  /**
+   * Runs the wait for another host's download without this miss's download slot: slots held by waiters could
+   * otherwise starve the hosts they wait for.
+   */
+  private async idle<T>(run: MissRun, wait: () => Promise<T>): Promise<T> {
+    run.release?.();
+    run.release = undefined;
+    try {
+      return await wait();
     } finally {
-      reservation?.release();
-      if (workDir && !keep) await this.work.remove(workDir);
-      release?.();
+      run.release = await this.limiter.acquire(run.signal);
     }
+  }
+
+  /** Every expected checksum matches the bytes downloaded; returns the one recorded for the master. */
+  private verify(
+    ctx: FetchContext,
+    plan: DownloadPlan,
+    dl: Downloaded,
+    fromFleet?: FleetDownload,
+  ): ExpectedChecksum {
+    // A peer's bytes were verified as they came (fleet.ts): the checksum is the origin's, as its host recorded.
+    if (fromFleet?.peer) return fromFleet.checksum!;
+    for (const c of plan.checks) verifyDigest(c, dl.digests[c.algo]!, ctx.source.href);
+    return { algo: plan.algo, value: dl.digests[plan.algo]! };
+  }
+
+  /** Format policy, decompression and conversion (prepare-image.ts); each step it takes is timed as a stage. */
+  private async prepare(run: MissRun, file: string): Promise<PreparedImage> {
+    const { ctx, signal } = run;
+    const { opts, info, source } = ctx;
+    signal.throwIfAborted();
+    const { DEFAULT_PERMITTED_FORMATS } = await import('@imagecache/formats'); // a hit doesn't load it
+    const clock = new ProgressClock(ctx);
+    const prepared = await prepareImage(file, {
+      validate: this.validate,
+      forceRaw: opts.forceRaw ?? this.forceRaw,
+      zstd: this.options.zstd ?? true,
+      permitted: this.options.permittedFormats ?? DEFAULT_PERMITTED_FORMATS,
+      // A peer's converted master is the raw image: the origin's format was checked where it was converted.
+      expectedFormat: run.fromFleet?.peer?.converted ? undefined : (opts.expectedFormat ?? info.diskFormat),
+      growthFactor: this.options.growthFactor ?? 2,
+      memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
+      makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
+      // Written by a tool that reports no progress: its output is counted in the free space as it grows.
+      room: async (what, size) => (await this.room(what, size, source.href, false)).budget,
+      budget: (size) => this.budget(size),
+      signal,
+      href: source.href,
+      onProgress: clock.onProgress,
+    });
+    clock.stop();
+    return prepared;
+  }
+
+  /** Publishes the prepared file as the master (unless the source is never cached) and links it. */
+  private async finish(
+    run: MissRun,
+    done: { file: string; dl: Downloaded; checksum: ExpectedChecksum; prepared: PreparedImage },
+  ): Promise<FetchResult> {
+    const { ctx } = run;
+    const { source, info } = ctx;
+    const { dl, checksum, prepared } = done;
+    const size = prepared.file === done.file ? dl.size : (await fs.promises.stat(prepared.file)).size;
+    const meta: MasterMeta = {
+      href: source.safeHref,
+      checksum,
+      size,
+      format: prepared.format,
+      virtualSize: prepared.virtualSize,
+      converted: prepared.converted,
+      decompressed: prepared.decompressed,
+      fetchedAt: new Date().toISOString(),
+    };
+    const { flight, fromFleet } = run;
+    if (fromFleet?.peer) {
+      // Converted or decompressed where it came from the origin: `checksum` is that download's.
+      if (fromFleet.peer.converted) meta.converted = true;
+      meta.decompressed = fromFleet.peer.decompressed;
+    }
+    // What peers verify this master against (hashed again only when it is not the bytes downloaded).
+    if (flight)
+      Object.assign(
+        meta,
+        await flight.describe(prepared.file, prepared.file === done.file ? dl.digests.sha256 : undefined),
+      );
+    if (info.noCache) {
+      ctx.onProgress?.({ stage: 'publish' });
+    } else {
+      const workDir = run.workDir!;
+      await runStage(ctx, 'publish', () => this.publish(ctx.name, prepared.file, meta, workDir), {
+        signal: run.signal,
+      });
+    }
+    await flight?.published({ cache: this.name, name: ctx.name, ...meta, sha256: meta.sha256! });
+    const placedBy = (await this.place(ctx, prepared.file, undefined, true)) as PlaceMethod;
+    await this.failures.clear(ctx.name).catch(() => undefined);
+    ctx.durations.total = performance.now() - ctx.started;
+    this.logger.info(
+      {
+        cache: this.name,
+        href: source.safeHref,
+        master: ctx.name,
+        bytes: dl.size,
+        format: meta.format,
+        converted: meta.converted,
+      },
+      'fetched image',
+    );
+    return {
+      cacheHit: false,
+      masterPath: info.noCache ? undefined : ctx.masterPath,
+      destPath: ctx.destPath,
+      placedBy,
+      format: meta.format,
+      virtualSize: meta.virtualSize,
+      size,
+      converted: meta.converted,
+      checksum,
+      bytesDownloaded: dl.bytesDownloaded,
+      ...(fromFleet?.peer && { peer: fromFleet.peer.host }),
+      durations: ctx.durations,
+    };
+  }
+
+  /**
+   * A miss that failed: its error, typed; a failure every waiter would meet too is noted for them (X4); the
+   * partial download is kept for the next attempt only when the caller asks and the failure is transient.
+   */
+  private async missFailed(run: MissRun, err: unknown): Promise<ImageCacheError> {
+    const { ctx, signal } = run;
+    const e = await this.wrap(err, ctx, signal);
+    if (FailureNotes.shareable(e) && e.details.checksumUrl === undefined && !signal.aborted) {
+      await this.failures.record(ctx.name, e).catch(() => undefined);
+    }
+    const keepPartial = ctx.opts.keepPartial;
+    const wanted = typeof keepPartial === 'function' ? keepPartial() : Boolean(keepPartial);
+    run.keep = wanted && e.retryable;
+    return e;
   }
 
   /** Links the finished file to the master name: the work file keeps the link count above 1 meanwhile. */
@@ -761,17 +1001,4 @@ export interface MasterEntry {
   href?: string;
   format?: string;
   checksum?: { algo: string; value: string };
-}
-
-async function timed<T>(
-  durations: FetchResult['durations'],
-  stage: FetchStage,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const t = performance.now();
-  try {
-    return await fn();
-  } finally {
-    durations[stage] = (durations[stage] ?? 0) + (performance.now() - t);
-  }
 }

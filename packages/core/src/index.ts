@@ -1,8 +1,17 @@
 export { ImageCache } from './image-cache';
 export type { FetchOptions, MasterEntry } from './image-cache';
+export type { CacheHandle, HostHandle, CacheFetchOptions, CacheListing, CallOptions } from './cache-handle';
 export { CacheRegistry } from './cache-registry';
 export type { ImageRequest, SpaceReport } from './cache-registry';
 export type { CleanUpResult, RemovedMaster } from './clean-up';
+export type {
+  CacheEventMap,
+  CacheEventName,
+  CacheListener,
+  CacheUsage,
+  EvictEvent,
+  FetchEvent,
+} from './cache-events';
 export type { ImageCacheOptions } from './options';
 export {
   DEFAULT_CACHE_SIZE,
@@ -24,3 +33,8 @@ export type { PrepareOptions, PreparedImage } from './prepare-image';
 export { DestinationPolicy } from './destination-policy';
 export type { DestinationRules, CheckedDestination } from './destination-policy';
 export type { MasterIdentity } from './master-identity';
+export { identityOf, sameIdentity } from './master-identity';
+export { isMasterName } from './master-name';
+export { CacheFolder, WORK_DIR, LOCK_DIR, META_DIR } from './cache-folder';
+export { publishedMasters } from './fleet';
+export type { Fleet, FleetClaim, FleetEntry, ImageIdentity, PeerFailure, PeerOffer } from './fleet';

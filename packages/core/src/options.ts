@@ -1,4 +1,5 @@
 import type { SourceOptions } from '@imagecache/sources';
+import type { Fleet } from './fleet';
 import type { Logger } from './logger';
 import type { DownloadLimiter } from './host-slots';
 import { Semaphore } from './semaphore';
@@ -50,6 +51,11 @@ export interface ImageCacheOptions {
    */
   destinations?: { allowedRoots?: readonly string[] };
   logger?: Logger;
+  /**
+   * The fleet this host shares masters with (issue #12): a miss takes a verified master from a peer first, and
+   * one host at a time downloads an image from the origin. Absent: every miss goes to the origin.
+   */
+  fleet?: Fleet;
 }
 
 export const DEFAULT_CACHE_SIZE = 20 * GiB;

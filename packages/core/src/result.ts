@@ -38,6 +38,8 @@ export interface FetchResult {
   /** Digest of the bytes as downloaded; on a hit, the one recorded at download time if any. */
   checksum?: { algo: ChecksumAlgo; value: string };
   bytesDownloaded: number;
+  /** The fleet's host the image was taken from (absent: the origin, or a hit). */
+  peer?: string;
   /** Milliseconds spent per stage, and in all. */
   durations: Partial<Record<FetchStage, number>> & { total: number };
 }
@@ -50,7 +52,15 @@ export interface MasterMeta {
   format?: string;
   virtualSize?: number;
   converted: boolean;
+  /**
+   * The master is the download decompressed (zstd): `checksum` covers the bytes downloaded, not the master's.
+   * Absent in metadata written before it was recorded (then unknown).
+   */
+  decompressed?: boolean;
   fetchedAt: string;
   /** The master file as published; a hit serves it only while it still matches (absent: not yet verified). */
   identity?: MasterIdentity;
+  /** With a fleet: sha256 of the master file, and the origin validator it was fetched under (its identity). */
+  sha256?: string;
+  validator?: string;
 }

@@ -4,11 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { ImageDownloadFailed } from '@imagecache/errors';
 import { closeHttpConnections, fetchChecksumFile } from '@imagecache/sources';
-import { tmpDir } from '@imagecache/testing';
+import { tmpDir, closeServer, listenLocal } from '@imagecache/testing';
 import { masters, newCache } from './helpers';
 
 const image = randomBytes(64 * 1024);
@@ -60,12 +59,10 @@ beforeAll(async () => {
       res.end(req.method === 'HEAD' ? undefined : body);
     },
   );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
   fs.rmSync(dir, { recursive: true, force: true });
   await closeHttpConnections();
 });

@@ -3,12 +3,11 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { HostDownloadSlots, ImageCache } from '@imagecache/core';
 import { OperationAborted } from '@imagecache/errors';
 import { closeHttpConnections } from '@imagecache/sources';
-import { tmpDir } from '@imagecache/testing';
+import { tmpDir, closeServer, listenLocal } from '@imagecache/testing';
 
 let server: http.Server;
 let base = '';
@@ -28,12 +27,10 @@ beforeAll(async () => {
       res.end(body);
     }, 400);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
   await closeHttpConnections();
 });
 

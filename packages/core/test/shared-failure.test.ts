@@ -2,12 +2,12 @@
 // retries belong to the one download, not to each waiter (in this process or another).
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { ImageDownloadFailed } from '@imagecache/errors';
 import { ImageCache } from '@imagecache/core';
 import { closeHttpConnections } from '@imagecache/sources';
 import { masters, newCache, workLeft } from './helpers';
+import { closeServer, listenLocal } from '@imagecache/testing';
 
 let server: http.Server;
 let base = '';
@@ -22,12 +22,10 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-length': String(body.length) });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
   await closeHttpConnections();
 });
 

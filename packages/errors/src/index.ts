@@ -1,3 +1,12 @@
 export * from './errors';
-export { ERROR_CLASSES, errorClassFor, deserializeError, toImageCacheError, withHref } from './registry';
+export {
+  ERROR_CLASSES,
+  errorClassFor,
+  exitStatusOf,
+  httpStatusOf,
+  deserializeError,
+  toImageCacheError,
+  withHref,
+} from './registry';
+export type { ErrorClass } from './registry';
 export { redactHref, redactSecrets, redactText } from './redact';

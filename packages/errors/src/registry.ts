@@ -1,10 +1,15 @@
 import * as E from './errors';
 import { redactHref } from './redact';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type ErrorClass = { readonly code: string; new (...args: any[]): E.ImageCacheError };
+export type ErrorClass = {
+  readonly code: string;
+  readonly exitStatus: number;
+  readonly httpStatus: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  new (...args: any[]): E.ImageCacheError;
+};
 
-/** Every public error class by its code: the one place codes are listed. */
+/** Every public error class by its code: the one place codes are listed (their statuses are on the classes). */
 export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.ImageCacheError,
   E.InvalidHref,
@@ -33,12 +38,28 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   E.CredentialsExpired,
   E.CredentialsNotOwned,
   E.NoWorker,
+  E.PeerTokenInvalid,
 ];
 
 const byCode = new Map<string, ErrorClass>(ERROR_CLASSES.map((c) => [c.code, c]));
 
 export function errorClassFor(code: string): ErrorClass | undefined {
   return byCode.get(code);
+}
+
+/** The class of a thrown value: its own for an ImageCacheError (subclasses made elsewhere follow their parent). */
+function classOf(err: unknown): ErrorClass {
+  return err instanceof E.ImageCacheError ? (err.constructor as ErrorClass) : E.ImageCacheError;
+}
+
+/** The CLI's exit status for anything thrown (1 for what is not an ImageCacheError). */
+export function exitStatusOf(err: unknown): number {
+  return classOf(err).exitStatus;
+}
+
+/** The HTTP API's status for anything thrown (500 for what is not an ImageCacheError). */
+export function httpStatusOf(err: unknown): number {
+  return classOf(err).httpStatus;
 }
 
 /** Rebuilds a typed error from its serialised form (the distributed mode's way back to the caller). */

@@ -1,14 +1,18 @@
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import { FetchRequestSchema, RequestAuthSchema } from '@imagecache/contract';
+import type { JobKind } from './names';
 
-/** Job names (BullMQ's `name` of each job). */
-/** `list` runs on a cache's clean queue: reading the folder is quick, and it never races an eviction. */
+/**
+ * Job names (BullMQ's `name` of each job): each queue's kind (names.ts) names its jobs, and `list` runs on a
+ * cache's clean queue (reading the folder is quick, and it never races an eviction).
+ */
 export const JOB_NAMES = {
   fetch: 'fetch',
   clean: 'clean',
   list: 'list',
   cleanCaches: 'clean-caches',
-} as const;
+} as const satisfies Record<string, JobKind | 'list'>;
 
 const SerializedErrorSchema = z.object({
   name: z.string(),
@@ -31,16 +35,11 @@ const JobState = {
   credentialsRef: z.string().optional(),
 };
 
-/** Data of a fetch job. `href` is redacted when credentials were taken out of it (see `credentialsRef`). */
-export const FetchJobDataSchema = z.object({
-  href: z.string().min(1),
-  dest: z.string().min(1),
-  forceRaw: z.boolean().optional(),
-  expectedFormat: z.string().optional(),
-  expectedChecksum: z.string().optional(),
-  expectedChecksumAlgo: z.string().optional(),
-  ...JobState,
-});
+/**
+ * Data of a fetch job: the fetch request (@imagecache/contract) without its credentials, which are stashed (see
+ * `credentialsRef`); `href` is redacted when credentials were taken out of it.
+ */
+export const FetchJobDataSchema = FetchRequestSchema.omit({ auth: true }).extend(JobState);
 export type FetchJobData = z.infer<typeof FetchJobDataSchema>;
 
 export const CleanJobDataSchema = z.object({
@@ -57,13 +56,30 @@ export const CleanCachesJobDataSchema = z.object({
 });
 export type CleanCachesJobData = z.infer<typeof CleanCachesJobDataSchema>;
 
-/** What the secret of a job holds: the job it belongs to, the real hrefs and credentials. */
-export interface JobSecret {
-  /** The id of the job the secret was stored for: the only one that may use or delete it. */
-  owner: string;
-  hrefs: string[];
-  auth?: unknown[];
-}
+/** The id of the job a secret was stored for: the only one that may use or delete it. */
+const owner = z.string().min(1);
+
+/** The secret of a fetch job: its real href, checksum (a checksum file's URL may hold credentials too) and auth. */
+export const FetchSecretSchema = z.object({
+  kind: z.literal(JOB_NAMES.fetch),
+  owner,
+  href: z.string().min(1),
+  expectedChecksum: z.string().min(1).optional(),
+  auth: RequestAuthSchema.optional(),
+});
+export type FetchSecret = z.infer<typeof FetchSecretSchema>;
+
+/** The secret of a clean-caches job: the images as requested, each with its real href and auth. */
+export const CleanCachesSecretSchema = z.object({
+  kind: z.literal(JOB_NAMES.cleanCaches),
+  owner,
+  images: z.array(z.object({ href: z.string().min(1), auth: RequestAuthSchema.optional() })).min(1),
+});
+export type CleanCachesSecret = z.infer<typeof CleanCachesSecretSchema>;
+
+/** What the secret of a job holds, by the job's kind (its `kind` is the job's name). */
+export const JobSecretSchema = z.discriminatedUnion('kind', [FetchSecretSchema, CleanCachesSecretSchema]);
+export type JobSecret = z.infer<typeof JobSecretSchema>;
 
 /** Progress as reported to the job (Bull Board draws `progress`, 0–100). */
 export interface JobProgress {

@@ -2,6 +2,7 @@ import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '@imagecache/config';
 import { QueueUnavailable, redactHref } from '@imagecache/errors';
 import { DEFAULT_PREFIX } from './names';
+import { SentinelSwitchFollower } from './sentinel-switch-follower';
 
 export type RedisClient = Redis | Cluster;
 
@@ -31,7 +32,9 @@ export function connectRedis(config: RedisConfig | string, role: ConnectionRole)
       enableOfflineQueue: role !== 'producer',
     });
   } else if (c.mode === 'sentinel') {
-    client = new Redis({ ...base, sentinels: c.sentinels, name: c.name, db: c.db });
+    const sentinel = new Redis({ ...base, sentinels: c.sentinels, name: c.name, db: c.db });
+    SentinelSwitchFollower.follow(sentinel, c);
+    client = sentinel;
   } else {
     client = new Redis(c.url, { ...base, ...(c.db !== undefined ? { db: c.db } : {}) });
   }

@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { RedisConfig } from '@imagecache/config';
+// Types only: the engine's answers, as the workers send them back (the queue loads no engine).
+import type { CacheListing, CleanUpResult, FetchResult, MasterEntry, SpaceReport } from '@imagecache/core';
+import {
+  fetchOptionsOf,
+  type FetchRequest as ContractFetchRequest,
+  type RequestAuth,
+} from '@imagecache/contract';
 import {
   deserializeError,
   ImageCacheError,
@@ -8,9 +15,12 @@ import {
   OperationAborted,
   QueueTimeout,
   QueueUnavailable,
+  redactHref,
+  UsageError,
   type SerializedError,
 } from '@imagecache/errors';
-import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress } from './catalog';
+import { CancelRecord } from './cancel-record';
+import { DEFAULT_JOB_OPTIONS, JOB_NAMES, type JobProgress, type JobSecret } from './catalog';
 import {
   connectRedis,
   describeRedis,
@@ -19,6 +29,7 @@ import {
   withTimeout,
   type RedisClient,
 } from './connection';
+import { JobRecipes, type JobRecipe } from './job-recipes';
 import { jobIdFor, keys, queueNames, queueOfJobId } from './names';
 import { ResultStore } from './result-store';
 import { SecretStore } from './secrets';
@@ -29,6 +40,15 @@ export const DEFAULT_UNAVAILABLE_AFTER_MS = 15_000;
 
 /** How long close() waits for BullMQ's own closes before it drops the connections. */
 const CLOSE_WAIT_MS = 1000;
+
+/**
+ * How often a waiting call adds its job again when it finds it gone from Redis (lost with a master in a failover),
+ * at most; past that it gets QUEUE_UNAVAILABLE. Each loss takes a failover: three in one call is already unheard of.
+ */
+export const MAX_READDS = 3;
+
+/** How long an add that Redis refused (a failover under way) is tried again, at most. */
+const ADD_RETRY_MS = 10_000;
 
 /** How long a "served" answer of the worker registry is reused by enqueues, ms (a miss is always read again). */
 const SERVED_CACHE_MS = 1000;
@@ -45,7 +65,8 @@ export interface ImageCacheClientOptions {
   pollIntervalMs?: number;
   /**
    * A waiting call fails with `QUEUE_UNAVAILABLE` once Redis has been unreachable for this long, or its job has
-   * been gone from Redis (Redis restarted without its data) this long without a result kept for it. So a caller
+   * been gone from Redis (lost with a master, or Redis restarted without its data) this long without a result kept
+   * for it and it could not add it again (a job it did not add, or lost MAX_READDS times already). So a caller
    * learns it at most this plus one poll interval after Redis went away. Default 15000.
    */
   unavailableAfterMs?: number;
@@ -56,10 +77,6 @@ export interface ImageCacheClientOptions {
   requireLiveWorker?: boolean;
 }
 
-/** Credentials for one image (as the engine's ImageAuth). */
-export type RequestAuth =
-  { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
-
 interface CallOptions {
   signal?: AbortSignal;
   onProgress?: (progress: JobProgress) => void;
@@ -69,16 +86,10 @@ interface CallOptions {
   jobOptions?: JobsOptions;
 }
 
-export interface FetchRequest extends CallOptions {
+/** A fetch request (@imagecache/contract) for a host's cache. */
+export interface FetchRequest extends CallOptions, ContractFetchRequest {
   host: string;
   cache: string;
-  href: string;
-  dest: string;
-  forceRaw?: boolean;
-  expectedFormat?: string;
-  expectedChecksum?: string;
-  expectedChecksumAlgo?: string;
-  auth?: RequestAuth;
 }
 
 export interface CleanUpRequest extends CallOptions {
@@ -91,6 +102,18 @@ export interface CleanUpCachesRequest extends CallOptions {
   host: string;
   directory: string;
   images: { href: string; auth?: RequestAuth }[];
+}
+
+/** What a clean job answers: the engine's result, the cache's name, when it started and finished (ms). */
+export interface CleanJobResult extends CleanUpResult {
+  cache: string;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** A cache's listing as a list job answers it: `ImageCache.listing()` in JSON (dates as ISO strings). */
+export interface ListedCache extends Omit<CacheListing, 'masters'> {
+  masters: (Omit<MasterEntry, 'lastUsed'> & { lastUsed: string })[];
 }
 
 /** A job as a caller may see it: no credentials. */
@@ -118,6 +141,13 @@ interface Waiter {
   unserved: number;
   /** Since when its job has been gone from Redis with no result kept (ms since the epoch). */
   goneSince?: number;
+  /** How to add its job again should Redis lose it: only for a job this client added. */
+  recipe?: JobRecipe;
+  /** How often it was added again (at most MAX_READDS), and the re-add under way. */
+  reAdds: number;
+  reAdding?: Promise<void>;
+  /** A `removed` event was seen for its job: removed by someone (the API, the board), not lost. */
+  removed?: boolean;
   resolve(value: unknown): void;
   reject(err: unknown): void;
   onProgress?: (p: JobProgress) => void;
@@ -147,6 +177,8 @@ export class ImageCacheClient {
   private redisDownSince?: number;
   private readonly results: ResultStore;
   private readonly early = new Map<string, { value?: unknown; error?: unknown }>();
+  private readonly cancels: CancelRecord;
+  private readonly recipes = new JobRecipes();
 
   constructor(private readonly options: ImageCacheClientOptions) {
     this.producer = connectRedis(options.redis, 'producer');
@@ -154,14 +186,16 @@ export class ImageCacheClient {
     this.secrets = new SecretStore(this.producer, this.prefix);
     this.workers = new WorkerRegistry(this.producer, this.prefix);
     this.results = new ResultStore(this.producer, this.prefix);
+    const replicated = typeof options.redis === 'object' && options.redis.mode !== 'standalone';
+    this.cancels = new CancelRecord(this.producer, this.prefix, replicated);
     this.poller = setInterval(() => void this.poll(), options.pollIntervalMs ?? 5000);
     this.poller.unref();
   }
 
   /** Enqueues a fetch and waits for it. */
-  async fetchImage(req: FetchRequest): Promise<Record<string, unknown>> {
+  async fetchImage(req: FetchRequest): Promise<FetchResult> {
     const { queue, jobId } = await this.addFetch(req, true);
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as FetchResult;
   }
 
   /** Enqueues a fetch without waiting; returns the job id (GET it, or `waitFor` it, later). */
@@ -174,15 +208,20 @@ export class ImageCacheClient {
     await this.requireWorker(queue, req);
     const jobId = newJobId(queue);
     // A checksum may be the URL of a checksum file, with credentials of its own: it travels like the href.
-    const hrefs = req.expectedChecksum === undefined ? [req.href] : [req.href, req.expectedChecksum];
-    const { ref, shown } = await this.stash(jobId, hrefs, [req.auth]);
+    const secret = await this.stash({
+      kind: JOB_NAMES.fetch,
+      owner: jobId,
+      href: req.href,
+      expectedChecksum: req.expectedChecksum,
+      auth: req.auth,
+    });
+    const ref = secret?.ref;
     const data = {
-      href: shown[0]!,
+      href: redactHref(req.href),
       dest: req.dest,
-      forceRaw: req.forceRaw,
-      expectedFormat: req.expectedFormat,
-      expectedChecksum: shown[1],
-      expectedChecksumAlgo: req.expectedChecksumAlgo,
+      ...fetchOptionsOf(req),
+      // After the options: the checksum's URL may hold credentials, the job shows it redacted.
+      expectedChecksum: req.expectedChecksum === undefined ? undefined : redactHref(req.expectedChecksum),
       credentialsRef: ref,
     };
     await this.add(
@@ -193,52 +232,59 @@ export class ImageCacheClient {
       { ...DEFAULT_JOB_OPTIONS.fetch, ...req.jobOptions },
       req,
       willWait,
+      secret,
     );
     return { queue, jobId };
   }
 
-  async cleanUp(req: CleanUpRequest): Promise<Record<string, unknown>> {
+  async cleanUp(req: CleanUpRequest): Promise<CleanJobResult> {
     const queue = queueNames.clean(req.host, req.cache);
     await this.requireWorker(queue, req);
     const opts = { ...DEFAULT_JOB_OPTIONS.clean, ...req.jobOptions };
     const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.clean, { amount: req.amount }, opts, req);
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as CleanJobResult;
   }
 
-  /** The masters of a host's cache, as `ImageCache.list()` gives them (dates as ISO strings). */
-  async list(req: CallOptions & { host: string; cache: string }): Promise<Record<string, unknown>> {
+  /** The masters of a host's cache, as `ImageCache.listing()` gives them (dates as ISO strings). */
+  async list(req: CallOptions & { host: string; cache: string }): Promise<ListedCache> {
     const queue = queueNames.clean(req.host, req.cache);
     await this.requireWorker(queue, req);
     const opts = { ...DEFAULT_JOB_OPTIONS.list, ...req.jobOptions };
     const jobId = await this.add(queue, newJobId(queue), JOB_NAMES.list, {}, opts, req);
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as ListedCache;
   }
 
-  async cleanUpCaches(req: CleanUpCachesRequest): Promise<Record<string, unknown>> {
+  async cleanUpCaches(req: CleanUpCachesRequest): Promise<SpaceReport> {
     const queue = queueNames.cleanCaches(req.host);
     await this.requireWorker(queue, req);
     const jobId = newJobId(queue);
-    const { ref, shown } = await this.stash(
-      jobId,
-      req.images.map((i) => i.href),
-      req.images.map((i) => i.auth),
-    );
+    const secret = await this.stash({
+      kind: JOB_NAMES.cleanCaches,
+      owner: jobId,
+      images: req.images.map((i) => ({ href: i.href, auth: i.auth })),
+    });
     const opts = { ...DEFAULT_JOB_OPTIONS.cleanCaches, ...req.jobOptions };
     await this.add(
       queue,
       jobId,
       JOB_NAMES.cleanCaches,
-      { directory: req.directory, hrefs: shown, credentialsRef: ref },
+      {
+        directory: req.directory,
+        hrefs: req.images.map((i) => redactHref(i.href)),
+        credentialsRef: secret?.ref,
+      },
       opts,
       req,
+      true,
+      secret,
     );
-    return (await this.wait(queue, jobId, req)) as Record<string, unknown>;
+    return (await this.wait(queue, jobId, req)) as SpaceReport;
   }
 
   /** Waits for a job enqueued earlier (by this or another client). */
   async waitFor(jobId: string, opts: CallOptions = {}): Promise<unknown> {
     const queue = queueOfJobId(jobId);
-    if (!queue) throw new ImageCacheError(`not a job id of imagecache: ${jobId}`);
+    if (!queue) throw new UsageError(`not a job id of imagecache: ${jobId}`);
     await this.listen(queue);
     return this.wait(queue, jobId, opts, true);
   }
@@ -247,14 +293,17 @@ export class ImageCacheClient {
   async getJob(jobId: string): Promise<JobView | undefined> {
     const queue = queueOfJobId(jobId);
     if (!queue) return undefined;
-    const job = await this.queue(queue)
-      .getJob(jobId)
+    const q = this.queue(queue);
+    // The state first, then the job: a job that finishes in between shows its earlier state with its final data,
+    // never `completed` without its result.
+    const [state, job] = await q
+      .getJobState(jobId)
+      .then(async (st) => [st, await q.getJob(jobId)] as const)
       .catch((err) => {
         throw queueUnavailable(err, describeRedis(this.options.redis));
       });
-    if (!job) return undefined;
+    if (!job || state === 'unknown') return undefined;
     const { credentialsRef: _ref, error, ...data } = job.data as Record<string, unknown>;
-    const state = await job.getState();
     return {
       id: jobId,
       queue,
@@ -271,10 +320,14 @@ export class ImageCacheClient {
     };
   }
 
-  /** Cancels a job: removed if still waiting, else its worker aborts it (download stopped, qemu-img killed). */
+  /**
+   * Cancels a job: removed if still waiting, else its worker aborts it (download stopped, qemu-img killed). The
+   * cancel is recorded first (cancel-record.ts): a caller that finds the job gone never adds it again.
+   */
   async cancel(jobId: string, reason = 'cancelled by the caller'): Promise<void> {
     const queue = queueOfJobId(jobId);
     if (!queue) return;
+    await this.cancels.record(jobId, reason);
     const job = await this.queue(queue).getJob(jobId);
     if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) {
       // Taken by a worker meanwhile, the remove fails: the message below reaches it.
@@ -294,6 +347,7 @@ export class ImageCacheClient {
     clearInterval(this.poller);
     for (const w of this.waiters.values()) w.reject(new OperationAborted('the client was closed'));
     this.waiters.clear();
+    this.recipes.clear();
     // Bounded: with Redis gone, BullMQ's closes wait for it; the connections are dropped below anyway.
     await withTimeout(
       Promise.all([
@@ -311,11 +365,13 @@ export class ImageCacheClient {
     this.producer.disconnect();
   }
 
-  private async stash(jobId: string, hrefs: string[], auth: (RequestAuth | undefined)[]) {
+  /** Stashes a job's credentials; returns their reference and the secret (kept to add the job again). */
+  private async stash(secret: JobSecret): Promise<{ ref: string; value: JobSecret } | undefined> {
     await this.ready();
-    return this.secrets.stash(jobId, hrefs, auth).catch((err) => {
+    const ref = await this.secrets.stash(secret).catch((err) => {
       throw queueUnavailable(err, describeRedis(this.options.redis));
     });
+    return ref === undefined ? undefined : { ref, value: secret };
   }
 
   private async add(
@@ -326,9 +382,11 @@ export class ImageCacheClient {
     opts: JobsOptions,
     call: CallOptions,
     willWait = true,
+    secret?: { ref: string; value: JobSecret },
   ): Promise<string> {
     if (call.signal?.aborted) throw new OperationAborted('cancelled before it was queued');
     await this.ready();
+    this.recipes.keep(jobId, { queue: queueName, name, data, opts, secret }, willWait);
     if (willWait) {
       await this.listen(queueName); // before the add: the completion can't be missed
       // Until wait() takes over, an outcome that arrives is kept for it.
@@ -336,17 +394,40 @@ export class ImageCacheClient {
         queue: queueName,
         added: false,
         unserved: 0,
+        reAdds: 0,
         resolve: (value) => this.early.set(jobId, { value }),
         reject: (error) => this.early.set(jobId, { error }),
       });
     }
     try {
-      await this.queue(queueName).add(name, data, { ...opts, jobId });
+      await this.addRetried(queueName, jobId, name, data, opts);
     } catch (err) {
       this.waiters.delete(jobId);
+      this.recipes.drop(jobId);
       throw queueUnavailable(err, describeRedis(this.options.redis));
     }
     return jobId;
+  }
+
+  /**
+   * Adds a job, trying again while Redis refuses it for up to ADD_RETRY_MS as long as the connection comes back
+   * (a failover under way: the old master refusing writes, the Cluster's slot moving). Adding the same id again is
+   * a no-op in BullMQ, so an add whose answer was lost is safe to repeat.
+   */
+  private async addRetried(queueName: string, jobId: string, name: string, data: object, opts: JobsOptions) {
+    const since = Date.now();
+    for (;;) {
+      try {
+        await this.queue(queueName).add(name, data, { ...opts, jobId });
+        return;
+      } catch (err) {
+        if (this.closed || Date.now() - since >= ADD_RETRY_MS) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+        await this.ready().catch(() => {
+          throw err;
+        });
+      }
+    }
   }
 
   /**
@@ -376,11 +457,14 @@ export class ImageCacheClient {
         if (timer) clearTimeout(timer);
         call.signal?.removeEventListener('abort', onAbort);
         this.waiters.delete(jobId);
+        this.recipes.drop(jobId);
       };
       this.waiters.set(jobId, {
         queue: queueName,
         added: true,
         unserved: 0,
+        reAdds: 0,
+        recipe: this.recipes.claim(jobId),
         resolve: (v) => (done(), resolve(v)),
         reject: (e) => (done(), reject(e)),
         onProgress: call.onProgress,
@@ -421,6 +505,12 @@ export class ImageCacheClient {
           this.waiters.get(jobId)?.resolve(parse(returnvalue));
         });
         events.on('failed', ({ jobId }) => void this.settleFromState(jobId));
+        events.on('removed', ({ jobId }) => {
+          const w = this.waiters.get(jobId);
+          if (!w) return;
+          w.removed = true;
+          void this.settleFromState(jobId);
+        });
         events.on('progress', ({ jobId, data }) => {
           const p = data as unknown as JobProgress;
           if (p && typeof p === 'object') this.waiters.get(jobId)?.onProgress?.(p);
@@ -450,22 +540,48 @@ export class ImageCacheClient {
         // A result produced while Redis lost the job (restarted without its data) was kept beside it.
         const kept = await this.results.read(jobId);
         if (kept !== undefined) return w.resolve(kept);
+        if (w.removed || (await this.cancels.has(jobId))) return w.reject(cancelled(jobId));
+        if (w.recipe && w.reAdds < MAX_READDS) {
+          w.reAdding ??= this.addAgain(jobId, w).finally(() => (w.reAdding = undefined));
+          return await w.reAdding;
+        }
         w.goneSince ??= Date.now();
         if (Date.now() - w.goneSince < this.unavailableAfterMs()) return; // its worker may still finish it
         w.reject(
           new QueueUnavailable(
-            `job ${jobId} is gone from Redis (removed, or Redis restarted without its data) and no result was ` +
-              'kept for it: its outcome is unknown; submit the request again',
+            `job ${jobId} is gone from Redis (lost with its data${w.reAdds ? `, even after ${w.reAdds} re-adds` : ''}) ` +
+              'and no result was kept for it: its outcome is unknown; submit the request again',
             { jobId },
           ),
         );
         return;
       }
       w.goneSince = undefined;
-      if (state === 'completed') w.resolve(job.returnvalue);
+      if (state === 'completed') return w.resolve(job.returnvalue);
+      // A run whose completion was lost with a master, run again and failed (its credentials released by the first
+      // run): the result that first run kept stands.
+      const kept = await this.results.read(jobId);
+      if (kept !== undefined) w.resolve(kept);
       else w.reject(errorOf(job));
     } catch {
       // Redis unreachable right now: the poller tries again.
+    }
+  }
+
+  /**
+   * Adds a job gone from Redis again, as it was added (same id, data and options), its credentials stashed again
+   * under the same reference if they were lost too. Safe whatever happened: an id still there makes the add a
+   * no-op, and a run of a fetch already done is a hit. A cancel made meanwhile (between the check and the add)
+   * removes it again.
+   */
+  private async addAgain(jobId: string, w: Waiter): Promise<void> {
+    const r = w.recipe!;
+    w.reAdds++;
+    if (r.secret) await this.secrets.restore(r.secret.ref, r.secret.value);
+    const job = await this.queue(r.queue).add(r.name, r.data, { ...r.opts, jobId });
+    if (await this.cancels.has(jobId)) {
+      await job.remove().catch(() => undefined);
+      w.reject(cancelled(jobId));
     }
   }
 
@@ -597,6 +713,11 @@ export class ImageCacheClient {
 /** A job's id is chosen before it is added: its credentials are stored first, bound to it. */
 function newJobId(queueName: string): string {
   return jobIdFor(queueName, randomUUID());
+}
+
+/** A waiting call's answer when its job was cancelled (by anyone: this client, the API, the board). */
+function cancelled(jobId: string): OperationAborted {
+  return new OperationAborted(`job ${jobId} was cancelled`, { jobId });
 }
 
 function parse(v: unknown): unknown {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import { CredentialsExpired, CredentialsNotOwned, redactHref } from '@imagecache/errors';
-import type { JobSecret } from './catalog';
+import type { RequestAuth } from '@imagecache/contract';
+import { JOB_NAMES, JobSecretSchema, type JobSecret } from './catalog';
 import { keys } from './names';
 
 /** How long a job's credentials are kept at most (a job older than this fails for want of them). */
@@ -22,28 +23,29 @@ export class SecretStore {
   ) {}
 
   /**
-   * Stores the secret of job `owner` if there is one to keep; returns its reference and the hrefs as job data
-   * may show them.
+   * Stores the secret of job `secret.owner` if it holds anything to keep (an href with credentials, an auth);
+   * returns its reference, to put in the job's data.
    */
-  async stash(
-    owner: string,
-    hrefs: string[],
-    auth: (unknown | undefined)[],
-  ): Promise<{ ref?: string; shown: string[] }> {
-    const shown = hrefs.map(redactHref);
-    const needed = shown.some((s, i) => s !== hrefs[i]) || auth.some((a) => a !== undefined);
-    if (!needed) return { shown };
+  async stash(secret: JobSecret): Promise<string | undefined> {
+    const needed = hrefsOf(secret).some((h) => redactHref(h) !== h) || authsOf(secret).length > 0;
+    if (!needed) return undefined;
     const ref = randomUUID();
-    const secret: JobSecret = { owner, hrefs, auth };
     await this.redis.set(keys.secret(this.prefix, ref), JSON.stringify(secret), 'EX', SECRET_TTL_SECONDS);
-    return { ref, shown };
+    return ref;
   }
 
   /**
-   * The secret `ref` for job `jobId`. Throws CredentialsExpired when it is gone (dropped when the job finished,
-   * or past its TTL) and CredentialsNotOwned when it belongs to another job.
+   * The secret `ref` for job `jobId` (of `kind`, the job's name, when given). Throws CredentialsExpired when it
+   * is gone (dropped when the job finished, or past its TTL) and CredentialsNotOwned when it belongs to another
+   * job.
    */
-  async claim(ref: string, jobId: string | undefined): Promise<JobSecret> {
+  async claim<K extends JobSecret['kind']>(
+    ref: string,
+    jobId: string | undefined,
+    kind: K,
+  ): Promise<Extract<JobSecret, { kind: K }>>;
+  async claim(ref: string, jobId: string | undefined): Promise<JobSecret>;
+  async claim(ref: string, jobId: string | undefined, kind?: JobSecret['kind']): Promise<JobSecret> {
     const secret = await this.read(ref);
     if (!secret) {
       throw new CredentialsExpired(
@@ -52,7 +54,8 @@ export class SecretStore {
         { jobId },
       );
     }
-    if (secret.owner !== jobId) {
+    // A job's own secret is always of its kind: another kind can only be another job's.
+    if (secret.owner !== jobId || (kind !== undefined && secret.kind !== kind)) {
       throw new CredentialsNotOwned(
         `job ${jobId} names credentials that belong to another job: it gets none (a job added or duplicated ` +
           "on the board can't reuse another job's credentials; submit the request again with its own)",
@@ -60,6 +63,22 @@ export class SecretStore {
       );
     }
     return secret;
+  }
+
+  /**
+   * Stores `secret` again under its reference `ref` if the key is gone (lost with a Redis master in a failover, or
+   * released by a run whose completion was lost), for the same job added again by its caller. A secret still there
+   * is left as it is.
+   */
+  async restore(ref: string, secret: JobSecret): Promise<void> {
+    if (!/^[0-9a-f-]{36}$/i.test(ref)) return;
+    await this.redis.set(
+      keys.secret(this.prefix, ref),
+      JSON.stringify(secret),
+      'EX',
+      SECRET_TTL_SECONDS,
+      'NX',
+    );
   }
 
   /** Deletes the secret `ref` if it belongs to job `jobId` (another job's is left as it is). */
@@ -75,11 +94,26 @@ export class SecretStore {
     const raw = await this.redis.get(keys.secret(this.prefix, ref));
     if (raw === null) return undefined;
     try {
-      return JSON.parse(raw) as JobSecret;
+      // A record of another shape (an older version's, stored by position) is read as none: CredentialsExpired.
+      const parsed = JobSecretSchema.safeParse(JSON.parse(raw));
+      return parsed.success ? parsed.data : undefined;
     } catch {
       return undefined;
     }
   }
+}
+
+/** Every href a secret holds, whatever its kind. */
+function hrefsOf(secret: JobSecret): string[] {
+  if (secret.kind === JOB_NAMES.fetch)
+    return secret.expectedChecksum === undefined ? [secret.href] : [secret.href, secret.expectedChecksum];
+  return secret.images.map((i) => i.href);
+}
+
+/** Every auth a secret holds. */
+function authsOf(secret: JobSecret): RequestAuth[] {
+  const all = secret.kind === JOB_NAMES.fetch ? [secret.auth] : secret.images.map((i) => i.auth);
+  return all.filter((a) => a !== undefined);
 }
 
 /**
@@ -88,7 +122,7 @@ export class SecretStore {
  */
 export function secretTexts(secret: JobSecret): string[] {
   const out: string[] = [];
-  for (const href of secret.hrefs) {
+  for (const href of hrefsOf(secret)) {
     const shown = redactHref(href);
     if (shown === href) continue;
     out.push(href);
@@ -103,13 +137,7 @@ export function secretTexts(secret: JobSecret): string[] {
         out.push(given[i]!, safeDecode(given[i]!));
     });
   }
-  for (const a of secret.auth ?? []) {
-    if (a && typeof a === 'object') {
-      for (const [k, v] of Object.entries(a)) {
-        if (k !== 'type' && k !== 'username' && typeof v === 'string') out.push(v);
-      }
-    }
-  }
+  for (const a of authsOf(secret)) out.push(a.type === 'basic' ? a.password : a.token);
   return [...new Set(out)].filter((s) => s.length >= 3).sort((x, y) => y.length - x.length);
 }
 

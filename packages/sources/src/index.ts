@@ -1,5 +1,8 @@
 export { resolveSource } from './resolve';
-export { HttpSource, parseContentRange } from './http/http-source';
+export { HttpSource } from './http/http-source';
+export { parseContentRange } from './http/content-range';
+export { rangedGet } from './http/ranged-get';
+export type { RangedAnswer, ResumedRange } from './http/ranged-get';
 export { closeHttpConnections } from './http/dispatchers';
 export { fetchChecksumFile, DEFAULT_CHECKSUM_FILE_MAX_BYTES } from './http/checksum-file';
 export type { FetchChecksumOptions } from './http/checksum-file';

@@ -12,15 +12,7 @@ import {
   ImageFormatMismatch,
   type ImageCacheError,
 } from '@imagecache/errors';
-import { sourceOptionsFor } from '@imagecache/cli';
-import { parseHostConfig } from '@imagecache/config';
-import {
-  closeHttpConnections,
-  DEFAULT_OCI_DISK_TYPES,
-  OCI_DISK_TYPES_FOR_CONVERSION,
-  uuidv5Url,
-  type SourceOptions,
-} from '@imagecache/sources';
+import { closeHttpConnections, uuidv5Url, type SourceOptions } from '@imagecache/sources';
 import { tmpDir } from '@imagecache/testing';
 import { caught } from './helpers';
 import { startGlance, startRegistry, startTogether, type Glance, type Registry } from './servers/servers';
@@ -222,29 +214,6 @@ describe('engine: oci://', () => {
 });
 
 describe('CLI', () => {
-  it('wires the configuration into the sources (sourceOptionsFor)', () => {
-    const config = parseHostConfig({
-      caches: [
-        { name: 'instance', masterDir: '/m/a' },
-        { name: 'iso', masterDir: '/m/b', forceRaw: false },
-      ],
-      http: { inactivityTimeout: 0 },
-      imageService: { endpoint: 'http://glance.example:9292', auth: { type: 'token', token: 't' } },
-      oci: { platform: { architecture: 'arm64' }, registries: [{ host: 'r:5000', plainHttp: true }] },
-    });
-    const a = sourceOptionsFor(config, config.caches[0]);
-    expect(a).toMatchObject({
-      http: { inactivityTimeoutMs: 0 },
-      imageService: { endpoint: 'http://glance.example:9292', auth: { type: 'token', token: 't' } },
-      oci: {
-        platform: { architecture: 'arm64' },
-        diskTypes: OCI_DISK_TYPES_FOR_CONVERSION,
-        registries: [{ host: 'r:5000', plainHttp: true }],
-      },
-    });
-    expect(sourceOptionsFor(config, config.caches[1]).oci?.diskTypes).toEqual(DEFAULT_OCI_DISK_TYPES);
-  });
-
   function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
     return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
       if (!fs.existsSync(path.join(REPO_ROOT, 'apps/cli/dist/main.js'))) {

@@ -1,9 +1,9 @@
 // H3 (issue 11): a source that trickles bytes keeps the inactivity timeout happy; the minimum rate cuts it off.
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ImageDownloadFailed } from '@imagecache/errors';
 import { closeHttpConnections, DEFAULT_HTTP_OPTIONS, resolveSource } from '@imagecache/sources';
 import { caught, readAll } from './helpers';
+import { closeServer, listenLocal } from '@imagecache/testing';
 
 let server: http.Server;
 let base = '';
@@ -31,13 +31,11 @@ beforeAll(async () => {
     timers.add(t);
     res.on('close', () => clearInterval(t));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 afterAll(async () => {
   for (const t of timers) clearInterval(t);
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
   await closeHttpConnections();
 });
 

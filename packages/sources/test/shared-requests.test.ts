@@ -1,7 +1,6 @@
 // Issue 11, open items: a shared Keystone token request no single caller's cancel can abort; an OCI tag's
 // resolution that a cancel stops; a registry token cache that stays bounded.
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { OperationAborted } from '@imagecache/errors';
 import {
   clearRegistryTokens,
@@ -13,6 +12,7 @@ import {
   resolveSource,
 } from '@imagecache/sources';
 import { caught } from './helpers';
+import { closeServer, listenLocal } from '@imagecache/testing';
 
 /** Answers after `delayMs`; counts requests by path prefix. */
 let server: http.Server;
@@ -63,8 +63,7 @@ beforeAll(async () => {
       pendingTimers.add(t);
     } else answer();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 beforeEach(() => {
   counts.clear();
@@ -73,8 +72,7 @@ beforeEach(() => {
 });
 afterAll(async () => {
   for (const t of pendingTimers) clearTimeout(t);
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeServer(server);
   await closeHttpConnections();
 });
 

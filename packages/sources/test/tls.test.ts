@@ -1,11 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { ConfigError, ImageDownloadFailed } from '@imagecache/errors';
 import { closeHttpConnections, resolveSource } from '@imagecache/sources';
-import { tmpDir } from '@imagecache/testing';
+import { tmpDir, closeServer, listenLocal } from '@imagecache/testing';
 import { caught, readAll } from './helpers';
 
 // A self-signed certificate for 127.0.0.1, made with the openssl tool (skipped where it is missing).
@@ -58,12 +57,10 @@ beforeAll(async () => {
       res.end(req.method === 'HEAD' ? undefined : 'hello');
     },
   );
-  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', r));
-  base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server!);
 });
 afterAll(async () => {
-  server?.closeAllConnections();
-  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  await closeServer(server);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
   await closeHttpConnections();
 });

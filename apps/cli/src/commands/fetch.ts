@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { FetchRequestOptions } from '@imagecache/contract';
 import type { CacheSelection } from '../options';
 import type { RemoteFlags } from '../remote';
 import type { CommandContext } from '../program';
@@ -8,6 +9,21 @@ export interface FetchFlags extends CacheSelection, RemoteFlags {
   checksum?: string;
   checksumAlgo?: string;
   quiet?: boolean;
+}
+
+/**
+ * The fetch options the flags give. Typed with every option of the request (@imagecache/contract): an option
+ * added there is a compile error here until it has its flag.
+ */
+export function fetchOptionsFrom(flags: FetchFlags): {
+  [K in keyof Required<FetchRequestOptions>]: FetchRequestOptions[K] | undefined;
+} {
+  return {
+    forceRaw: flags.forceRaw,
+    expectedFormat: flags.expectedFormat,
+    expectedChecksum: flags.checksum,
+    expectedChecksumAlgo: flags.checksumAlgo,
+  };
 }
 
 export function registerFetch(program: Command, ctx: CommandContext): void {

@@ -1,24 +1,25 @@
 import { formatSize } from '@imagecache/config';
-import type { MasterEntry } from '@imagecache/core';
+import type { CacheListing } from '@imagecache/core';
 import { hostConfigFrom } from '../options';
-import { isRemote, requireCache, withClient } from '../remote';
+import { withHost } from '../remote';
 import type { CommandContext } from '../program';
 import type { LsFlags } from './ls';
 
 /** `imagecache ls`: the masters of each cache, least recently used first. */
 export async function runLs(ctx: CommandContext, flags: LsFlags): Promise<void> {
-  const listing: { cache: string; masterDir: string; masters: MasterEntry[] }[] = [];
-  if (isRemote(flags)) {
-    const cache = requireCache(flags);
-    const one = await withClient(flags, (client, host) => client.list({ host, cache, signal: ctx.signal }));
-    listing.push(one as unknown as (typeof listing)[number]);
-  } else {
-    const host = await ctx.openHost(hostConfigFrom(flags));
-    const caches = flags.cache ? [host.cache(flags.cache)] : host.registry.caches;
-    for (const cache of caches) {
-      listing.push({ cache: cache.name, masterDir: cache.masterDir, masters: await cache.list() });
-    }
-  }
+  if (flags.fleet) return (await import('./ls-fleet-run')).runLsFleet(ctx, flags);
+  const listing = await withHost(
+    ctx,
+    flags,
+    () => hostConfigFrom(flags),
+    async (host) => {
+      const caches = flags.cache ? [host.cache(flags.cache)] : host.caches;
+      const out: CacheListing[] = [];
+      for (const cache of caches) out.push(await cache.listing({ signal: ctx.signal }));
+      return out;
+    },
+    { needsCache: true },
+  );
   ctx.output.result({ caches: listing }, () =>
     listing
       .flatMap((c) => {

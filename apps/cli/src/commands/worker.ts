@@ -8,6 +8,8 @@ export interface WorkerFlags {
   heartbeatTtl: string;
   metricsPort?: string;
   metricsBind: string;
+  peerPort?: string;
+  peerBind?: string;
 }
 
 export function registerWorker(program: Command, ctx: CommandContext): void {
@@ -33,5 +35,10 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
       'serve /metrics, /healthz and /readyz on this port (default: not served)',
     )
     .option('--metrics-bind <address>', 'address of the metrics server', '127.0.0.1')
+    .option(
+      '--peer-port <port>',
+      "serve this host's published masters to the fleet on this port (default peers.port; not served without either)",
+    )
+    .option('--peer-bind <address>', 'address of the peer service (default peers.bind, 127.0.0.1)')
     .action(async (flags: WorkerFlags) => (await import('./worker-run')).runWorker(ctx, flags));
 }

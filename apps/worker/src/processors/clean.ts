@@ -4,17 +4,16 @@ import {
   CleanCachesJobDataSchema,
   CleanJobDataSchema,
   JOB_NAMES,
-  type JobSecret,
+  type CleanCachesSecret,
   type SecretStore,
 } from '@imagecache/queue';
-import type { ImageAuth } from '@imagecache/sources';
 import { failAttempt } from './outcome';
 
 /** One clean-up of a master folder. The queue runs one at a time across replicas; the engine's file lock fences it. */
 export function cleanProcessor(cache: ImageCache) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     if (job.name === JOB_NAMES.list) {
-      return { cache: cache.name, masterDir: cache.masterDir, masters: await cache.list() };
+      return cache.listing();
     }
     const data = CleanJobDataSchema.parse(job.data);
     try {
@@ -34,13 +33,12 @@ export function cleanProcessor(cache: ImageCache) {
 export function cleanCachesProcessor(registry: CacheRegistry, secrets: SecretStore) {
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     const data = CleanCachesJobDataSchema.parse(job.data);
-    let secret: JobSecret | undefined;
+    let secret: CleanCachesSecret | undefined;
     try {
-      if (data.credentialsRef) secret = await secrets.claim(data.credentialsRef, job.id);
-      const images = data.hrefs.map((href, i) => ({
-        href: secret?.hrefs[i] ?? href,
-        auth: secret?.auth?.[i] as ImageAuth | undefined,
-      }));
+      if (data.credentialsRef)
+        secret = await secrets.claim(data.credentialsRef, job.id, JOB_NAMES.cleanCaches);
+      // The secret holds the images as requested (the job data shows their hrefs redacted).
+      const images = secret?.images ?? data.hrefs.map((href) => ({ href }));
       const result = await registry.cleanUpCaches(data.directory, images, signal);
       if (data.credentialsRef) await secrets.release(data.credentialsRef, job.id).catch(() => undefined);
       return result;

@@ -1,7 +1,13 @@
 import type { Job } from 'bullmq';
+import { fetchOptionsOf } from '@imagecache/contract';
 import type { ImageCache } from '@imagecache/core';
-import { FetchJobDataSchema, type JobSecret, type ResultStore, type SecretStore } from '@imagecache/queue';
-import type { ImageAuth } from '@imagecache/sources';
+import {
+  FetchJobDataSchema,
+  JOB_NAMES,
+  type FetchSecret,
+  type ResultStore,
+  type SecretStore,
+} from '@imagecache/queue';
 import { StageReporter } from '../stage-reporter';
 import { failAttempt, isLastAttempt, SHUTDOWN } from './outcome';
 
@@ -14,16 +20,14 @@ export function fetchProcessor(cache: ImageCache, secrets: SecretStore, results?
   return async (job: Job, token?: string, signal?: AbortSignal) => {
     const data = FetchJobDataSchema.parse(job.data);
     const reporter = new StageReporter(job);
-    let secret: JobSecret | undefined;
+    let secret: FetchSecret | undefined;
     try {
       // Another job's reference, or one already dropped, fails here with a typed error: never anonymously.
-      if (data.credentialsRef) secret = await secrets.claim(data.credentialsRef, job.id);
-      const result = await cache.fetchImage(secret?.hrefs[0] ?? data.href, data.dest, {
-        forceRaw: data.forceRaw,
-        expectedFormat: data.expectedFormat,
-        expectedChecksum: secret?.hrefs[1] ?? data.expectedChecksum,
-        expectedChecksumAlgo: data.expectedChecksumAlgo,
-        auth: secret?.auth?.[0] as ImageAuth | undefined,
+      if (data.credentialsRef) secret = await secrets.claim(data.credentialsRef, job.id, JOB_NAMES.fetch);
+      const result = await cache.fetchImage(secret?.href ?? data.href, data.dest, {
+        ...fetchOptionsOf(data),
+        expectedChecksum: secret?.expectedChecksum ?? data.expectedChecksum,
+        auth: secret?.auth,
         signal,
         // Kept for the next attempt (or the replica a shutdown hands the job to); not when cancelled.
         keepPartial: () => !isLastAttempt(job) && !(signal?.aborted && signal.reason !== SHUTDOWN),

@@ -33,8 +33,9 @@ export async function failAttempt(
   // Only this job's own: another job's reference (CREDENTIALS_NOT_OWNED) leaves that job's credentials alone.
   const ref = (job.data as { credentialsRef?: string }).credentialsRef;
   if (final && ref && secrets) await secrets.release(ref, job.id).catch(() => undefined);
+  // BullMQ keeps the message as the job's failedReason (the board shows it): it leads with the code.
   if (!e.retryable || signal?.aborted) throw new UnrecoverableError(`${e.code}: ${e.message}`);
-  throw new Error(`${e.code}: ${e.message}`);
+  throw deserializeError({ ...e.toJSON(), message: `${e.code}: ${e.message}` });
 }
 
 /** The same error with every occurrence of the given texts replaced by ***. */

@@ -10,8 +10,9 @@ import {
 import { parseImageServiceId, safeHrefOf } from '../href';
 import { isOk, jsonOf, labelOf, requestFollowing } from '../http/client';
 import { dispatchersFor, type Dispatchers } from '../http/dispatchers';
-import { basicHeader, parseContentRange } from '../http/http-source';
-import { contentLength, contextFor, header, type HttpResponse, type RequestContext } from '../http/request';
+import { basicHeader } from '../http/http-source';
+import { rangedGet } from '../http/ranged-get';
+import { contentLength, contextFor, type HttpResponse, type RequestContext } from '../http/request';
 import { statusError } from '../http/status';
 import {
   resolveHttpOptions,
@@ -135,22 +136,15 @@ export class GlanceSource implements ImageSource {
   async open(opts: OpenOptions = {}): Promise<ImageBody> {
     const info = this.info ?? (await this.show({ signal: opts.signal }));
     const offset = opts.offset ?? 0;
-    // The data of an id never changes: a plain Range resumes safely.
-    const res = await this.call(`/v2/images/${this.imageId}/file`, {
-      stream: true,
-      signal: opts.signal,
-      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-    });
+    // The data of an id never changes: a plain Range (no If-Range) resumes safely.
+    const { res, resumed } = await rangedGet(
+      (headers) =>
+        this.call(`/v2/images/${this.imageId}/file`, { stream: true, signal: opts.signal, headers }),
+      offset,
+    );
     const body = res.body;
     const what = `GET ${labelOf(res.url)}`;
-    if (res.status === 206 && body && offset > 0) {
-      const range = parseContentRange(header(res.headers, 'content-range'));
-      if (range && range.start === offset)
-        return { stream: body, start: offset, totalSize: range.total, info };
-      body.destroy();
-      return this.open({ signal: opts.signal });
-    }
-    if (res.status === 416 && offset > 0) return this.open({ signal: opts.signal });
+    if (resumed && body) return { stream: body, start: resumed.start, totalSize: resumed.totalSize, info };
     if (res.status === 200 && body) {
       const length = contentLength(res.headers);
       if (length === 0) {

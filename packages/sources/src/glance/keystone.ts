@@ -55,7 +55,9 @@ export class KeystoneSession {
   async token(signal?: AbortSignal): Promise<KeystoneToken> {
     const cur = this.current;
     if (cur && this.now() < cur.refreshAt) return cur;
-    signal?.throwIfAborted();
+    // Typed, whatever the signal's reason: a caller's abort is OperationAborted (exit 130, HTTP 409).
+    if (signal?.aborted)
+      throw new OperationAborted('cancelled while waiting for a Keystone token', { cause: signal.reason });
     let pending = this.pending;
     if (!pending) {
       const controller = new AbortController();

@@ -13,6 +13,7 @@ import {
   type HttpResponse,
   type RequestContext,
 } from './request';
+import { rangedGet } from './ranged-get';
 import { statusError } from './status';
 
 /** How long a GET made by show() (HEAD refused) waits for open() before it is dropped. */
@@ -104,22 +105,18 @@ export class HttpSource implements ImageSource {
     }
     this.close();
     const validator = opts.validator;
+    // Only a strong validator says the bytes are the same: without one, a resume could splice two files.
     const resume = offset > 0 && !!validator && !validator.startsWith('W/');
-    const headers: Record<string, string> = resume
-      ? { range: `bytes=${offset}-`, 'if-range': validator }
-      : {};
-    const res = await this.request('GET', headers, opts.signal);
+    const { res, resumed } = await rangedGet(
+      (headers) => this.request('GET', headers, opts.signal),
+      resume ? offset : 0,
+      validator,
+    );
     const body = res.body;
-    if (resume && res.status === 206 && body) {
-      const range = parseContentRange(header(res.headers, 'content-range'));
-      if (range && range.start === offset) {
-        const info = this.infoFrom(res, range.total);
-        return { stream: body, start: offset, totalSize: range.total, info };
-      }
-      body.destroy();
-      return this.open({ signal: opts.signal });
+    if (resumed && body) {
+      const info = this.infoFrom(res, resumed.totalSize);
+      return { stream: body, start: resumed.start, totalSize: resumed.totalSize, info };
     }
-    if (resume && res.status === 416) return this.open({ signal: opts.signal });
     if ((res.status === 200 || res.status === 203) && body) {
       const info = this.infoFrom(res);
       return { stream: body, start: 0, totalSize: info.size, info };
@@ -221,16 +218,4 @@ export function basicHeader(username: string, password: string): string {
 
 function lastSegment(url: URL): string {
   return decode(url.pathname.split('/').pop() ?? '');
-}
-
-/** `bytes START-END/TOTAL` (TOTAL may be `*`). */
-export function parseContentRange(
-  v: string | undefined,
-): { start: number; end: number; total?: number } | undefined {
-  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/i.exec(v?.trim() ?? '');
-  if (!m) return undefined;
-  const start = Number(m[1]);
-  const end = Number(m[2]);
-  if (end < start) return undefined;
-  return { start, end, total: m[3] === '*' ? undefined : Number(m[3]) };
 }

@@ -4,7 +4,7 @@ import { ImageChecksumError, ImageDownloadFailed, ImageNotFound, InvalidImage } 
 import { safeHrefOf } from '../href';
 import { isOk, jsonOf, labelOf, requestFollowing } from '../http/client';
 import { dispatchersFor, type Dispatchers } from '../http/dispatchers';
-import { parseContentRange } from '../http/http-source';
+import { rangedGet } from '../http/ranged-get';
 import { contentLength, contextFor, header, type HttpResponse, type RequestContext } from '../http/request';
 import { statusError } from '../http/status';
 import {
@@ -171,23 +171,20 @@ export class OciSource implements ImageSource {
     const info = this.info ?? (await this.show({ signal: opts.signal }));
     const layer = this.resolved!.layer;
     const offset = opts.offset ?? 0;
-    // Content-addressed: a plain Range resumes safely. Redirects (blob storage) are followed, credentials kept
-    // for the registry's own origin only.
-    const res = await this.call(`blobs/${layer.digest.text}`, {
-      accept: '*/*',
-      stream: true,
-      signal: opts.signal,
-      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-    });
+    // Content-addressed: a plain Range (no If-Range) resumes safely. Redirects (blob storage) are followed,
+    // credentials kept for the registry's own origin only.
+    const { res, resumed } = await rangedGet(
+      (headers) =>
+        this.call(`blobs/${layer.digest.text}`, {
+          accept: '*/*',
+          stream: true,
+          signal: opts.signal,
+          headers,
+        }),
+      offset,
+    );
     const body = res.body;
-    if (res.status === 206 && body && offset > 0) {
-      const range = parseContentRange(header(res.headers, 'content-range'));
-      if (range && range.start === offset)
-        return { stream: body, start: offset, totalSize: range.total, info };
-      body.destroy();
-      return this.open({ signal: opts.signal });
-    }
-    if (res.status === 416 && offset > 0) return this.open({ signal: opts.signal });
+    if (resumed && body) return { stream: body, start: resumed.start, totalSize: resumed.totalSize, info };
     if (res.status === 200 && body) {
       return { stream: body, start: 0, totalSize: contentLength(res.headers) ?? info.size, info };
     }

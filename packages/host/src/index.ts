@@ -1,0 +1,1 @@
+export { Host, openHost, sourceOptionsFor } from './host';
