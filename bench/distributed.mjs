@@ -125,7 +125,7 @@ export async function distributedCases(ctx) {
 /** `imagecache worker --config FILE`, resolved once it says "serving"; stop() sends SIGTERM and waits. */
 export async function startWorker(configFile, { profDir } = {}) {
   const args = ['worker', '--config', configFile, '--grace', '5'];
-  // --cpu-prof is refused in NODE_OPTIONS: then node runs the CLI's main.js (what bin/imagecache execs) itself.
+  // --cpu-prof is refused in NODE_OPTIONS: then node runs the CLI's unbundled main.js itself (readable profiles).
   const [cmd, argv] = profDir
     ? [
         process.execPath,

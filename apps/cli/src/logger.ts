@@ -4,10 +4,21 @@ import { UsageError } from '@imagecache/errors';
 import type { Logger } from '@imagecache/core';
 
 const METHODS = ['debug', 'info', 'warn', 'error'] as const;
+/** pino's level numbers: a line below the level is dropped here, without loading pino for it. */
+const SEVERITY: Readonly<Record<string, number>> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: Infinity,
+};
 
 /**
  * Logs go to stderr (stdout is for results); secrets are redacted wherever they might sit. pino is loaded by the
- * first line logged: a verb that logs nothing (a cache hit at the default level) doesn't pay for it.
+ * first line logged at or above the level: a verb that logs nothing (a hit, or a miss whose only line is an info
+ * one, at the default level) doesn't pay for it.
  */
 export function createLogger(level: string): Logger {
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -16,6 +27,10 @@ export function createLogger(level: string): Logger {
   let real: Logger | undefined;
   const logger = {} as Logger;
   for (const m of METHODS) {
+    if (SEVERITY[m]! < SEVERITY[level]!) {
+      logger[m] = () => undefined;
+      continue;
+    }
     logger[m] = (obj, msg) => {
       real ??= pinoLogger(level);
       if (msg === undefined) real[m](obj);

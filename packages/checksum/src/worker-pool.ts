@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { isSharedArrayBuffer } from 'node:util/types';
-import { Worker } from 'node:worker_threads';
+import type * as WorkerThreads from 'node:worker_threads';
 
 /*
  * A small pool of hashing threads shared by every StreamHasher of the process.
@@ -173,7 +173,7 @@ export class HashChannel {
 
 /** @internal one worker thread of the pool */
 export class PoolWorker {
-  readonly worker: Worker;
+  readonly worker: WorkerThreads.Worker;
   /** Channels that may still receive replies. */
   private readonly channels = new Map<number, HashChannel>();
   /** Open hashers pinned here (for choosing the least loaded worker). */
@@ -183,6 +183,9 @@ export class PoolWorker {
   dead: Error | undefined;
 
   constructor(private readonly onDeath: (w: PoolWorker) => void) {
+    // Loaded by the first hashing thread: a hit, or a small image hashed on the main thread, never needs it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Worker } = require('node:worker_threads') as typeof WorkerThreads;
     this.worker = new Worker(WORKER_SOURCE, { eval: true, name: 'imagecache-hash' });
     this.worker.on('message', (m: Reply) => this.onReply(m));
     this.worker.on('error', (e: Error) => this.die(new HashWorkerError(`hash worker failed: ${e.message}`)));

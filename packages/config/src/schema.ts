@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import { en } from 'zod/locales';
 import {
   DEFAULTS,
   IMAGE_FORMATS,
@@ -16,31 +17,37 @@ import {
 import { trySize, tryDuration } from './units';
 import { CACHE_NAME, CACHE_NAME_RULE, HOST_NAME, HOST_NAME_RULE } from './names';
 
+// English messages for the issues validate.ts's map leaves to zod (zod/mini sets no locale of its own).
+z.config(en());
+
+/** A value `convert` turns into its output, or refuses with a message. */
+function converted<I = unknown, O = number>(
+  convert: (v: I) => { ok: true; value: O } | { ok: false; message: string },
+) {
+  return z.pipe(
+    z.custom<I>(() => true),
+    z.transform((v: I, ctx) => {
+      const r = convert(v);
+      if (r.ok) return r.value;
+      ctx.issues.push({ code: 'custom', message: r.message, input: v });
+      return z.NEVER;
+    }),
+  );
+}
+
+const nonEmpty = () => z.string().check(z.minLength(1));
+
 // ---------------------------------------------------------------------------------------------------------------
 // Field types
 
 /** A size: bytes (number or digits) or a number with a unit (`500MiB`, `20GiB`, `100M`). Output: bytes. */
 function sizeField() {
-  return z
-    .custom<string | number>(() => true)
-    .transform((v, ctx) => {
-      const r = trySize(v);
-      if (r.ok) return r.value;
-      ctx.addIssue({ code: 'custom', message: r.message });
-      return z.NEVER;
-    });
+  return converted((v) => trySize(v));
 }
 
 /** A duration: seconds (number or digits) or units (`30s`, `15m`, `1h`, `7d`). Output: seconds. */
 function durationField() {
-  return z
-    .custom<string | number>(() => true)
-    .transform((v, ctx) => {
-      const r = tryDuration(v);
-      if (r.ok) return r.value;
-      ctx.addIssue({ code: 'custom', message: r.message });
-      return z.NEVER;
-    });
+  return converted((v) => tryDuration(v));
 }
 
 /** Removes trailing slashes and `.`/`..` segments, so equal folders compare equal. */
@@ -60,74 +67,76 @@ function canonicalIfExists(dir: string): string {
 
 /** An absolute path, normalized. */
 function absolutePath() {
-  return z
-    .string()
-    .min(1)
-    .superRefine((p, ctx) => {
-      if (!path.isAbsolute(p))
-        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(p)} is not an absolute path` });
-      else if (p.includes('\0'))
-        ctx.addIssue({ code: 'custom', message: 'must not contain a NUL character' });
-    })
-    .transform(normalizeDir);
+  return z.pipe(
+    z.string().check(
+      z.minLength(1),
+      z.superRefine((p, ctx) => {
+        if (!path.isAbsolute(p))
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(p)} is not an absolute path` });
+        else if (p.includes('\0'))
+          ctx.addIssue({ code: 'custom', message: 'must not contain a NUL character' });
+      }),
+    ),
+    z.transform(normalizeDir),
+  );
 }
 
-const formatList = z
-  .array(z.enum(IMAGE_FORMATS))
-  .min(1)
-  .transform((l) => [...new Set(l)]);
+const formatList = z.pipe(
+  z.array(z.enum(IMAGE_FORMATS)).check(z.minLength(1)),
+  z.transform((l: ImageFormat[]) => [...new Set(l)]),
+);
 
 const PRIORITY_HINT = `must be an integer or one of ${Object.entries(PRIORITY_PRESETS)
   .map(([k, v]) => `${k} (${v})`)
   .join(', ')}`;
 
-const priorityField = z
-  .custom<number | keyof typeof PRIORITY_PRESETS>(() => true)
-  .transform((v, ctx) => {
-    if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
-    if (typeof v === 'string' && Object.hasOwn(PRIORITY_PRESETS, v)) return PRIORITY_PRESETS[v];
-    ctx.addIssue({ code: 'custom', message: PRIORITY_HINT });
-    return z.NEVER;
-  });
+const priorityField = converted<number | keyof typeof PRIORITY_PRESETS>((v) => {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return { ok: true, value: v };
+  if (typeof v === 'string' && Object.hasOwn(PRIORITY_PRESETS, v))
+    return { ok: true, value: PRIORITY_PRESETS[v as keyof typeof PRIORITY_PRESETS] };
+  return { ok: false, message: PRIORITY_HINT };
+});
 
 // ---------------------------------------------------------------------------------------------------------------
 // Objects
 
 const BasicAuthSchema = z.strictObject({
   type: z.literal('basic'),
-  username: z.string().min(1),
+  username: z.string().check(z.minLength(1)),
   password: z.string(),
 });
 const BearerAuthSchema = z.strictObject({
   type: z.literal('bearer'),
-  token: z.string().min(1),
+  token: z.string().check(z.minLength(1)),
 });
 export const AuthSchema = z.discriminatedUnion('type', [BasicAuthSchema, BearerAuthSchema]);
 
 /** An origin (`https://images.example:443`): scheme, host and port (default ports may be left out), no more. */
 export function originField() {
-  return z
-    .string()
-    .superRefine((o, ctx) => {
-      let url: URL | undefined;
-      try {
-        url = new URL(o);
-      } catch {
-        url = undefined;
-      }
-      const bare =
-        url !== undefined &&
-        ['http:', 'https:'].includes(url.protocol) &&
-        !url.username &&
-        !url.password &&
-        url.pathname === '/' &&
-        !o.endsWith('/') &&
-        !url.search &&
-        !url.hash;
-      if (!bare)
-        ctx.addIssue({ code: 'custom', message: 'must be an origin: http(s)://HOST[:PORT], no path' });
-    })
-    .transform((o) => new URL(o).origin);
+  return z.pipe(
+    z.string().check(
+      z.superRefine((o, ctx) => {
+        let url: URL | undefined;
+        try {
+          url = new URL(o);
+        } catch {
+          url = undefined;
+        }
+        const bare =
+          url !== undefined &&
+          ['http:', 'https:'].includes(url.protocol) &&
+          !url.username &&
+          !url.password &&
+          url.pathname === '/' &&
+          !o.endsWith('/') &&
+          !url.search &&
+          !url.hash;
+        if (!bare)
+          ctx.addIssue({ code: 'custom', message: 'must be an origin: http(s)://HOST[:PORT], no path' });
+      }),
+    ),
+    z.transform((o: string) => new URL(o).origin),
+  );
 }
 
 /**
@@ -141,90 +150,96 @@ const authOrigins = z
         ? 'is required: list the origins these credentials may be sent to (e.g. [https://images.example:443])'
         : undefined,
   })
-  .min(1);
+  .check(z.minLength(1));
 
 /** Credentials configured for http(s) downloads (`http.auth`, `caches[].auth`), bound to origins. */
 export const OriginAuthSchema = z.discriminatedUnion('type', [
-  BasicAuthSchema.extend({ origins: authOrigins }),
-  BearerAuthSchema.extend({ origins: authOrigins }),
+  z.extend(BasicAuthSchema, { origins: authOrigins }),
+  z.extend(BearerAuthSchema, { origins: authOrigins }),
 ]);
 
 export const CacheSchema = z.strictObject({
-  name: z.string().regex(CACHE_NAME, { error: CACHE_NAME_RULE }),
-  masterDir: absolutePath().refine((p) => p !== '/', { error: 'must not be the root folder' }),
-  cacheSize: sizeField().default(DEFAULTS.cacheSize),
-  cacheTtl: durationField().default(DEFAULTS.cacheTtl),
-  priority: priorityField.optional(),
-  forceRaw: z.boolean().default(DEFAULTS.forceRaw),
-  validate: z.boolean().default(DEFAULTS.validate),
-  permittedFormats: formatList.optional(),
+  name: z.string().check(z.regex(CACHE_NAME, { error: CACHE_NAME_RULE })),
+  masterDir: absolutePath().check(z.refine((p) => p !== '/', { error: 'must not be the root folder' })),
+  cacheSize: z._default(sizeField(), DEFAULTS.cacheSize),
+  cacheTtl: z._default(durationField(), DEFAULTS.cacheTtl),
+  priority: z.optional(priorityField),
+  forceRaw: z._default(z.boolean(), DEFAULTS.forceRaw),
+  validate: z._default(z.boolean(), DEFAULTS.validate),
+  permittedFormats: z.optional(formatList),
   /** Credentials for this cache's http(s) downloads; a request's own auth wins, this wins over http.auth. */
-  auth: OriginAuthSchema.optional(),
+  auth: z.optional(OriginAuthSchema),
 });
 
 /** A network in CIDR form (`10.0.0.0/8`, `fd00::/8`) or a bare address. */
-const networkField = z.string().superRefine((text, ctx) => {
-  const m = /^\[?([^/\s\]]+)\]?(?:\/(\d{1,3}))?$/.exec(text.trim());
-  const family = m ? net.isIP(m[1]!) : 0;
-  const prefix = m?.[2] === undefined ? 0 : Number(m[2]);
-  if (family === 0 || prefix > (family === 4 ? 32 : 128))
-    ctx.addIssue({
-      code: 'custom',
-      message: `${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)`,
-    });
-});
+const networkField = z.string().check(
+  z.superRefine((text, ctx) => {
+    const m = /^\[?([^/\s\]]+)\]?(?:\/(\d{1,3}))?$/.exec(text.trim());
+    const family = m ? net.isIP(m[1]!) : 0;
+    const prefix = m?.[2] === undefined ? 0 : Number(m[2]);
+    if (family === 0 || prefix > (family === 4 ? 32 : 128))
+      ctx.addIssue({
+        code: 'custom',
+        message: `${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)`,
+      });
+  }),
+);
 
 export const HttpSchema = z.strictObject({
-  inactivityTimeout: durationField().default(DEFAULTS.httpInactivityTimeout),
+  inactivityTimeout: z._default(durationField(), DEFAULTS.httpInactivityTimeout),
   /** Bytes per second (units allowed: `1KiB`); 0 turns the minimum rate off. */
-  minRate: sizeField().default(DEFAULTS.httpMinRate),
-  minRateWindow: durationField().default(DEFAULTS.httpMinRateWindow),
-  blockedNetworks: z.array(networkField).default(() => []),
-  allowHttpsToHttpRedirect: z.boolean().default(DEFAULTS.allowHttpsToHttpRedirect),
-  connectTimeout: durationField().default(DEFAULTS.httpConnectTimeout),
-  verifyTls: z.boolean().default(DEFAULTS.verifyTls),
-  caFile: absolutePath().optional(),
-  minTlsVersion: z.enum(TLS_VERSIONS).default(DEFAULTS.minTlsVersion),
-  auth: OriginAuthSchema.optional(),
+  minRate: z._default(sizeField(), DEFAULTS.httpMinRate),
+  minRateWindow: z._default(durationField(), DEFAULTS.httpMinRateWindow),
+  blockedNetworks: z._default(z.array(networkField), () => []),
+  allowHttpsToHttpRedirect: z._default(z.boolean(), DEFAULTS.allowHttpsToHttpRedirect),
+  connectTimeout: z._default(durationField(), DEFAULTS.httpConnectTimeout),
+  verifyTls: z._default(z.boolean(), DEFAULTS.verifyTls),
+  caFile: z.optional(absolutePath()),
+  minTlsVersion: z._default(z.enum(TLS_VERSIONS), DEFAULTS.minTlsVersion),
+  auth: z.optional(OriginAuthSchema),
 });
 
 /** An http(s) URL (never quoted in errors: it may carry credentials). */
 function httpUrl() {
-  return z.string().superRefine((u, ctx) => {
-    let ok = false;
-    try {
-      ok = ['http:', 'https:'].includes(new URL(u).protocol);
-    } catch {
-      ok = false;
-    }
-    if (!ok) ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
-  });
+  return z.string().check(
+    z.superRefine((u, ctx) => {
+      let ok = false;
+      try {
+        ok = ['http:', 'https:'].includes(new URL(u).protocol);
+      } catch {
+        ok = false;
+      }
+      if (!ok) ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
+    }),
+  );
 }
 
 const NoneAuthSchema = z.strictObject({ type: z.literal('none') });
-const TokenAuthSchema = z.strictObject({ type: z.literal('token'), token: z.string().min(1) });
+const TokenAuthSchema = z.strictObject({ type: z.literal('token'), token: nonEmpty() });
 const KeystoneAuthSchema = z
   .strictObject({
     type: z.literal('keystone'),
     authUrl: httpUrl(),
-    username: z.string().min(1),
+    username: nonEmpty(),
     password: z.string(),
-    userDomainName: z.string().min(1).optional(),
-    userDomainId: z.string().min(1).optional(),
-    projectName: z.string().min(1).optional(),
-    projectId: z.string().min(1).optional(),
-    projectDomainName: z.string().min(1).optional(),
-    projectDomainId: z.string().min(1).optional(),
+    userDomainName: z.optional(nonEmpty()),
+    userDomainId: z.optional(nonEmpty()),
+    projectName: z.optional(nonEmpty()),
+    projectId: z.optional(nonEmpty()),
+    projectDomainName: z.optional(nonEmpty()),
+    projectDomainId: z.optional(nonEmpty()),
   })
-  .superRefine((a, ctx) => {
-    const both = (x: string, y: string) =>
-      ctx.addIssue({ code: 'custom', path: [y], message: `give ${x} or ${y}, not both` });
-    if (a.userDomainName !== undefined && a.userDomainId !== undefined)
-      both('userDomainName', 'userDomainId');
-    if (a.projectName !== undefined && a.projectId !== undefined) both('projectName', 'projectId');
-    if (a.projectDomainName !== undefined && a.projectDomainId !== undefined)
-      both('projectDomainName', 'projectDomainId');
-  });
+  .check(
+    z.superRefine((a, ctx) => {
+      const both = (x: string, y: string) =>
+        ctx.addIssue({ code: 'custom', path: [y], message: `give ${x} or ${y}, not both` });
+      if (a.userDomainName !== undefined && a.userDomainId !== undefined)
+        both('userDomainName', 'userDomainId');
+      if (a.projectName !== undefined && a.projectId !== undefined) both('projectName', 'projectId');
+      if (a.projectDomainName !== undefined && a.projectDomainId !== undefined)
+        both('projectDomainName', 'projectDomainId');
+    }),
+  );
 export const ImageServiceAuthSchema = z.discriminatedUnion('type', [
   NoneAuthSchema,
   TokenAuthSchema,
@@ -232,51 +247,58 @@ export const ImageServiceAuthSchema = z.discriminatedUnion('type', [
 ]);
 
 export const ImageServiceSchema = z.strictObject({
-  endpoint: httpUrl().optional(),
-  auth: ImageServiceAuthSchema.default({ type: 'none' }),
-  interface: z.enum(['public', 'internal', 'admin']).default(DEFAULTS.imageServiceInterface),
-  region: z.string().min(1).optional(),
+  endpoint: z.optional(httpUrl()),
+  auth: z._default(ImageServiceAuthSchema, { type: 'none' }),
+  interface: z._default(z.enum(['public', 'internal', 'admin']), DEFAULTS.imageServiceInterface),
+  region: z.optional(nonEmpty()),
 });
 
 /** `HOST[:PORT]` as an oci:// href names the registry. */
 const REGISTRY_HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$/;
 
 export const OciRegistrySchema = z.strictObject({
-  host: z.string().regex(REGISTRY_HOST, { error: 'must be HOST or HOST:PORT, as in the oci:// href' }),
-  auth: AuthSchema.optional(),
-  plainHttp: z.boolean().optional(),
-  caFile: absolutePath().optional(),
-  verifyTls: z.boolean().optional(),
+  host: z
+    .string()
+    .check(z.regex(REGISTRY_HOST, { error: 'must be HOST or HOST:PORT, as in the oci:// href' })),
+  auth: z.optional(AuthSchema),
+  plainHttp: z.optional(z.boolean()),
+  caFile: z.optional(absolutePath()),
+  verifyTls: z.optional(z.boolean()),
 });
 
 export const OciPlatformSchema = z.strictObject({
-  architecture: z.string().min(1).optional(),
-  os: z.string().min(1).optional(),
+  architecture: z.optional(nonEmpty()),
+  os: z.optional(nonEmpty()),
 });
 
 export const OciSchema = z.strictObject({
-  platform: OciPlatformSchema.prefault({}),
+  platform: z.prefault(OciPlatformSchema, {}),
   /** Token services trusted on another scheme or host than their registry's. */
-  allowedTokenRealms: z.array(originField()).optional(),
-  diskTypes: z.array(z.string().min(1)).min(1).optional(),
+  allowedTokenRealms: z.optional(z.array(originField())),
+  diskTypes: z.optional(z.array(nonEmpty()).check(z.minLength(1))),
   registries: z
-    .array(OciRegistrySchema)
-    .default(() => [])
-    .superRefine((list, ctx) => {
-      const seen = new Map<string, number>();
-      list.forEach((r, i) => {
-        const k = r.host.toLowerCase();
-        const first = seen.get(k);
-        if (first !== undefined)
-          ctx.addIssue({ code: 'custom', path: [i, 'host'], message: `is used by registries[${first}] too` });
-        else seen.set(k, i);
-      });
-    }),
+    ._default(z.array(OciRegistrySchema), () => [])
+    .check(
+      z.superRefine((list, ctx) => {
+        const seen = new Map<string, number>();
+        list.forEach((r, i) => {
+          const k = r.host.toLowerCase();
+          const first = seen.get(k);
+          if (first !== undefined)
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'host'],
+              message: `is used by registries[${first}] too`,
+            });
+          else seen.set(k, i);
+        });
+      }),
+    ),
 });
 
 export const FileSchema = z.strictObject({
-  allowedRoots: z.array(absolutePath()).default(() => [...DEFAULTS.fileRoots]),
-  allowHardLinks: z.boolean().default(DEFAULTS.fileAllowHardLinks),
+  allowedRoots: z._default(z.array(absolutePath()), () => [...DEFAULTS.fileRoots]),
+  allowHardLinks: z._default(z.boolean(), DEFAULTS.fileAllowHardLinks),
 });
 
 /**
@@ -284,68 +306,74 @@ export const FileSchema = z.strictObject({
  * the part that exists) so what is shown is what is enforced; the engine resolves them again at use.
  */
 export const DestinationsSchema = z.strictObject({
-  allowedRoots: z
-    .array(absolutePath().transform(canonicalIfExists))
-    .min(1, { error: 'must list at least one folder (or leave the key out)' })
-    .optional(),
-  unrestricted: z.boolean().default(DEFAULTS.destinationsUnrestricted),
+  allowedRoots: z.optional(
+    z
+      .array(z.pipe(absolutePath(), z.transform(canonicalIfExists)))
+      .check(z.minLength(1, { error: 'must list at least one folder (or leave the key out)' })),
+  ),
+  unrestricted: z._default(z.boolean(), DEFAULTS.destinationsUnrestricted),
 });
 
 export const QemuImgSchema = z.strictObject({
-  memoryCap: sizeField().default(DEFAULTS.qemuImgMemoryCap),
+  memoryCap: z._default(sizeField(), DEFAULTS.qemuImgMemoryCap),
 });
 
 const RedisNodeSchema = z.strictObject({
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).default(6379),
+  host: nonEmpty(),
+  port: z._default(z.number().check(z.int(), z.minimum(1), z.maximum(65535)), 6379),
 });
 
 const REDIS_SHAPES = 'give exactly one of url, sentinels (with name) or cluster';
 
-export const RedisSchema = z
+const RedisObjectSchema = z
   .strictObject({
-    url: z.string().optional(),
-    sentinels: z.array(RedisNodeSchema).min(1).optional(),
-    name: z.string().min(1).optional(),
-    cluster: z.array(RedisNodeSchema).min(1).optional(),
-    username: z.string().optional(),
-    password: z.string().optional(),
-    db: z.number().int().min(0).optional(),
-    tls: z.boolean().optional(),
-    prefix: z.string().min(1).default(DEFAULTS.redisPrefix),
+    url: z.optional(z.string()),
+    sentinels: z.optional(z.array(RedisNodeSchema).check(z.minLength(1))),
+    name: z.optional(nonEmpty()),
+    cluster: z.optional(z.array(RedisNodeSchema).check(z.minLength(1))),
+    username: z.optional(z.string()),
+    password: z.optional(z.string()),
+    db: z.optional(z.number().check(z.int(), z.minimum(0))),
+    tls: z.optional(z.boolean()),
+    prefix: z._default(nonEmpty(), DEFAULTS.redisPrefix),
   })
-  .superRefine((r, ctx) => {
-    const shapes = [r.url, r.sentinels, r.cluster].filter((x) => x !== undefined).length;
-    if (shapes !== 1) ctx.addIssue({ code: 'custom', message: REDIS_SHAPES });
-    if (r.url !== undefined) {
-      // Never quote the URL: it may carry a password.
-      let ok = false;
-      try {
-        ok = ['redis:', 'rediss:'].includes(new URL(r.url).protocol);
-      } catch {
-        ok = false;
+  .check(
+    z.superRefine((r, ctx) => {
+      const shapes = [r.url, r.sentinels, r.cluster].filter((x) => x !== undefined).length;
+      if (shapes !== 1) ctx.addIssue({ code: 'custom', message: REDIS_SHAPES });
+      if (r.url !== undefined) {
+        // Never quote the URL: it may carry a password.
+        let ok = false;
+        try {
+          ok = ['redis:', 'rediss:'].includes(new URL(r.url).protocol);
+        } catch {
+          ok = false;
+        }
+        if (!ok)
+          ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be a redis:// or rediss:// URL' });
       }
-      if (!ok)
-        ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be a redis:// or rediss:// URL' });
-    }
-    if (r.sentinels !== undefined && r.name === undefined)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['name'],
-        message: 'is required with sentinels (the master group name)',
-      });
-    if (r.sentinels === undefined && r.name !== undefined)
-      ctx.addIssue({ code: 'custom', path: ['name'], message: 'is only meaningful with sentinels' });
-    if (r.cluster !== undefined && r.db !== undefined)
-      ctx.addIssue({ code: 'custom', path: ['db'], message: 'Redis Cluster has no databases but 0' });
-    if (r.cluster !== undefined && !/\{[^}]+\}/.test(r.prefix))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['prefix'],
-        message: 'must contain a hash tag such as {imagecache} with Redis Cluster',
-      });
-  })
-  .transform((r): RedisConfig => {
+      if (r.sentinels !== undefined && r.name === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['name'],
+          message: 'is required with sentinels (the master group name)',
+        });
+      if (r.sentinels === undefined && r.name !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['name'], message: 'is only meaningful with sentinels' });
+      if (r.cluster !== undefined && r.db !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['db'], message: 'Redis Cluster has no databases but 0' });
+      if (r.cluster !== undefined && !/\{[^}]+\}/.test(r.prefix))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prefix'],
+          message: 'must contain a hash tag such as {imagecache} with Redis Cluster',
+        });
+    }),
+  );
+
+export const RedisSchema = z.pipe(
+  RedisObjectSchema,
+  z.transform((r: z.output<typeof RedisObjectSchema>): RedisConfig => {
     const common = {
       prefix: r.prefix,
       ...(r.username !== undefined && { username: r.username }),
@@ -357,7 +385,8 @@ export const RedisSchema = z
       return { mode: 'sentinel', sentinels: r.sentinels, name: r.name ?? '', ...db, ...common };
     if (r.cluster) return { mode: 'cluster', cluster: r.cluster, ...common };
     return { mode: 'standalone', url: r.url ?? '', ...db, ...common };
-  });
+  }),
+);
 
 /** A fleet group (rack, zone): it ends up in Redis keys. */
 const PEER_GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -366,72 +395,73 @@ export const PeersTlsSchema = z.strictObject({
   certFile: absolutePath(),
   keyFile: absolutePath(),
   /** The CA the other hosts' peer certificates are checked against (else the system's roots). */
-  caFile: absolutePath().optional(),
+  caFile: z.optional(absolutePath()),
 });
 
 /** Fleet mode: the peer service and how hosts take masters from each other (issue 12). */
 export const PeersSchema = z.strictObject({
-  enabled: z.boolean().default(DEFAULTS.peersEnabled),
+  enabled: z._default(z.boolean(), DEFAULTS.peersEnabled),
   /** Shared by the hosts of a fleet: it signs and checks peer tokens. Never quoted. */
-  secret: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
-  group: z
-    .string()
-    .regex(PEER_GROUP, {
-      error: 'must be 1-64 letters, digits, ".", "-" or "_", starting with a letter or digit',
-    })
-    .optional(),
-  port: z.number().int().min(0).max(65535).optional(),
-  bind: z.string().min(1).default(DEFAULTS.peersBind),
-  advertiseUrl: httpUrl().optional(),
-  uploadConcurrency: z.number().int().min(1).default(DEFAULTS.peersUploadConcurrency),
+  secret: z.optional(z.string().check(z.minLength(16, { error: 'must be at least 16 characters' }))),
+  group: z.optional(
+    z.string().check(
+      z.regex(PEER_GROUP, {
+        error: 'must be 1-64 letters, digits, ".", "-" or "_", starting with a letter or digit',
+      }),
+    ),
+  ),
+  port: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(65535))),
+  bind: z._default(nonEmpty(), DEFAULTS.peersBind),
+  advertiseUrl: z.optional(httpUrl()),
+  uploadConcurrency: z._default(z.number().check(z.int(), z.minimum(1)), DEFAULTS.peersUploadConcurrency),
   /** Bytes per second all uploads together may send; none: no cap. */
-  bandwidth: sizeField()
-    .refine((n) => n > 0, { error: 'must be more than 0 (leave it out for no cap)' })
-    .optional(),
-  tls: PeersTlsSchema.optional(),
-  tokenTtl: durationField()
-    .refine((n) => n > 0, { error: 'must be more than 0' })
-    .default(DEFAULTS.peersTokenTtl),
+  bandwidth: z.optional(
+    sizeField().check(z.refine((n) => n > 0, { error: 'must be more than 0 (leave it out for no cap)' })),
+  ),
+  tls: z.optional(PeersTlsSchema),
+  tokenTtl: z._default(
+    durationField().check(z.refine((n) => n > 0, { error: 'must be more than 0' })),
+    DEFAULTS.peersTokenTtl,
+  ),
 });
 
-const PeersCheckedSchema = PeersSchema.superRefine((p, ctx) => {
-  if (p.enabled && p.secret === undefined)
-    ctx.addIssue({
-      code: 'custom',
-      path: ['secret'],
-      message: 'is required when peers.enabled is true (or set IMAGECACHE_PEERS_SECRET)',
-    });
-});
+const PeersCheckedSchema = PeersSchema.check(
+  z.superRefine((p, ctx) => {
+    if (p.enabled && p.secret === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message: 'is required when peers.enabled is true (or set IMAGECACHE_PEERS_SECRET)',
+      });
+  }),
+);
 
 const RootSchema = z.strictObject({
-  host: z
-    .string()
-    .regex(HOST_NAME, { error: HOST_NAME_RULE })
-    .default(() => os.hostname()),
-  caches: z
-    .array(CacheSchema)
-    .min(1)
-    .superRefine((caches, ctx) => {
+  host: z._default(z.string().check(z.regex(HOST_NAME, { error: HOST_NAME_RULE })), () => os.hostname()),
+  caches: z.array(CacheSchema).check(
+    z.minLength(1),
+    z.superRefine((caches, ctx) => {
       for (const issue of cacheListIssues(caches)) ctx.addIssue({ code: 'custom', ...issue });
     }),
-  downloadConcurrency: z.number().int().min(1).default(DEFAULTS.downloadConcurrency),
+  ),
+  downloadConcurrency: z._default(z.number().check(z.int(), z.minimum(1)), DEFAULTS.downloadConcurrency),
   /** Where the host's download slots live: every process of the host must name the same folder. */
-  downloadSlotsDir: absolutePath().default(() => path.join(os.tmpdir(), DEFAULTS.downloadSlotsFolder)),
-  growthFactor: z.number().min(1).default(DEFAULTS.growthFactor),
-  permittedFormats: formatList.default(() => [...DEFAULTS.permittedFormats]),
-  zstd: z.boolean().default(DEFAULTS.zstd),
-  allowMd5: z.boolean().default(DEFAULTS.allowMd5),
-  sweepInterval: durationField().default(DEFAULTS.sweepIntervalSeconds),
-  createDestDirs: z.boolean().default(DEFAULTS.createDestDirs),
-  file: FileSchema.prefault({}),
-  destinations: DestinationsSchema.prefault({}),
-  http: HttpSchema.prefault({}),
-  qemuImg: QemuImgSchema.prefault({}),
-  imageService: ImageServiceSchema.prefault({}),
-  oci: OciSchema.prefault({}),
-  redis: RedisSchema.optional(),
-  peers: PeersCheckedSchema.prefault({}),
-  logLevel: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
+  downloadSlotsDir: z._default(absolutePath(), () => path.join(os.tmpdir(), DEFAULTS.downloadSlotsFolder)),
+  growthFactor: z._default(z.number().check(z.minimum(1)), DEFAULTS.growthFactor),
+  permittedFormats: z._default(formatList, () => [...DEFAULTS.permittedFormats]),
+  zstd: z._default(z.boolean(), DEFAULTS.zstd),
+  allowMd5: z._default(z.boolean(), DEFAULTS.allowMd5),
+  sweepInterval: z._default(durationField(), DEFAULTS.sweepIntervalSeconds),
+  createDestDirs: z._default(z.boolean(), DEFAULTS.createDestDirs),
+  file: z.prefault(FileSchema, {}),
+  destinations: z.prefault(DestinationsSchema, {}),
+  http: z.prefault(HttpSchema, {}),
+  qemuImg: z.prefault(QemuImgSchema, {}),
+  imageService: z.prefault(ImageServiceSchema, {}),
+  oci: z.prefault(OciSchema, {}),
+  redis: z.optional(RedisSchema),
+  peers: z.prefault(PeersCheckedSchema, {}),
+  logLevel: z._default(z.enum(LOG_LEVELS), DEFAULTS.logLevel),
 });
 
 /** The keys each object of the configuration accepts, by kind (for "did you mean" hints). */
@@ -669,36 +699,39 @@ export interface HostConfig {
 }
 
 /** The zod schema of one host's configuration (input: the file's form; output: `HostConfig`). */
-export const HostConfigSchema = RootSchema.transform((c): HostConfig => {
-  const { redis, http, imageService, oci, destinations, peers, ...rest } = c;
-  const { caFile, auth, ...httpRest } = http;
-  return {
-    ...rest,
-    imageService: dropUndefined(imageService) as ImageServiceConfig,
-    oci: {
-      platform: dropUndefined(oci.platform),
-      ...(oci.diskTypes !== undefined && { diskTypes: oci.diskTypes }),
-      registries: oci.registries.map((r) => dropUndefined(r) as OciRegistryConfig),
-      ...(oci.allowedTokenRealms !== undefined && { allowedTokenRealms: oci.allowedTokenRealms }),
-    },
-    caches: c.caches.map((cache) => ({
-      ...cache,
-      priority:
-        cache.priority ??
-        (Object.hasOwn(PRIORITY_PRESETS, cache.name)
-          ? PRIORITY_PRESETS[cache.name as keyof typeof PRIORITY_PRESETS]
-          : DEFAULTS.priority),
-      permittedFormats: [...(cache.permittedFormats ?? c.permittedFormats)],
-    })),
-    destinations: dropUndefined(destinations) as DestinationsConfig,
-    peers: {
-      ...(dropUndefined(peers) as PeersConfig),
-      ...(peers.tls !== undefined && { tls: dropUndefined(peers.tls) as PeersConfig['tls'] }),
-    },
-    http: { ...httpRest, ...(caFile !== undefined && { caFile }), ...(auth !== undefined && { auth }) },
-    ...(redis !== undefined && { redis }),
-  };
-});
+export const HostConfigSchema = z.pipe(
+  RootSchema,
+  z.transform((c: z.output<typeof RootSchema>): HostConfig => {
+    const { redis, http, imageService, oci, destinations, peers, ...rest } = c;
+    const { caFile, auth, ...httpRest } = http;
+    return {
+      ...rest,
+      imageService: dropUndefined(imageService) as ImageServiceConfig,
+      oci: {
+        platform: dropUndefined(oci.platform),
+        ...(oci.diskTypes !== undefined && { diskTypes: oci.diskTypes }),
+        registries: oci.registries.map((r) => dropUndefined(r) as OciRegistryConfig),
+        ...(oci.allowedTokenRealms !== undefined && { allowedTokenRealms: oci.allowedTokenRealms }),
+      },
+      caches: c.caches.map((cache) => ({
+        ...cache,
+        priority:
+          cache.priority ??
+          (Object.hasOwn(PRIORITY_PRESETS, cache.name)
+            ? PRIORITY_PRESETS[cache.name as keyof typeof PRIORITY_PRESETS]
+            : DEFAULTS.priority),
+        permittedFormats: [...(cache.permittedFormats ?? c.permittedFormats)],
+      })),
+      destinations: dropUndefined(destinations) as DestinationsConfig,
+      peers: {
+        ...(dropUndefined(peers) as PeersConfig),
+        ...(peers.tls !== undefined && { tls: dropUndefined(peers.tls) as PeersConfig['tls'] }),
+      },
+      http: { ...httpRest, ...(caFile !== undefined && { caFile }), ...(auth !== undefined && { auth }) },
+      ...(redis !== undefined && { redis }),
+    };
+  }),
+);
 
 /** A copy without the keys whose value is undefined (optional keys absent, as the output types say). */
 function dropUndefined<T extends object>(o: T): T {

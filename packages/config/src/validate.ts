@@ -1,5 +1,5 @@
 import { ConfigError, redactHref, redactSecrets } from '@imagecache/errors';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { HostConfigSchema, KNOWN_KEYS, cacheListIssues, type HostConfig } from './schema';
 
 /** One problem of a configuration: where (`caches[0].cacheSize`) and what. */

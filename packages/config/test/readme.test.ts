@@ -23,7 +23,7 @@ const row = (name: string) => new RegExp(`^\\| \`${name.replace(/[[\]().*+?^$|\\
 
 test('the README documents every key', () => {
   const keys = [
-    ...Object.keys(HostConfigSchema.in.shape),
+    ...Object.keys(HostConfigSchema.def.in.shape),
     ...Object.keys(CacheSchema.shape).map((k) => `caches[].${k}`),
     ...Object.keys(HttpSchema.shape).map((k) => `http.${k}`),
     ...Object.keys(FileSchema.shape).map((k) => `file.${k}`),

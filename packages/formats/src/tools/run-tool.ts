@@ -1,5 +1,14 @@
-import { spawn } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
 import { OperationAborted } from '@imagecache/errors';
+
+/**
+ * node:child_process (with net, dgram and streams behind it), loaded by the first tool run: a miss that only
+ * inspects its image (most of them) doesn't pay for it.
+ */
+function childProcess(): typeof ChildProcess {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('node:child_process') as typeof ChildProcess;
+}
 
 export interface ToolRun {
   code: number | null;
@@ -21,7 +30,7 @@ export function runTool(
 ): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new OperationAborted(`${command} not started: cancelled`));
-    const child = spawn(command, args, {
+    const child = childProcess().spawn(command, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, LC_ALL: 'C', ...opts.env },
     });

@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type * as Tls from 'node:tls';
 import { ImageDownloadFailed } from '@imagecache/errors';
 import type { ConnectSettings } from './dispatchers';
 import { pinnedLookup, type PinnedAddress } from './redirect-policy';
@@ -26,7 +26,7 @@ export function openSocket(
   // A checked redirect target is reached at the address that was checked (redirect-policy.ts).
   const lookup = pin ? { lookup: pinnedLookup(pin) } : {};
   const socket = https
-    ? tls.connect({
+    ? tlsModule().connect({
         host,
         port,
         ...lookup,
@@ -37,6 +37,12 @@ export function openSocket(
     : net.connect({ host, port, ...lookup, ...(onread ? { onread } : {}) });
   socket.setNoDelay(true);
   return { socket, ready: https ? 'secureConnect' : 'connect' };
+}
+
+/** node:tls (and the crypto bindings behind it), loaded by the first https connection: plain http never needs it. */
+function tlsModule(): typeof Tls {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('node:tls') as typeof Tls;
 }
 
 /** The head of a request: request line, Host, the caller's headers (checked: no line breaks), a blank line. */

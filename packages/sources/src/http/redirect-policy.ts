@@ -1,4 +1,4 @@
-import * as dns from 'node:dns';
+import type * as dns from 'node:dns';
 import * as net from 'node:net';
 import { ImageDownloadFailed, OperationAborted, RedirectRefused, UsageError } from '@imagecache/errors';
 
@@ -16,8 +16,15 @@ export interface PinnedAddress {
   family: 4 | 6;
 }
 
-/** Always refused: the link-local ranges, where cloud metadata services answer (169.254.169.254). */
-const LINK_LOCAL = ['169.254.0.0/16', 'fe80::/10'];
+/**
+ * Always refused: the link-local ranges, where cloud metadata services answer (169.254.169.254). Given parsed:
+ * net.isIP() on an IPv6 text compiles Node's IPv6 pattern, which every call of a fresh process (a warm hit
+ * too, whose policy is built but rarely used) would pay for.
+ */
+const LINK_LOCAL = [
+  { address: '169.254.0.0', prefix: 16, family: 4 },
+  { address: 'fe80::', prefix: 10, family: 6 },
+] as const;
 
 /** A CIDR (`10.0.0.0/8`, `fd00::/8`) or a bare address; undefined when it is neither. */
 export function parseNetwork(text: string): { address: string; prefix: number; family: 4 | 6 } | undefined {
@@ -47,11 +54,13 @@ export function redirectPolicy(networks: readonly string[], allowHttpsToHttp: bo
 
 function buildPolicy(networks: readonly string[], allowHttpsToHttp: boolean, key: string): RedirectPolicy {
   const blocked = new net.BlockList();
-  for (const text of [...LINK_LOCAL, ...networks]) {
+  const parsed = networks.map((text) => {
     const n = parseNetwork(text);
     if (!n) throw new UsageError(`${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)`);
+    return n;
+  });
+  for (const n of [...LINK_LOCAL, ...parsed])
     blocked.addSubnet(n.address, n.prefix, n.family === 4 ? 'ipv4' : 'ipv6');
-  }
   return { blocked, allowHttpsToHttp, key };
 }
 
@@ -112,7 +121,10 @@ async function lookupAll(
     signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    const found = await Promise.race([dns.promises.lookup(host, { all: true, verbatim: true }), aborted]);
+    // Loaded by the first redirect to a name: a fetch without one never needs node:dns.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { lookup } = (require('node:dns') as typeof dns).promises;
+    const found = await Promise.race([lookup(host, { all: true, verbatim: true }), aborted]);
     if (found.length === 0) throw Object.assign(new Error('no address'), { code: 'ENOTFOUND' });
     return found;
   } catch (err) {
