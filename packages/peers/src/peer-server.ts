@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream';
 import { CacheFolder, silentLogger, type Logger } from '@imagecache/core';
 import { PeerTokenInvalid, UsageError } from '@imagecache/errors';
 import { requestedRange } from './byte-range';
+import { sendFile } from './send-file';
 import { parsePeerPath, peerTokenName } from './peer-paths';
 import { verifyPeerToken } from './peer-token';
 import { openPublishedMaster, type OpenedMaster } from './published-master';
@@ -248,16 +249,28 @@ export class PeerServer {
       res.end();
       return;
     }
-    const file = handle.createReadStream({ start, end, highWaterMark: this.readChunk, autoClose: true });
-    file.on('data', (chunk: string | Buffer) => {
-      event.bytes += chunk.length;
-    });
     streaming.add(res);
     const done = (err: NodeJS.ErrnoException | null) => {
       this.report(res, event, err);
     };
-    if (this.bucket) pipeline(file, new Throttle(this.bucket), res, done);
-    else pipeline(file, res, done);
+    if (!this.bucket) {
+      const count = (n: number) => void (event.bytes += n);
+      sendFile(handle, start, end, res, count)
+        .finally(() => handle.close().catch(() => undefined))
+        .then(
+          () => done(null),
+          (err: NodeJS.ErrnoException) => {
+            res.destroy();
+            done(err);
+          },
+        );
+      return;
+    }
+    const file = handle.createReadStream({ start, end, highWaterMark: this.readChunk, autoClose: true });
+    file.on('data', (chunk: string | Buffer) => {
+      event.bytes += chunk.length;
+    });
+    pipeline(file, new Throttle(this.bucket), res, done);
   }
 
   private report(
