@@ -1,7 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import type { RedisConfig } from '@imagecache/config';
-import { ConfigError, ImageCacheError, UsageError } from '@imagecache/errors';
+import { ConfigError, ImageCacheError, SECRET_LOG_PATHS, UsageError } from '@imagecache/errors';
 import {
   connectRedis,
   FleetDirectory,
@@ -83,12 +83,7 @@ const REDACT_PATHS = [
   'req.headers.cookie',
   'req.body',
   'body',
-  'auth',
-  '*.auth',
-  'password',
-  '*.password',
-  'token',
-  '*.token',
+  ...SECRET_LOG_PATHS,
   'href',
   '*.href',
 ];

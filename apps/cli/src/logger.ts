@@ -1,6 +1,6 @@
 import type pino from 'pino';
 import { LOG_LEVELS } from '@imagecache/config';
-import { UsageError } from '@imagecache/errors';
+import { SECRET_LOG_PATHS, UsageError } from '@imagecache/errors';
 import type { Logger } from '@imagecache/core';
 
 const METHODS = ['debug', 'info', 'warn', 'error'] as const;
@@ -48,17 +48,7 @@ function pinoLogger(level: string): pino.Logger {
       level,
       base: undefined,
       redact: {
-        paths: [
-          'auth',
-          '*.auth',
-          'password',
-          '*.password',
-          'token',
-          '*.token',
-          'secret',
-          '*.secret',
-          'headers.authorization',
-        ],
+        paths: [...SECRET_LOG_PATHS, 'headers.authorization'],
         censor: '***',
       },
     },

@@ -9,4 +9,4 @@ export {
   withHref,
 } from './registry';
 export type { ErrorClass } from './registry';
-export { redactHref, redactSecrets, redactText } from './redact';
+export { redactHref, redactSecrets, redactText, SECRET_LOG_PATHS } from './redact';

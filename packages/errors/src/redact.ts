@@ -65,3 +65,18 @@ function parses(href: string): boolean {
     return false;
   }
 }
+
+/**
+ * Keys of a logged object that may hold a secret, for pino's `redact` (each process adds its own request paths):
+ * credentials of a request or a cache, and the fleet's secret.
+ */
+export const SECRET_LOG_PATHS: readonly string[] = Object.freeze([
+  'auth',
+  '*.auth',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+]);
