@@ -139,14 +139,14 @@ describe('imagecache fetch', () => {
   });
 
   it('recovers after a process is killed mid-download: leftovers are swept, the next fetch completes', async () => {
-    // Blocks of 4 MiB reach the disk whole: stall after two of them.
+    // Blocks (256 KiB for an image this small) reach the disk whole: stall 128 KiB past 9 MiB.
     const big = randomBytes(12 << 20);
     server.route('/stall.img', {
       body: big,
       lastModified: new Date(0),
       etag: '"v1"',
       ranges: true,
-      stallAt: 9 << 20,
+      stallAt: (9 << 20) + (128 << 10),
     });
     let pid = 0;
     const running = cli(
@@ -162,8 +162,8 @@ describe('imagecache fetch', () => {
         ? (fs.statSync(path.join(work, dirs[0]!, 'image'), { throwIfNoEntry: false })?.size ?? 0)
         : 0;
     };
-    for (let i = 0; i < 200 && partialSize() < 8 << 20; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(partialSize()).toBe(8 << 20);
+    for (let i = 0; i < 200 && partialSize() < 9 << 20; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(partialSize()).toBe(9 << 20);
     // bin/imagecache execs node, so the pid is node's own.
     process.kill(pid, 'SIGKILL');
     expect((await running).signal).toBe('SIGKILL');
@@ -184,7 +184,7 @@ describe('imagecache fetch', () => {
     expect(r.code).toBe(0);
     const last = server.requests.filter((q) => q.method === 'GET').pop()!;
     expect(last.headers.range).toMatch(/^bytes=\d+-$/);
-    expect(r.json().bytesDownloaded).toBeLessThanOrEqual(big.length - (8 << 20));
+    expect(r.json().bytesDownloaded).toBeLessThanOrEqual(big.length - (9 << 20));
     expect(fs.readFileSync(dest('k')).equals(big)).toBe(true);
     expect(fs.readdirSync(work)).toEqual([]);
   }, 60_000);
