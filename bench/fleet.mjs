@@ -14,7 +14,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import {
@@ -49,37 +48,60 @@ const IMAGES = Number(opt('--images', 4));
 const REDIS_URL = process.env.IMAGECACHE_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const SECRET = randomBytes(24).toString('hex');
 
-/** The origin: serves one file under any `/image-<k>.bin` (Range honoured), counting GETs (per path) and bytes. */
-async function startOrigin(file) {
-  const counts = { gets: 0, bytes: 0, paths: {} };
+/**
+ * The origin, in a process of its own (it must not take CPU from this process's clock nor share an event loop):
+ * serves one file under any `/image-<k>.bin` (Range honoured), counting GETs (per path) and bytes; `/_counts` and
+ * `/_reset` read and zero them.
+ */
+const ORIGIN = `
+  const fs = require('node:fs');
+  const http = require('node:http');
+  const file = process.argv[1];
   const st = fs.statSync(file);
+  let counts = { gets: 0, bytes: 0, paths: {} };
   const server = http.createServer((req, res) => {
+    if (req.url === '/_counts') return void res.end(JSON.stringify(counts));
+    if (req.url === '/_reset') return void ((counts = { gets: 0, bytes: 0, paths: {} }), res.end('{}'));
     const headers = {
       'content-length': String(st.size),
       'last-modified': st.mtime.toUTCString(),
-      etag: `"${st.ino}-${st.mtimeMs}"`,
+      etag: '"' + st.ino + '-' + st.mtimeMs + '"',
       'accept-ranges': 'bytes',
     };
     if (req.method === 'HEAD') return void res.writeHead(200, headers).end();
     counts.gets++;
     counts.paths[req.url] = (counts.paths[req.url] ?? 0) + 1;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const range = /^bytes=(\\d+)-$/.exec(req.headers.range ?? '');
     const start = range && req.headers['if-range'] === headers.etag ? Number(range[1]) : 0;
     if (start > 0) {
       headers['content-length'] = String(st.size - start);
-      headers['content-range'] = `bytes ${start}-${st.size - 1}/${st.size}`;
+      headers['content-range'] = 'bytes ' + start + '-' + (st.size - 1) + '/' + st.size;
     }
     res.writeHead(start > 0 ? 206 : 200, headers);
-    const stream = fs.createReadStream(file, { start, highWaterMark: 4 * MiB });
+    const stream = fs.createReadStream(file, { start, highWaterMark: 4 << 20 });
     stream.on('data', (c) => (counts.bytes += c.length));
     stream.pipe(res);
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().port));
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();`;
+
+async function startOrigin(file) {
+  const child = spawn(process.execPath, ['-e', ORIGIN, file], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      const m = /listening (\d+)/.exec((buf += d));
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (c) => reject(new Error(`origin exited ${c}`)));
+  });
+  const base = `http://127.0.0.1:${port}`;
   return {
-    url: (k = 0) => `http://127.0.0.1:${server.address().port}/image-${k}.bin`,
-    counts,
-    reset: () => Object.assign(counts, { gets: 0, bytes: 0, paths: {} }),
-    close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
+    url: (k = 0) => `${base}/image-${k}.bin`,
+    counts: async () => (await fetch(`${base}/_counts`)).json(),
+    reset: () => fetch(`${base}/_reset`),
+    close: async () => void child.stdin.end(),
   };
 }
 
@@ -119,7 +141,7 @@ async function scenario(label, hosts, peers, origin, sha, queue, images = 1) {
     redis: { mode: 'standalone', url: REDIS_URL, prefix },
     pollIntervalMs: 500,
   });
-  origin.reset();
+  await origin.reset();
   try {
     const t = now();
     const results = await Promise.all(
@@ -136,16 +158,17 @@ async function scenario(label, hosts, peers, origin, sha, queue, images = 1) {
       ),
     );
     const wallS = (now() - t) / 1000;
+    const counts = await origin.counts();
     return {
       scenario: label,
       hosts,
       images,
       peers,
       wallS: round(wallS),
-      originGets: origin.counts.gets,
-      originGiB: round(origin.counts.bytes / GiB, 4),
+      originGets: counts.gets,
+      originGiB: round(counts.bytes / GiB, 4),
       fromPeers: results.filter((r) => r.peer !== undefined).length,
-      maxGetsPerImage: Math.max(...Object.values(origin.counts.paths)),
+      maxGetsPerImage: Math.max(...Object.values(counts.paths)),
     };
   } finally {
     await client.close();
