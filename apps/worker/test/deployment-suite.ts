@@ -86,6 +86,7 @@ export async function cutOff(masterPort: number, replicaPids: number[]): Promise
 export function describeDeployment(title: string, start: () => Promise<Deployment>): void {
   const available = redisServerAvailable();
   if (!available.ok && process.env.CI !== 'true') {
+    // Skipped on a developer machine without redis-server/redis-cli (the reason is in the title); CI never skips.
     describe.skip(`${title} (skipped: ${available.reason})`, () => it('runs', () => undefined));
     return;
   }
