@@ -4,7 +4,7 @@ import { run } from './program';
 
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  // Stays installed (not `once`): proper-lockfile's signal-exit, loaded later by a miss, re-raises a signal that
+  // Stays installed (not `once`): proper-lockfile's signal-exit, loaded with the engine, re-raises a signal that
   // has no listener but its own, which would kill a worker in the middle of its graceful shutdown. A second
   // signal ends the process at once.
   process.on(sig, () => {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OperationAborted } from '@imagecache/errors';
+import * as lockfile from 'proper-lockfile'; // with the engine: every download takes a slot (master-locks.ts)
 import type { Logger } from './logger';
 import { Semaphore } from './semaphore';
 
@@ -70,8 +71,6 @@ export class HostDownloadSlots implements DownloadLimiter {
     } catch (err) {
       return this.giveUp(err);
     }
-    // Loaded by the first download: a cache hit takes no slot.
-    const lockfile = await import('proper-lockfile');
     const first = Math.floor(Math.random() * this.size);
     let wait = 10;
     for (;;) {

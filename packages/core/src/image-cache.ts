@@ -15,6 +15,7 @@ import {
   UsageError,
   withHref,
 } from '@imagecache/errors';
+import { DEFAULT_PERMITTED_FORMATS } from '@imagecache/formats';
 import {
   fetchChecksumFile,
   resolveSource,
@@ -256,11 +257,15 @@ export class ImageCache implements CacheHandle {
     );
     // Everything the caller gave is valid: only now may anything be written.
     if (target.createFolder) await this.destinations.createFolder(target);
-    await this.start();
     const name = masterName(href, source.imageId, forceRaw);
     const sink: StageSink = { durations, onProgress: opts.onProgress };
     try {
-      const info = await runStage(sink, 'resolve', () => source.show({ signal: opts.signal }));
+      // The folder's first-use set-up runs while the source is asked (a fresh process's first fetch waited
+      // for one, then the other); both settle before anything else is done.
+      const [info] = await Promise.all([
+        runStage(sink, 'resolve', () => source.show({ signal: opts.signal })),
+        this.start(),
+      ]);
       const ctx: FetchContext = {
         ...sink,
         source,
@@ -565,11 +570,8 @@ export class ImageCache implements CacheHandle {
     const checks = [expected, vouched].filter((c): c is ExpectedChecksum => c !== undefined);
     // Metadata of an older version (no identity) still says what was downloaded: enough to check the bytes.
     if (checks.length === 0 && previous && !converted) checks.push(previous.checksum);
-    // Loaded here: adopting a master is rare, and the format inspector is not a hit's business.
-    const [{ verifyAdoptedMaster }, { DEFAULT_PERMITTED_FORMATS }] = await Promise.all([
-      import('./adopt-master'),
-      import('@imagecache/formats'),
-    ]);
+    // Loaded here: adopting a master is rare.
+    const { verifyAdoptedMaster } = await import('./adopt-master');
     const verdict = await verifyAdoptedMaster(ctx.masterPath, {
       checks,
       validate: this.validate,
@@ -773,7 +775,6 @@ export class ImageCache implements CacheHandle {
     const { ctx, signal } = run;
     const { opts, info, source } = ctx;
     signal.throwIfAborted();
-    const { DEFAULT_PERMITTED_FORMATS } = await import('@imagecache/formats'); // a hit doesn't load it
     const clock = new ProgressClock(ctx);
     const prepared = await prepareImage(file, {
       validate: this.validate,

@@ -1,6 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OperationAborted } from '@imagecache/errors';
+// Loaded with the engine, not by the first fetch: every miss takes this lock, and a fresh process's first miss
+// (a CLI call, a worker's first job) paid for loading it inside the call (issue 10).
+import * as lockfile from 'proper-lockfile';
 import type { Logger } from './logger';
 
 const LOCK_SUFFIX = '.lock';
@@ -94,8 +97,6 @@ export class FolderLocks {
   /** One try at the cross-process lock: its release, or undefined when another holder has it. */
   private async attempt(name: string, lost: AbortController): Promise<(() => Promise<void>) | undefined> {
     const lockfilePath = path.join(this.lockDir, name + LOCK_SUFFIX);
-    // Loaded by the first lock taken: a cache hit takes none, and so loads neither the library nor its timers.
-    const lockfile = await import('proper-lockfile');
     try {
       return await lockfile.lock(path.join(this.lockDir, name), {
         realpath: false,

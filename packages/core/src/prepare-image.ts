@@ -1,7 +1,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageConvertFailed, InsufficientDiskSpace } from '@imagecache/errors';
-import type { ImageFormat } from '@imagecache/formats';
+// With the engine: every miss inspects its image (the tools load `node:child_process` only when they run).
+import {
+  checkPolicy,
+  convertToRaw,
+  decompressZstd,
+  IMAGE_FORMATS,
+  inspectFormat,
+  isZstd,
+  RAW_FORMATS,
+  zstdDeclaredSize,
+  type ImageFormat,
+} from '@imagecache/formats';
 import type { FetchProgress } from './result';
 import { byteBound, maxWriteBytes, sizeBound, tooLarge, type SpaceBudget } from './write-bound';
 
@@ -41,17 +52,6 @@ export interface PreparedImage {
  * inspection and policy, conversion to raw. Every file it makes is in `file`'s folder (work in progress).
  */
 export async function prepareImage(downloaded: string, opts: PrepareOptions): Promise<PreparedImage> {
-  // Loaded by the first download: a cache hit needs neither the inspector nor the tools.
-  const {
-    checkPolicy,
-    convertToRaw,
-    decompressZstd,
-    IMAGE_FORMATS,
-    inspectFormat,
-    isZstd,
-    RAW_FORMATS,
-    zstdDeclaredSize,
-  } = await import('@imagecache/formats');
   /** Formats used as they are, even when raw was asked (an ISO is booted as an ISO). */
   const noConversion: readonly ImageFormat[] = [...RAW_FORMATS, 'iso'];
   const dir = path.dirname(downloaded);

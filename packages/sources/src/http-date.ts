@@ -23,6 +23,8 @@ const ASCTIME = new RegExp(
 export function parseHttpDate(text: string | undefined | null, now: Date = new Date()): Date | undefined {
   if (!text) return undefined;
   const s = text.trim();
+  const fixed = imfFixdate(s);
+  if (fixed !== null) return fixed;
   let m = IMF_FIXDATE.exec(s);
   if (m) return build(Number(m[3]), m[2], Number(m[1]), m[4], m[5], m[6]);
   m = RFC_850.exec(s);
@@ -35,6 +37,24 @@ export function parseHttpDate(text: string | undefined | null, now: Date = new D
   m = ASCTIME.exec(s);
   if (m) return build(Number(m[6]), m[1], Number(m[2]), m[3], m[4], m[5]);
   return undefined;
+}
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+/**
+ * The form every current server sends, `Sun, 06 Nov 1994 08:49:37 GMT`, read by position: a fresh process's
+ * first fetch otherwise compiled the three patterns below for it. Null when `s` is not in exactly that shape
+ * (the patterns then decide); undefined when it is, but names a date that does not exist.
+ */
+function imfFixdate(s: string): Date | undefined | null {
+  if (s.length !== 29 || s[3] !== ',' || s[4] !== ' ' || s[7] !== ' ' || s[11] !== ' ' || s[16] !== ' ')
+    return null;
+  if (s[19] !== ':' || s[22] !== ':' || s[25] !== ' ' || (s.slice(26) !== 'GMT' && s.slice(26) !== 'UTC'))
+    return null;
+  if (!DAYS.includes(s.slice(0, 3).toLowerCase())) return null;
+  const digits = [s.slice(5, 7), s.slice(12, 16), s.slice(17, 19), s.slice(20, 22), s.slice(23, 25)];
+  if (!digits.every((d) => [...d].every((c) => c >= '0' && c <= '9'))) return null;
+  return build(Number(digits[1]), s.slice(8, 11), Number(digits[0]), digits[2], digits[3], digits[4]);
 }
 
 /** The Last-Modified parser: same as `parseHttpDate`. */

@@ -9,6 +9,7 @@ describe('parseLastModified', () => {
     'Sun Nov  6 08:49:37 1994',
     'sun, 06 nov 1994 08:49:37 gmt',
     ' Sun, 6 Nov 1994 08:49:37 GMT ',
+    'Sun, 06 Nov 1994 08:49:37 UTC',
   ])('parses %p', (text) => {
     expect(parseLastModified(text)?.toISOString()).toBe(EXPECTED);
   });
@@ -28,6 +29,8 @@ describe('parseLastModified', () => {
     'Sun, 31 Feb 1994 08:49:37 GMT',
     'Sun, 06 Nov 1994 25:49:37 GMT',
     'Sun, 06 Foo 1994 08:49:37 GMT',
+    'Sun, 06 Nov 1994 0a:49:37 GMT',
+    'Xyz, 06 Nov 1994 08:49:37 GMT',
     'Sun, 06 Nov 1994 08:49:37 +0200',
     '784111777',
   ])('gives undefined for %p', (text) => {

@@ -53,15 +53,25 @@ export function redirectPolicy(networks: readonly string[], allowHttpsToHttp: bo
 }
 
 function buildPolicy(networks: readonly string[], allowHttpsToHttp: boolean, key: string): RedirectPolicy {
-  const blocked = new net.BlockList();
   const parsed = networks.map((text) => {
     const n = parseNetwork(text);
     if (!n) throw new UsageError(`${JSON.stringify(text)} is not a network (CIDR such as 10.0.0.0/8)`);
     return n;
   });
-  for (const n of [...LINK_LOCAL, ...parsed])
-    blocked.addSubnet(n.address, n.prefix, n.family === 4 ? 'ipv4' : 'ipv6');
-  return { blocked, allowHttpsToHttp, key };
+  let blocked: net.BlockList | undefined;
+  return {
+    // Built by the first redirect: most fetches follow none (half a millisecond of a fresh process's first).
+    get blocked() {
+      if (!blocked) {
+        blocked = new net.BlockList();
+        for (const n of [...LINK_LOCAL, ...parsed])
+          blocked.addSubnet(n.address, n.prefix, n.family === 4 ? 'ipv4' : 'ipv6');
+      }
+      return blocked;
+    },
+    allowHttpsToHttp,
+    key,
+  };
 }
 
 /** Whether `address` lies in a refused network (an IPv4-mapped IPv6 address counts as its IPv4 address). */
