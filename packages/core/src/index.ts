@@ -1,3 +1,4 @@
+import './use-code-cache'; // first: what follows compiles with the build's code cache
 export { ImageCache } from './image-cache';
 export type { FetchOptions, MasterEntry } from './image-cache';
 export type { CacheHandle, HostHandle, CacheFetchOptions, CacheListing, CallOptions } from './cache-handle';
@@ -28,6 +29,8 @@ export { startSweeper } from './sweeper';
 export { freeSpace } from './disk-space';
 export type { Logger } from './logger';
 export { silentLogger } from './logger';
+export { codeCacheStats } from './code-cache';
+export type { CodeCacheStats } from './code-cache';
 export { prepareImage } from './prepare-image';
 export type { PrepareOptions, PreparedImage } from './prepare-image';
 export { DestinationPolicy } from './destination-policy';
