@@ -57,10 +57,14 @@ export class CacheFolder {
 
   private async create(): Promise<void> {
     try {
-      for (const dir of [this.masterDir, this.workDir, this.lockDir, this.metaDir]) {
-        await fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
-      }
-      await fs.promises.chmod(this.workDir, 0o700);
+      await fs.promises.mkdir(this.masterDir, { recursive: true, mode: 0o755 });
+      // Side by side: each is a round trip through libuv's pool, paid by a fresh process's first fetch.
+      const mkdir = (dir: string) => fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
+      await Promise.all([
+        mkdir(this.workDir).then(() => fs.promises.chmod(this.workDir, 0o700)),
+        mkdir(this.lockDir),
+        mkdir(this.metaDir),
+      ]);
       // The probe lives among the metadata: the work area is swept by other processes starting meanwhile.
       const probe = path.join(this.metaDir, `.probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
       await fs.promises.writeFile(probe, '');
