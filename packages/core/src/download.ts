@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import {
   allocSharedBuffer,
   InlineHasher,
+  startHashWorker,
   StreamHasher,
   type ChecksumAlgo,
   type IncrementalHasher,
@@ -25,9 +26,20 @@ const SMALL_BLOCK_SIZE = 256 << 10;
 const POOL_SIZE = 4;
 /**
  * Images up to this size (announced) are hashed on the main thread: a hashing thread's start-up costs more than
- * hashing them, and every fresh process's first fetch would pay it. Larger ones hash beside the transfer.
+ * hashing them, and every fresh process's first fetch would pay it. Larger ones hash beside the transfer. Hashed
+ * on the main thread, a 256 MiB miss used about 0.06 s less user CPU (no thread to boot) but, whenever the page
+ * cache took writes quickly, its download stage took 0.45-0.52 s instead of 0.33-0.35 s (medians of two series
+ * of 8 alternating runs): receiving and hashing on one thread was then the bottleneck, and no CPU was saved.
  */
 export const INLINE_HASH_MAX_BYTES = 64 << 20;
+
+/**
+ * A download of `knownSize` bytes is coming: starts now what it will need that takes long to start (the hashing
+ * thread of a big image), so that it is ready by the first bytes.
+ */
+export function prepareDownload(knownSize: number | undefined): void {
+  if (knownSize === undefined || knownSize > INLINE_HASH_MAX_BYTES) startHashWorker();
+}
 
 export interface DownloadOptions {
   /** Digests to compute while downloading (the caller's checksum, and the one the source vouches for). */
@@ -390,8 +402,10 @@ class BlockPipe implements ByteSink {
     const len = this.fill;
     const at = this.position - len;
     // Writes go one at a time, in order (concurrent writes to one file cost the kernel more than they
-    // overlap); hashing runs beside them on its own thread.
-    const written = this.lastWrite.then(() => this.fh.write(block, 0, len, at));
+    // overlap), one block each: gathering the blocks that filled meanwhile into one writev made half the writes
+    // but more system time here (median 0.31 s against 0.24 s for 256 MiB, 12 alternating runs). Hashing runs
+    // beside them on its own thread.
+    const written = this.lastWrite.then(() => writeAll(this.fh, block, len, at));
     this.lastWrite = written.then(
       () => undefined,
       () => undefined,
@@ -421,5 +435,19 @@ class BlockPipe implements ByteSink {
     this.pending.add(job);
     this.fill = 0;
     this.block = this.take();
+  }
+}
+
+/**
+ * Writes `len` bytes of `block` at `at`. A regular file takes them all unless the disk fills: a short write is
+ * continued (and then fails) rather than leaving a hole a last block would not be noticed by.
+ */
+async function writeAll(fh: fs.promises.FileHandle, block: Buffer, len: number, at: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const { bytesWritten } = await fh.write(block, done, len - done, at + done);
+    if (bytesWritten === 0)
+      throw Object.assign(new Error('write made no progress'), { code: 'EIO', syscall: 'write' });
+    done += bytesWritten;
   }
 }

@@ -30,7 +30,7 @@ import { CacheEvents, type CacheEventName, type CacheListener, type CacheUsage }
 import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { deviceOf, freeSpace } from './disk-space';
-import { downloadTo, type Downloaded } from './download';
+import { downloadTo, prepareDownload, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
 import { FleetFlight, type FleetDownload, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
@@ -283,6 +283,8 @@ export class ImageCache implements CacheHandle {
         const hit = await this.tryHit(ctx);
         if (hit) return hit;
       }
+      // Likely a miss: what the download needs boots while the lock is taken and the request sent.
+      prepareDownload(info.size);
       opts.onProgress?.({ stage: 'wait' });
       const waitStart = performance.now();
       ctx.waitingSince = Date.now();
