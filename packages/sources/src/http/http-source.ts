@@ -55,9 +55,12 @@ export class HttpSource implements ImageSource {
     this.safeHref = safeHrefOf(href);
     this.options = resolveHttpOptions(options.http);
     const userinfo = url.username || url.password ? basicFromUrl(url) : undefined;
-    url.username = '';
-    url.password = '';
-    url.hash = '';
+    // Each setter serializes the URL again: only what is there is cleared.
+    if (userinfo) {
+      url.username = '';
+      url.password = '';
+    }
+    if (href.includes('#')) url.hash = '';
     this.url = url;
     this.label = redactHref(url.href);
     this.fileName = lastSegment(url);
