@@ -39,6 +39,7 @@ import { CONVERTED_SUFFIX, isMasterName, masterName } from './master-name';
 import { FailureNotes } from './failure-notes';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
+import { KnownMetas } from './known-metas';
 import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
 import { PinnedFolder } from './pinned-folder';
 import { placeFile, sweepPlaceTemps, type PlaceMethod } from './place-file';
@@ -136,6 +137,7 @@ export class ImageCache implements CacheHandle {
   private readonly sourceOptions: SourceOptions;
   private readonly destinations: DestinationPolicy;
   private readonly events: CacheEvents;
+  private readonly metas = new KnownMetas();
   private started?: Promise<void>;
   private registry?: CacheRegistry;
   /** The post-miss clean-up waiting to start (every miss meanwhile joins it), and the one running. */
@@ -439,7 +441,7 @@ export class ImageCache implements CacheHandle {
       if (!e.isFile()) continue;
       const st = await fs.promises.lstat(path.join(this.masterDir, e.name)).catch(() => undefined);
       if (!st?.isFile()) continue;
-      const meta = await this.readMeta(e.name);
+      const meta = this.readMeta(e.name);
       const foreign = !isMasterName(e.name) && !fs.existsSync(this.folder.metaPath(e.name));
       out.push({
         name: e.name,
@@ -477,7 +479,7 @@ export class ImageCache implements CacheHandle {
   private async tryHit(ctx: FetchContext, locked?: AbortSignal): Promise<FetchResult | undefined> {
     const master = lstatOrUndefined(ctx.masterPath);
     if (!master?.isFile() || !isMasterFresh(ctx.info, master)) return undefined;
-    let meta = await this.readMeta(ctx.name);
+    let meta = (!locked && this.metas.get(ctx.name, master)) || this.readMeta(ctx.name);
     if (!meta?.identity) {
       if (!locked) return undefined;
       meta = await this.adopt(ctx, master, meta, locked);
@@ -506,7 +508,7 @@ export class ImageCache implements CacheHandle {
       virtualSize: meta.virtualSize,
       size: master.size,
       converted: meta.converted ?? false,
-      checksum: meta.checksum,
+      checksum: { algo: meta.checksum.algo, value: meta.checksum.value },
       bytesDownloaded: 0,
       durations: ctx.durations,
     };
@@ -961,8 +963,11 @@ export class ImageCache implements CacheHandle {
     return c.expected.value === meta.checksum.value;
   }
 
-  private async readMeta(name: string): Promise<MasterMeta | undefined> {
-    return readJsonOrUndefined<MasterMeta>(this.folder.metaPath(name)); // an adopted Ironic master has none
+  /** The master's metadata as its file says now (an adopted Ironic master has none); remembered for hits. */
+  private readMeta(name: string): MasterMeta | undefined {
+    const meta = readJsonOrUndefined<MasterMeta>(this.folder.metaPath(name));
+    this.metas.remember(name, meta);
+    return meta;
   }
 
   private async wrap(err: unknown, ctx: FetchContext, signal?: AbortSignal): Promise<ImageCacheError> {
