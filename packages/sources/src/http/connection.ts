@@ -45,6 +45,8 @@ function tlsModule(): typeof Tls {
   return require('node:tls') as typeof Tls;
 }
 
+const LINE_BREAK = /[\r\n\0]/;
+
 /** The head of a request: request line, Host, the caller's headers (checked: no line breaks), a blank line. */
 export function requestHead(
   method: string,
@@ -58,7 +60,7 @@ export function requestHead(
     const n = name.toLowerCase();
     if (n === 'host' || n === 'connection') continue;
     // A value from a server (an ETag sent back in If-Range) must not split the request.
-    if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw fail('a header value holds a line break');
+    if (LINE_BREAK.test(name) || LINE_BREAK.test(value)) throw fail('a header value holds a line break');
     lines.push(`${name}: ${value}`);
   }
   lines.push(...extra, '', '');

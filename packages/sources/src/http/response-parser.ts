@@ -4,6 +4,10 @@ import type { Headers } from './request';
 export const MAX_HEAD_BYTES = 64 << 10;
 /** A chunk-size line (with extensions) or a trailer line longer than this is refused. */
 const MAX_LINE_BYTES = 4 << 10;
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
+/** A header name (RFC 9110 §5.6.2). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export interface ResponseHead {
   status: number;
@@ -33,7 +37,7 @@ export class ResponseHeadParser {
   push(chunk: Buffer): { head: ResponseHead; rest: Buffer } | undefined {
     let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     for (;;) {
-      const end = buf.indexOf('\r\n\r\n');
+      const end = buf.indexOf(HEAD_END);
       if (end < 0) {
         if (buf.length > MAX_HEAD_BYTES)
           throw new ProtocolError(`response head over ${MAX_HEAD_BYTES} bytes`);
@@ -55,7 +59,7 @@ export class ResponseHeadParser {
 
 function parseHead(text: string): ResponseHead {
   const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
+  const m = STATUS_LINE.exec(lines[0] ?? '');
   if (!m)
     throw new ProtocolError(`not an HTTP/1.x status line: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
   // No prototype: a header named __proto__ is a header like any other.
@@ -63,11 +67,13 @@ function parseHead(text: string): ResponseHead {
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
-    // Obsolete line folding (a line starting with white space) is refused, as RFC 9112 §5.2 allows.
-    if (colon <= 0 || /[\s]/.test(line[0]!) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(line.slice(0, colon))) {
+    const token = colon > 0 ? line.slice(0, colon) : '';
+    // Obsolete line folding (a line starting with white space) is refused, as RFC 9112 §5.2 allows: white space
+    // is no token character.
+    if (!TOKEN.test(token)) {
       throw new ProtocolError(`malformed header line ${JSON.stringify(line.slice(0, 80))}`);
     }
-    const name = line.slice(0, colon).toLowerCase();
+    const name = token.toLowerCase();
     const value = line.slice(colon + 1).trim();
     const prev = headers[name];
     if (prev === undefined) headers[name] = value;
