@@ -139,6 +139,8 @@ export class ImageCache implements CacheHandle {
   private readonly events: CacheEvents;
   private readonly metas = new KnownMetas();
   private started?: Promise<void>;
+  /** start() has succeeded (a fetch then skips waiting for it). */
+  private ready = false;
   private registry?: CacheRegistry;
   /** The post-miss clean-up waiting to start (every miss meanwhile joins it), and the one running. */
   private queuedCleanUp?: Promise<unknown>;
@@ -207,7 +209,9 @@ export class ImageCache implements CacheHandle {
     this.started ??= this.folder
       .ensure()
       .then(() => this.work.sweep())
-      .then(() => undefined)
+      .then(() => {
+        this.ready = true;
+      })
       .catch((err) => {
         this.started = undefined;
         throw err;
@@ -221,7 +225,9 @@ export class ImageCache implements CacheHandle {
     const durations: FetchResult['durations'] = { total: 0 };
     try {
       const result = await this.runFetch(href, dest, opts, started, durations);
-      this.events.emit('fetch', { cache: this.name, outcome: result.cacheHit ? 'hit' : 'miss', result });
+      if (this.events.has('fetch')) {
+        this.events.emit('fetch', { cache: this.name, outcome: result.cacheHit ? 'hit' : 'miss', result });
+      }
       return result;
     } catch (err) {
       if (this.events.has('fetch')) {
@@ -253,12 +259,12 @@ export class ImageCache implements CacheHandle {
     );
     const source = await resolveSource(
       href,
-      { ...this.sourceOptions, auth: opts.auth ?? this.sourceOptions.auth },
+      opts.auth === undefined ? this.sourceOptions : { ...this.sourceOptions, auth: opts.auth },
       opts.signal,
     );
     // Everything the caller gave is valid: only now may anything be written.
     if (target.createFolder) await this.destinations.createFolder(target);
-    await this.start();
+    if (!this.ready) await this.start();
     const name = masterName(href, source.imageId, forceRaw);
     const sink: StageSink = { durations, onProgress: opts.onProgress };
     try {
