@@ -1,5 +1,5 @@
 import { ImageCacheError, ImageDownloadFailed, OperationAborted } from '@imagecache/errors';
-import { coded, openSocket, requestHead } from './connection';
+import { coded, requestHead } from './connection';
 import { HeadConnection, type ConnectionUser } from './idle-sockets';
 import type { HttpResponse, SendParams } from './request';
 import { ResponseHeadParser, type ResponseHead } from './response-parser';
@@ -57,11 +57,10 @@ export class HeadExchange implements ConnectionUser {
   }
 
   private connect(): void {
-    const { socket, ready } = openSocket(this.p.url, this.p.dispatchers.connect, undefined, this.p.pin);
-    const conn = new HeadConnection(socket);
+    const { conn, ready } = HeadConnection.open(this.p.url, this.p.dispatchers.connect, this.p.pin);
     conn.user = this;
     this.conn = conn;
-    socket.once(ready, () => this.send());
+    conn.socket.once(ready, () => this.send());
     const limit = this.p.dispatchers.connect.timeoutMs;
     if (limit > 0) {
       this.connectTimer = setTimeout(

@@ -1,9 +1,14 @@
 import type * as net from 'node:net';
+import { openSocket, type OpenedSocket } from './connection';
+import type { ConnectSettings } from './dispatchers';
+import type { PinnedAddress } from './redirect-policy';
 
 /** How long a kept connection may wait for its next HEAD (below common servers' keep-alive: nginx 75 s, Node 5 s). */
 export const IDLE_SOCKET_MS = 4_000;
 /** Kept connections per origin at most. */
 const PER_ORIGIN = 4;
+/** What one read of a HEAD connection takes at most (a head longer than this arrives in several). */
+const READ_BUFFER_BYTES = 16 << 10;
 
 /** What a HEAD connection's events go to while an exchange uses it. */
 export interface ConnectionUser {
@@ -32,8 +37,41 @@ export class HeadConnection {
   private timerMs = 0;
   private armed = false;
 
-  constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => (this.user ? this.user.onData(chunk) : this.drop()));
+  /**
+   * A new connection to `url`'s origin. On plain http its reads land in a buffer of its own and come straight
+   * here (no stream buffering, no 'data' event); over TLS, as 'data' events.
+   */
+  static open(
+    url: URL,
+    settings: ConnectSettings,
+    pin?: PinnedAddress,
+  ): { conn: HeadConnection; ready: OpenedSocket['ready'] } {
+    const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    // The reads' callback is given before the connection it reports to exists.
+    const to: { conn?: HeadConnection } = {};
+    const opened = openSocket(
+      url,
+      settings,
+      {
+        buffer,
+        callback: (n, buf) => {
+          to.conn?.onRead(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true; // keep reading: an idle connection must see the server's close
+        },
+      },
+      pin,
+    );
+    const conn = new HeadConnection(opened.socket, url.protocol === 'http:');
+    to.conn = conn;
+    return { conn, ready: opened.ready };
+  }
+
+  private constructor(
+    readonly socket: net.Socket,
+    /** Reads come through onRead (openSocket's onread), not 'data' events. */
+    ownReads: boolean,
+  ) {
+    if (!ownReads) socket.on('data', (chunk: Buffer) => this.onRead(chunk));
     socket.on('error', (err: Error) => (this.user ? this.user.onError(err) : this.drop()));
     socket.on('end', () => (this.user ? this.user.onEnd() : this.drop()));
     socket.on('close', () => {
@@ -44,6 +82,11 @@ export class HeadConnection {
     // Counted from the connection's last byte either way; an exchange in progress has its own timer.
     socket.on('timeout', () => this.user || this.drop());
     socket.setTimeout(IDLE_SOCKET_MS);
+  }
+
+  private onRead(chunk: Buffer): void {
+    if (this.user) this.user.onData(chunk);
+    else this.drop();
   }
 
   /** Calls the user's onTimeout unless disarmed within `ms`. */
