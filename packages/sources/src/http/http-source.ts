@@ -142,11 +142,13 @@ export class HttpSource implements ImageSource {
     const h = res.headers;
     const lastModified = header(h, 'last-modified');
     const etag = header(h, 'etag');
-    const cacheControl = header(h, 'cache-control') ?? '';
+    const cacheControl = header(h, 'cache-control');
     return {
       size: res.status === 206 ? total : contentLength(h),
       updatedAt: parseHttpDate(lastModified),
-      noCache: cacheControl.split(',').some((d) => d.trim().toLowerCase() === 'no-store'),
+      noCache:
+        cacheControl !== undefined &&
+        cacheControl.split(',').some((d) => d.trim().toLowerCase() === 'no-store'),
       immutable: false,
       validator: etag && !etag.startsWith('W/') ? etag : lastModified,
       fileName: this.fileName,

@@ -58,23 +58,29 @@ export class ResponseHeadParser {
 }
 
 function parseHead(text: string): ResponseHead {
-  const lines = text.split('\r\n');
-  const m = STATUS_LINE.exec(lines[0] ?? '');
-  if (!m)
-    throw new ProtocolError(`not an HTTP/1.x status line: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = text.length;
+  const statusLine = text.slice(0, eol);
+  const m = STATUS_LINE.exec(statusLine);
+  if (!m) throw new ProtocolError(`not an HTTP/1.x status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
   // No prototype: a header named __proto__ is a header like any other.
   const headers: Headers = Object.create(null) as Headers;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    const token = colon > 0 ? line.slice(0, colon) : '';
+  // One line at a time, [start, eol), without splitting the head into an array first.
+  while (eol < text.length) {
+    const start = eol + 2;
+    eol = text.indexOf('\r\n', start);
+    if (eol < 0) eol = text.length;
+    const colon = text.indexOf(':', start);
+    const token = colon > start && colon < eol ? text.slice(start, colon) : '';
     // Obsolete line folding (a line starting with white space) is refused, as RFC 9112 §5.2 allows: white space
     // is no token character.
     if (!TOKEN.test(token)) {
-      throw new ProtocolError(`malformed header line ${JSON.stringify(line.slice(0, 80))}`);
+      throw new ProtocolError(
+        `malformed header line ${JSON.stringify(text.slice(start, Math.min(eol, start + 80)))}`,
+      );
     }
     const name = token.toLowerCase();
-    const value = line.slice(colon + 1).trim();
+    const value = text.slice(colon + 1, eol).trim();
     const prev = headers[name];
     if (prev === undefined) headers[name] = value;
     else if (Array.isArray(prev)) prev.push(value);
