@@ -28,6 +28,7 @@ import { CacheFolder } from './cache-folder';
 import { CacheEvents, type CacheEventName, type CacheListener, type CacheUsage } from './cache-events';
 import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
+import { EarlyDestination } from './early-destination';
 import { deviceOf, freeSpace } from './disk-space';
 import { downloadTo, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
@@ -85,6 +86,8 @@ interface FetchContext extends StageSink {
   started: number;
   /** When this fetch began to wait for the master's lock (ms since the epoch). */
   waitingSince?: number;
+  /** The destination's folder pinned while the HEAD was out, for a hit's place() (which takes it). */
+  early?: EarlyDestination;
 }
 
 /** One miss under the master's lock: what it holds, released whatever the outcome. */
@@ -267,8 +270,11 @@ export class ImageCache implements CacheHandle {
     if (!this.ready) await this.start();
     const name = masterName(href, source.imageId, forceRaw);
     const sink: StageSink = { durations, onProgress: opts.onProgress };
+    const shown = runStage(sink, 'resolve', () => source.show({ signal: opts.signal }));
+    // The HEAD is out: meanwhile, what a hit will need of the destination (early-destination.ts).
+    const early = EarlyDestination.look(target);
     try {
-      const info = await runStage(sink, 'resolve', () => source.show({ signal: opts.signal }));
+      const info = await shown;
       const ctx: FetchContext = {
         ...sink,
         source,
@@ -280,12 +286,16 @@ export class ImageCache implements CacheHandle {
         checksum,
         opts,
         started,
+        early,
       };
 
       if (!info.noCache) {
         const hit = await this.tryHit(ctx);
         if (hit) return hit;
       }
+      // A miss places at its end, pinning the folder then.
+      ctx.early = undefined;
+      early?.close();
       opts.onProgress?.({ stage: 'wait' });
       const waitStart = performance.now();
       ctx.waitingSince = Date.now();
@@ -303,6 +313,7 @@ export class ImageCache implements CacheHandle {
       durations.total = performance.now() - started;
       return result;
     } finally {
+      early?.close();
       // A GET that show() kept for open() (HEAD refused) is never left holding its connection.
       source.close?.();
     }
@@ -532,15 +543,19 @@ export class ImageCache implements CacheHandle {
     fresh: (dest: fs.Stats | undefined) => boolean = () => false,
     sweep = false,
   ): Promise<PlaceMethod | 'already'> {
-    const pinned = PinnedFolder.open(ctx.target.folder);
+    // Pinned while the HEAD was out (a hit), else now; used once.
+    const early = ctx.early;
+    ctx.early = undefined;
+    const pinned = early ? early.pinned : PinnedFolder.open(ctx.target.folder);
     try {
       // A miss also clears the temporaries a crash left in this folder (a hit stays a few syscalls).
       if (sweep) await sweepPlaceTemps(pinned.entry('.'));
       const dest = pinned.entry(ctx.target.name);
-      if (fresh(lstatOrUndefined(dest))) return 'already';
+      if (!early?.absent && fresh(lstatOrUndefined(dest))) return 'already';
       return await runStage(ctx, 'link', () => placeFile(src, dest));
     } finally {
-      pinned.close();
+      if (early) early.close();
+      else pinned.close();
     }
   }
 
