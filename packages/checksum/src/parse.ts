@@ -37,6 +37,28 @@ const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
  */
 export function parseChecksum(input: ChecksumInput, policy: ChecksumPolicy = {}): ParsedChecksum {
   const allowMd5 = policy.allowMd5 ?? true;
+  const l = last;
+  if (l && l.checksum === input.checksum && l.algo === input.algo && l.allowMd5 === allowMd5) return l.parsed;
+  const parsed = parse(input, allowMd5);
+  if (parsed.kind === 'value') Object.freeze(parsed.expected);
+  last = { checksum: input.checksum, algo: input.algo, allowMd5, parsed: Object.freeze(parsed) };
+  return parsed;
+}
+
+/**
+ * The last checksum parsed, frozen: a caller fetching one image to many destinations gives the same one each
+ * time (a warm hit parses it again otherwise).
+ */
+let last:
+  | {
+      checksum: ChecksumInput['checksum'];
+      algo: ChecksumInput['algo'];
+      allowMd5: boolean;
+      parsed: ParsedChecksum;
+    }
+  | undefined;
+
+function parse(input: ChecksumInput, allowMd5: boolean): ParsedChecksum {
   const raw = input.checksum;
   if (raw === undefined || raw === null) return { kind: 'none' };
   const checksum = raw.trim();

@@ -63,12 +63,13 @@ export class DestinationPolicy {
     if (dest.endsWith('/') || name === '' || name === '.' || name === '..') {
       throw new InvalidDestination(`destination must name a file, got ${JSON.stringify(dest)}`);
     }
-    if (Buffer.byteLength(name) > NAME_MAX) {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a short name is not counted.
+    if (name.length * 3 > NAME_MAX && Buffer.byteLength(name) > NAME_MAX) {
       throw new InvalidDestination(
         `destination file name is ${Buffer.byteLength(name)} bytes long; at most ${NAME_MAX} are allowed`,
       );
     }
-    if (Buffer.byteLength(dest) > PATH_MAX) {
+    if (dest.length * 3 > PATH_MAX && Buffer.byteLength(dest) > PATH_MAX) {
       throw new InvalidDestination(`destination path is longer than ${PATH_MAX} bytes`);
     }
     let folder: string;

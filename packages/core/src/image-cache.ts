@@ -29,6 +29,7 @@ import { CacheFolder } from './cache-folder';
 import { CacheEvents, type CacheEventName, type CacheListener, type CacheUsage } from './cache-events';
 import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
+import { EarlyDestination } from './early-destination';
 import { deviceOf, freeSpace } from './disk-space';
 import { downloadTo, prepareDownload, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
@@ -40,6 +41,7 @@ import { CONVERTED_SUFFIX, isMasterName, masterName } from './master-name';
 import { FailureNotes } from './failure-notes';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
+import { KnownMetas } from './known-metas';
 import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
 import { PinnedFolder } from './pinned-folder';
 import { placeFile, sweepPlaceTemps, type PlaceMethod } from './place-file';
@@ -85,6 +87,8 @@ interface FetchContext extends StageSink {
   started: number;
   /** When this fetch began to wait for the master's lock (ms since the epoch). */
   waitingSince?: number;
+  /** The destination's folder pinned while the HEAD was out, for a hit's place() (which takes it). */
+  early?: EarlyDestination;
 }
 
 /** One miss under the master's lock: what it holds, released whatever the outcome. */
@@ -137,7 +141,10 @@ export class ImageCache implements CacheHandle {
   private readonly sourceOptions: SourceOptions;
   private readonly destinations: DestinationPolicy;
   private readonly events: CacheEvents;
+  private readonly metas = new KnownMetas();
   private started?: Promise<void>;
+  /** start() has succeeded (a fetch then skips waiting for it). */
+  private ready = false;
   private registry?: CacheRegistry;
   /** The post-miss clean-up waiting to start (every miss meanwhile joins it), and the one running. */
   private queuedCleanUp?: Promise<unknown>;
@@ -206,7 +213,9 @@ export class ImageCache implements CacheHandle {
     this.started ??= this.folder
       .ensure()
       .then(() => this.work.sweep())
-      .then(() => undefined)
+      .then(() => {
+        this.ready = true;
+      })
       .catch((err) => {
         this.started = undefined;
         throw err;
@@ -220,7 +229,9 @@ export class ImageCache implements CacheHandle {
     const durations: FetchResult['durations'] = { total: 0 };
     try {
       const result = await this.runFetch(href, dest, opts, started, durations);
-      this.events.emit('fetch', { cache: this.name, outcome: result.cacheHit ? 'hit' : 'miss', result });
+      if (this.events.has('fetch')) {
+        this.events.emit('fetch', { cache: this.name, outcome: result.cacheHit ? 'hit' : 'miss', result });
+      }
       return result;
     } catch (err) {
       if (this.events.has('fetch')) {
@@ -252,20 +263,20 @@ export class ImageCache implements CacheHandle {
     );
     const source = await resolveSource(
       href,
-      { ...this.sourceOptions, auth: opts.auth ?? this.sourceOptions.auth },
+      opts.auth === undefined ? this.sourceOptions : { ...this.sourceOptions, auth: opts.auth },
       opts.signal,
     );
     // Everything the caller gave is valid: only now may anything be written.
     if (target.createFolder) await this.destinations.createFolder(target);
     const name = masterName(href, source.imageId, forceRaw);
     const sink: StageSink = { durations, onProgress: opts.onProgress };
+    const shown = runStage(sink, 'resolve', () => source.show({ signal: opts.signal }));
+    // The HEAD is out: meanwhile, what a hit will need of the destination (early-destination.ts).
+    const early = EarlyDestination.look(target);
     try {
       // The folder's first-use set-up runs while the source is asked (a fresh process's first fetch waited
       // for one, then the other); both settle before anything else is done.
-      const [info] = await Promise.all([
-        runStage(sink, 'resolve', () => source.show({ signal: opts.signal })),
-        this.start(),
-      ]);
+      const [info] = await Promise.all([shown, this.ready ? undefined : this.start()]);
       const ctx: FetchContext = {
         ...sink,
         source,
@@ -277,12 +288,16 @@ export class ImageCache implements CacheHandle {
         checksum,
         opts,
         started,
+        early,
       };
 
       if (!info.noCache) {
         const hit = await this.tryHit(ctx);
         if (hit) return hit;
       }
+      // A miss places at its end, pinning the folder then.
+      ctx.early = undefined;
+      early?.close();
       // Likely a miss: what the download needs boots while the lock is taken and the request sent.
       prepareDownload(info.size);
       opts.onProgress?.({ stage: 'wait' });
@@ -302,6 +317,7 @@ export class ImageCache implements CacheHandle {
       durations.total = performance.now() - started;
       return result;
     } finally {
+      early?.close();
       // A GET that show() kept for open() (HEAD refused) is never left holding its connection.
       source.close?.();
     }
@@ -446,7 +462,7 @@ export class ImageCache implements CacheHandle {
       if (!e.isFile()) continue;
       const st = await fs.promises.lstat(path.join(this.masterDir, e.name)).catch(() => undefined);
       if (!st?.isFile()) continue;
-      const meta = await this.readMeta(e.name);
+      const meta = this.readMeta(e.name);
       const foreign = !isMasterName(e.name) && !fs.existsSync(this.folder.metaPath(e.name));
       out.push({
         name: e.name,
@@ -484,7 +500,7 @@ export class ImageCache implements CacheHandle {
   private async tryHit(ctx: FetchContext, locked?: AbortSignal): Promise<FetchResult | undefined> {
     const master = lstatOrUndefined(ctx.masterPath);
     if (!master?.isFile() || !isMasterFresh(ctx.info, master)) return undefined;
-    let meta = await this.readMeta(ctx.name);
+    let meta = (!locked && this.metas.get(ctx.name, master)) || this.readMeta(ctx.name);
     if (!meta?.identity) {
       if (!locked) return undefined;
       meta = await this.adopt(ctx, master, meta, locked);
@@ -513,7 +529,7 @@ export class ImageCache implements CacheHandle {
       virtualSize: meta.virtualSize,
       size: master.size,
       converted: meta.converted ?? false,
-      checksum: meta.checksum,
+      checksum: { algo: meta.checksum.algo, value: meta.checksum.value },
       bytesDownloaded: 0,
       durations: ctx.durations,
     };
@@ -531,15 +547,19 @@ export class ImageCache implements CacheHandle {
     fresh: (dest: fs.Stats | undefined) => boolean = () => false,
     sweep = false,
   ): Promise<PlaceMethod | 'already'> {
-    const pinned = PinnedFolder.open(ctx.target.folder);
+    // Pinned while the HEAD was out (a hit), else now; used once.
+    const early = ctx.early;
+    ctx.early = undefined;
+    const pinned = early ? early.pinned : PinnedFolder.open(ctx.target.folder);
     try {
       // A miss also clears the temporaries a crash left in this folder (a hit stays a few syscalls).
       if (sweep) await sweepPlaceTemps(pinned.entry('.'));
       const dest = pinned.entry(ctx.target.name);
-      if (fresh(lstatOrUndefined(dest))) return 'already';
+      if (!early?.absent && fresh(lstatOrUndefined(dest))) return 'already';
       return await runStage(ctx, 'link', () => placeFile(src, dest));
     } finally {
-      pinned.close();
+      if (early) early.close();
+      else pinned.close();
     }
   }
 
@@ -964,8 +984,11 @@ export class ImageCache implements CacheHandle {
     return c.expected.value === meta.checksum.value;
   }
 
-  private async readMeta(name: string): Promise<MasterMeta | undefined> {
-    return readJsonOrUndefined<MasterMeta>(this.folder.metaPath(name)); // an adopted Ironic master has none
+  /** The master's metadata as its file says now (an adopted Ironic master has none); remembered for hits. */
+  private readMeta(name: string): MasterMeta | undefined {
+    const meta = readJsonOrUndefined<MasterMeta>(this.folder.metaPath(name));
+    this.metas.remember(name, meta);
+    return meta;
   }
 
   private async wrap(err: unknown, ctx: FetchContext, signal?: AbortSignal): Promise<ImageCacheError> {

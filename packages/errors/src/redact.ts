@@ -20,6 +20,8 @@ export function redactText(text: string): string {
 }
 
 function redactUserinfo(href: string): string {
+  // No '@', no userinfo (both patterns below need one): the common case costs no URL parse.
+  if (!href.includes('@')) return href;
   let out = href.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
   if (out === href && !parses(href)) {
     // A password holding an unencoded '/', '?' or '#' breaks the URL: then everything between '://' and the

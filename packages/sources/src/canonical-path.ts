@@ -24,6 +24,19 @@ export class CanonicalPathError extends Error {
 export function canonicalPath(p: string): string {
   if (!path.isAbsolute(p)) throw new CanonicalPathError(p, 'not an absolute path');
   if (p.includes('\0')) throw new CanonicalPathError(p, 'holds a NUL byte');
+  // The common case, a path that exists whole, in one call: realpath(3) resolves each link before the `..` after
+  // it, as the walk below does, and fails for anything the walk handles differently (a missing part, a dangling
+  // link, an unreadable folder, a loop), which the walk then answers. Its lstat per segment, each building a
+  // Stats object, was most of a warm hit's destination check.
+  try {
+    return fs.realpathSync.native(p);
+  } catch {
+    // walked below
+  }
+  return walk(p);
+}
+
+function walk(p: string): string {
   let links = 0;
   // Resolved prefix (always canonical, existing) and the segments still to walk.
   let done = '/';

@@ -2,6 +2,9 @@ import { InvalidHref, redactHref } from '@imagecache/errors';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
+const GLANCE = /^glance:\/\//i;
+// eslint-disable-next-line no-control-regex
+const NOT_HREF_TEXT = /[\s\u0000-\u001f\u007f\\]/;
 
 /**
  * Removes credentials from any text that looks like an href, even one that does not parse: `user:pass@`
@@ -19,7 +22,7 @@ export function schemeOf(href: string): string | undefined {
 
 /** True when `href` names an image in an image service: a bare UUID, or a `glance://` reference. */
 export function isImageServiceId(href: string): boolean {
-  return UUID.test(href) || /^glance:\/\//i.test(href);
+  return UUID.test(href) || GLANCE.test(href);
 }
 
 /**
@@ -52,8 +55,7 @@ export function checkHrefText(href: unknown): asserts href is string {
   if (typeof href !== 'string' || href.length === 0) {
     throw new InvalidHref('invalid image href: empty or not a string');
   }
-  // eslint-disable-next-line no-control-regex
-  if (/[\s\u0000-\u001f\u007f\\]/.test(href)) {
+  if (NOT_HREF_TEXT.test(href)) {
     throw new InvalidHref(
       `invalid image href ${safeHrefOf(href)}: contains whitespace, control characters or "\\"`,
       {

@@ -20,7 +20,7 @@ const ASCTIME = new RegExp(
  * RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`, asctime `Sun Nov  6 08:49:37 1994`. Returns undefined for
  * anything else, or for a date that does not exist (31 Feb).
  */
-export function parseHttpDate(text: string | undefined | null, now: Date = new Date()): Date | undefined {
+export function parseHttpDate(text: string | undefined | null, now?: Date): Date | undefined {
   if (!text) return undefined;
   const s = text.trim();
   const fixed = imfFixdate(s);
@@ -30,8 +30,9 @@ export function parseHttpDate(text: string | undefined | null, now: Date = new D
   m = RFC_850.exec(s);
   if (m) {
     // Two-digit year: a year more than 50 years in the future is the most recent past one (RFC 9110 §5.6.7).
-    let year = Math.floor(now.getUTCFullYear() / 100) * 100 + Number(m[3]);
-    if (year > now.getUTCFullYear() + 50) year -= 100;
+    const thisYear = (now ?? new Date()).getUTCFullYear();
+    let year = Math.floor(thisYear / 100) * 100 + Number(m[3]);
+    if (year > thisYear + 50) year -= 100;
     return build(year, m[2], Number(m[1]), m[4], m[5], m[6]);
   }
   m = ASCTIME.exec(s);
@@ -69,7 +70,9 @@ function build(
   ss: string | undefined,
 ): Date | undefined {
   const month = MONTHS.indexOf((mon ?? '').toLowerCase());
-  const [h, mi, se] = [Number(hh), Number(mm), Number(ss)];
+  const h = Number(hh);
+  const mi = Number(mm);
+  const se = Number(ss);
   if (month < 0 || h > 23 || mi > 59 || se > 60) return undefined;
   const date = new Date(Date.UTC(year, month, day, h, mi, Math.min(se, 59)));
   if (date.getUTCDate() !== day || date.getUTCMonth() !== month || date.getUTCFullYear() !== year)

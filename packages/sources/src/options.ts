@@ -173,8 +173,22 @@ export interface ResolvedHttpOptions {
   authOrigins?: ReadonlySet<string>;
 }
 
+/**
+ * Option sets already resolved, by identity (a cache passes the same object to every source it makes: a warm hit
+ * makes one). Resolved sets are frozen: what is shared can't be changed by one user.
+ */
+const resolved = new WeakMap<HttpOptions, ResolvedHttpOptions>();
+let resolvedDefaults: ResolvedHttpOptions | undefined;
+
 export function resolveHttpOptions(http: HttpOptions | undefined): ResolvedHttpOptions {
-  return {
+  if (http === undefined) return (resolvedDefaults ??= resolve(undefined));
+  let r = resolved.get(http);
+  if (!r) resolved.set(http, (r = resolve(http)));
+  return r;
+}
+
+function resolve(http: HttpOptions | undefined): ResolvedHttpOptions {
+  return Object.freeze({
     inactivityTimeoutMs: http?.inactivityTimeoutMs ?? DEFAULT_HTTP_OPTIONS.inactivityTimeoutMs,
     connectTimeoutMs: http?.connectTimeoutMs ?? DEFAULT_HTTP_OPTIONS.connectTimeoutMs,
     caFile: http?.caFile,
@@ -189,7 +203,7 @@ export function resolveHttpOptions(http: HttpOptions | undefined): ResolvedHttpO
     ),
     auth: http?.auth,
     authOrigins: authOriginsOf(http),
-  };
+  });
 }
 
 function authOriginsOf(http: HttpOptions | undefined): ReadonlySet<string> {

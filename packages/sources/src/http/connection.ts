@@ -45,6 +45,8 @@ function tlsModule(): typeof Tls {
   return require('node:tls') as typeof Tls;
 }
 
+const LINE_BREAK = /[\r\n\0]/;
+
 /** The head of a request: request line, Host, the caller's headers (checked: no line breaks), a blank line. */
 export function requestHead(
   method: string,
@@ -53,16 +55,17 @@ export function requestHead(
   extra: string[],
   fail: (message: string) => ImageDownloadFailed,
 ): string {
-  const lines = [`${method} ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
-  for (const [name, value] of Object.entries(headers)) {
+  let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]!;
     const n = name.toLowerCase();
     if (n === 'host' || n === 'connection') continue;
     // A value from a server (an ETag sent back in If-Range) must not split the request.
-    if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw fail('a header value holds a line break');
-    lines.push(`${name}: ${value}`);
+    if (LINE_BREAK.test(name) || LINE_BREAK.test(value)) throw fail('a header value holds a line break');
+    head += `${name}: ${value}\r\n`;
   }
-  lines.push(...extra, '', '');
-  return lines.join('\r\n');
+  for (const line of extra) head += `${line}\r\n`;
+  return `${head}\r\n`;
 }
 
 /** An error with the code the error mapping knows (transfer-errors.ts). */

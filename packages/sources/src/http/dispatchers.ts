@@ -32,8 +32,19 @@ const cache = new Map<string, Dispatchers>();
 /** The agents made so far (an option set's agent is made by its first small request). */
 const agents = new Set<Agent>();
 
+/** The dispatchers of option sets already asked for, by identity (resolved sets are shared: see options.ts). */
+let byOptions = new WeakMap<ResolvedHttpOptions, Dispatchers>();
+
 /** One set of dispatchers per distinct option set, created once (the CA file is read once). */
 export function dispatchersFor(opts: ResolvedHttpOptions): Dispatchers {
+  const known = byOptions.get(opts);
+  if (known) return known;
+  const d = dispatchersByKey(opts);
+  byOptions.set(opts, d);
+  return d;
+}
+
+function dispatchersByKey(opts: ResolvedHttpOptions): Dispatchers {
   const key = `${opts.inactivityTimeoutMs}|${opts.connectTimeoutMs}|${opts.caFile ?? ''}|${opts.minTlsVersion}|${opts.verifyTls}`;
   let d = cache.get(key);
   if (!d) {
@@ -121,6 +132,7 @@ export async function closeHttpConnections(): Promise<void> {
   const all = [...agents];
   for (const d of cache.values()) d.idle.destroyAll();
   cache.clear();
+  byOptions = new WeakMap();
   agents.clear();
   await Promise.all(all.map((a) => a.close().catch(() => undefined)));
 }

@@ -1,6 +1,6 @@
-import type * as net from 'node:net';
 import { ImageCacheError, ImageDownloadFailed, OperationAborted } from '@imagecache/errors';
-import { coded, openSocket, requestHead } from './connection';
+import { coded, requestHead } from './connection';
+import { HeadConnection, type ConnectionUser } from './idle-sockets';
 import type { HttpResponse, SendParams } from './request';
 import { ResponseHeadParser, type ResponseHead } from './response-parser';
 import { networkError } from './transfer-errors';
@@ -11,15 +11,16 @@ import { networkError } from './transfer-errors';
  * A kept connection that the server had closed meanwhile fails before any byte of an answer: the HEAD is then
  * sent once more on a new connection.
  */
-export class HeadExchange {
-  private socket?: net.Socket;
+export class HeadExchange implements ConnectionUser {
+  private conn?: HeadConnection;
   private request = '';
   private head = new ResponseHeadParser();
   private received = false;
   private reused = false;
   private done = false;
-  private timer?: NodeJS.Timeout;
-  private readonly onAbort = () => this.end(this.abortError());
+  /** The connect timeout of a new connection (the answer's is the connection's, see HeadConnection.arm). */
+  private connectTimer?: NodeJS.Timeout;
+  private onAbort?: () => void;
 
   constructor(
     private readonly p: SendParams,
@@ -28,69 +29,60 @@ export class HeadExchange {
   ) {}
 
   start(): void {
-    if (this.p.signal?.aborted) {
-      this.done = true;
-      this.reject(this.abortError());
-      return;
+    const { signal } = this.p;
+    if (signal) {
+      if (signal.aborted) {
+        this.done = true;
+        this.reject(this.abortError());
+        return;
+      }
+      this.onAbort = () => this.end(this.abortError());
+      signal.addEventListener('abort', this.onAbort, { once: true });
     }
-    this.p.signal?.addEventListener('abort', this.onAbort, { once: true });
     try {
       this.request = requestHead('HEAD', this.p.url, this.p.headers, [], (m) => this.permanent(m));
     } catch (err) {
       this.end(err as ImageCacheError);
       return;
     }
-    const request = this.request;
     // A HEAD to a checked redirect target (pinned address) neither takes nor keeps a shared connection.
-    const kept = this.p.pin ? undefined : this.p.dispatchers.idle.take(this.p.url.origin);
+    const kept = this.p.pin ? undefined : this.p.dispatchers.idle.take(this.p.url.origin, this);
     if (kept) {
       this.reused = true;
-      this.attach(kept);
-      this.send(request);
+      this.conn = kept;
+      this.send();
     } else {
-      this.connect(request);
+      this.connect();
     }
   }
 
-  private connect(request: string): void {
-    const { socket, ready } = openSocket(this.p.url, this.p.dispatchers.connect, undefined, this.p.pin);
-    this.attach(socket);
-    socket.once(ready, () => this.send(request));
+  private connect(): void {
+    const { conn, ready } = HeadConnection.open(this.p.url, this.p.dispatchers.connect, this.p.pin);
+    conn.user = this;
+    this.conn = conn;
+    conn.socket.once(ready, () => this.send());
     const limit = this.p.dispatchers.connect.timeoutMs;
     if (limit > 0) {
-      this.timer = setTimeout(() => this.fail(coded('connect timeout', 'UND_ERR_CONNECT_TIMEOUT')), limit);
+      this.connectTimer = setTimeout(
+        () => this.fail(coded('connect timeout', 'UND_ERR_CONNECT_TIMEOUT')),
+        limit,
+      );
     }
   }
 
-  private readonly onSocketData = (chunk: Buffer) => this.onData(chunk);
-  private readonly onSocketError = (err: Error) => this.fail(err);
-  private readonly onSocketEnd = () =>
-    this.fail(coded('connection closed before an answer', 'UND_ERR_SOCKET'));
-  private readonly onSocketClose = () => this.fail(coded('connection closed before an answer', 'ECONNRESET'));
-
-  private attach(socket: net.Socket): void {
-    this.socket = socket;
-    socket.on('data', this.onSocketData).on('error', this.onSocketError);
-    socket.on('end', this.onSocketEnd).on('close', this.onSocketClose);
-  }
-
-  /** Takes this exchange's listeners off the socket (Node's own stay). */
-  private detach(socket: net.Socket): void {
-    socket.off('data', this.onSocketData).off('error', this.onSocketError);
-    socket.off('end', this.onSocketEnd).off('close', this.onSocketClose);
-  }
-
-  private send(request: string): void {
+  private send(): void {
     if (this.done) return;
-    clearTimeout(this.timer);
-    this.socket!.write(request);
-    const limit = this.p.ctx.inactivityTimeoutMs;
-    if (limit > 0) {
-      this.timer = setTimeout(() => this.fail(coded('headers timeout', 'UND_ERR_HEADERS_TIMEOUT')), limit);
+    if (this.connectTimer) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
     }
+    const conn = this.conn!;
+    conn.socket.write(this.request);
+    const limit = this.p.ctx.inactivityTimeoutMs;
+    if (limit > 0) conn.arm(limit);
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.done) return;
     this.received = true;
     let got: { head: ResponseHead; rest: Buffer } | undefined;
@@ -104,14 +96,18 @@ export class HeadExchange {
     const { head, rest } = got;
     this.done = true;
     this.release();
-    const socket = this.socket!;
-    this.detach(socket);
-    const connection = String(head.headers.connection ?? '').toLowerCase();
+    const conn = this.conn!;
+    const connection = head.headers.connection;
     // A HEAD answer has no body: bytes after it mean a broken server, and the connection is not reused.
-    if (head.minor === 1 && !connection.includes('close') && rest.length === 0 && !this.p.pin) {
-      this.p.dispatchers.idle.park(this.p.url.origin, socket);
+    if (
+      head.minor === 1 &&
+      !(connection !== undefined && String(connection).toLowerCase().includes('close')) &&
+      rest.length === 0 &&
+      !this.p.pin
+    ) {
+      this.p.dispatchers.idle.park(this.p.url.origin, conn);
     } else {
-      socket.destroy();
+      conn.destroy();
     }
     this.resolve({
       status: head.status,
@@ -121,16 +117,30 @@ export class HeadExchange {
     });
   }
 
+  onError(err: Error): void {
+    this.fail(err);
+  }
+
+  onEnd(): void {
+    this.fail(coded('connection closed before an answer', 'UND_ERR_SOCKET'));
+  }
+
+  onClose(): void {
+    this.fail(coded('connection closed before an answer', 'ECONNRESET'));
+  }
+
+  onTimeout(): void {
+    this.fail(coded('headers timeout', 'UND_ERR_HEADERS_TIMEOUT'));
+  }
+
   private fail(err: Error & { code?: string }): void {
     if (this.done) return;
     if (this.reused && !this.received && err.code !== 'UND_ERR_HEADERS_TIMEOUT') {
       // The server closed the kept connection before our request reached it: a new connection, once.
       this.reused = false;
-      if (this.socket) this.detach(this.socket);
-      this.socket?.destroy();
-      clearTimeout(this.timer);
+      this.conn?.destroy();
       this.head = new ResponseHeadParser();
-      this.connect(this.request);
+      this.connect();
       return;
     }
     this.end(networkError(err, { what: this.what(), ctx: this.p.ctx }));
@@ -140,14 +150,17 @@ export class HeadExchange {
     if (this.done) return;
     this.done = true;
     this.release();
-    this.socket?.destroy();
+    this.conn?.destroy();
     this.reject(err);
   }
 
   private release(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.p.signal?.removeEventListener('abort', this.onAbort);
+    this.conn?.disarm();
+    if (this.connectTimer) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+    }
+    if (this.onAbort) this.p.signal?.removeEventListener('abort', this.onAbort);
   }
 
   private permanent(message: string): ImageDownloadFailed {

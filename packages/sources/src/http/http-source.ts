@@ -50,20 +50,17 @@ export class HttpSource implements ImageSource {
 
   /** Validates `href` (throws InvalidHref) without any I/O. */
   constructor(href: string, options: SourceOptions = {}) {
-    const url = parseHttpHref(href);
+    const { url, safeHref, label, fileName, userinfo } = parsedHref(href);
     this.href = href;
-    this.safeHref = safeHrefOf(href);
+    this.safeHref = safeHref;
     this.options = resolveHttpOptions(options.http);
-    const userinfo = url.username || url.password ? basicFromUrl(url) : undefined;
-    url.username = '';
-    url.password = '';
-    url.hash = '';
     this.url = url;
-    this.label = redactHref(url.href);
-    this.fileName = lastSegment(url);
+    this.label = label;
+    this.fileName = fileName;
     // Configured credentials go to the origins named for them only (a request's own, or the URL's, go anywhere
     // the href points; a redirect to another origin drops every kind).
-    const configured = this.options.authOrigins?.has(url.origin) ? this.options.auth : undefined;
+    const configured =
+      this.options.auth && this.options.authOrigins?.has(url.origin) ? this.options.auth : undefined;
     const auth = options.auth ?? userinfo ?? configured;
     this.authorization = auth ? authorizationHeader(auth) : undefined;
     this.dispatchers = dispatchersFor(this.options);
@@ -145,11 +142,13 @@ export class HttpSource implements ImageSource {
     const h = res.headers;
     const lastModified = header(h, 'last-modified');
     const etag = header(h, 'etag');
-    const cacheControl = header(h, 'cache-control') ?? '';
+    const cacheControl = header(h, 'cache-control');
     return {
       size: res.status === 206 ? total : contentLength(h),
       updatedAt: parseHttpDate(lastModified),
-      noCache: cacheControl.split(',').some((d) => d.trim().toLowerCase() === 'no-store'),
+      noCache:
+        cacheControl !== undefined &&
+        cacheControl.split(',').some((d) => d.trim().toLowerCase() === 'no-store'),
       immutable: false,
       validator: etag && !etag.startsWith('W/') ? etag : lastModified,
       fileName: this.fileName,
@@ -174,6 +173,50 @@ export class HttpSource implements ImageSource {
       maxRedirects: this.options.maxRedirects,
     });
   }
+}
+
+/** What every source made from one href starts from. The URL is shared: nothing may change it. */
+interface ParsedHref {
+  /** Without userinfo and fragment. */
+  url: URL;
+  safeHref: string;
+  /** The URL as messages show it. */
+  label: string;
+  fileName: string;
+  /** Credentials the href itself carries. */
+  userinfo?: ImageAuth;
+}
+
+/**
+ * Hrefs already parsed: a warm hit makes a source for the same href on every call. Bounded; an href that may carry
+ * a secret (userinfo, a query) is never kept.
+ */
+const parsedHrefs = new Map<string, ParsedHref>();
+const PARSED_HREFS_MAX = 256;
+
+function parsedHref(href: string): ParsedHref {
+  let parsed = parsedHrefs.get(href);
+  if (parsed) return parsed;
+  const url = parseHttpHref(href);
+  const userinfo = url.username || url.password ? basicFromUrl(url) : undefined;
+  // Each setter serializes the URL again: only what is there is cleared.
+  if (userinfo) {
+    url.username = '';
+    url.password = '';
+  }
+  if (href.includes('#')) url.hash = '';
+  parsed = {
+    url,
+    safeHref: safeHrefOf(href),
+    label: redactHref(url.href),
+    fileName: lastSegment(url),
+    userinfo,
+  };
+  if (!userinfo && !href.includes('?')) {
+    if (parsedHrefs.size >= PARSED_HREFS_MAX) parsedHrefs.delete(parsedHrefs.keys().next().value!);
+    parsedHrefs.set(href, parsed);
+  }
+  return parsed;
 }
 
 /** Parses and checks an http(s) href; throws InvalidHref. */

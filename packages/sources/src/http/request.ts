@@ -284,7 +284,9 @@ export function header(headers: Headers, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
+const DIGITS = /^\d+$/;
+
 export function contentLength(headers: Headers): number | undefined {
   const v = header(headers, 'content-length')?.trim();
-  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+  return v !== undefined && DIGITS.test(v) ? Number(v) : undefined;
 }

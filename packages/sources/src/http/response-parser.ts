@@ -4,6 +4,10 @@ import type { Headers } from './request';
 export const MAX_HEAD_BYTES = 64 << 10;
 /** A chunk-size line (with extensions) or a trailer line longer than this is refused. */
 const MAX_LINE_BYTES = 4 << 10;
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
+/** A header name (RFC 9110 §5.6.2). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export interface ResponseHead {
   status: number;
@@ -33,7 +37,7 @@ export class ResponseHeadParser {
   push(chunk: Buffer): { head: ResponseHead; rest: Buffer } | undefined {
     let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     for (;;) {
-      const end = buf.indexOf('\r\n\r\n');
+      const end = buf.indexOf(HEAD_END);
       if (end < 0) {
         if (buf.length > MAX_HEAD_BYTES)
           throw new ProtocolError(`response head over ${MAX_HEAD_BYTES} bytes`);
@@ -54,21 +58,29 @@ export class ResponseHeadParser {
 }
 
 function parseHead(text: string): ResponseHead {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
-  if (!m)
-    throw new ProtocolError(`not an HTTP/1.x status line: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = text.length;
+  const statusLine = text.slice(0, eol);
+  const m = STATUS_LINE.exec(statusLine);
+  if (!m) throw new ProtocolError(`not an HTTP/1.x status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
   // No prototype: a header named __proto__ is a header like any other.
   const headers: Headers = Object.create(null) as Headers;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    // Obsolete line folding (a line starting with white space) is refused, as RFC 9112 §5.2 allows.
-    if (colon <= 0 || /[\s]/.test(line[0]!) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(line.slice(0, colon))) {
-      throw new ProtocolError(`malformed header line ${JSON.stringify(line.slice(0, 80))}`);
+  // One line at a time, [start, eol), without splitting the head into an array first.
+  while (eol < text.length) {
+    const start = eol + 2;
+    eol = text.indexOf('\r\n', start);
+    if (eol < 0) eol = text.length;
+    const colon = text.indexOf(':', start);
+    const token = colon > start && colon < eol ? text.slice(start, colon) : '';
+    // Obsolete line folding (a line starting with white space) is refused, as RFC 9112 §5.2 allows: white space
+    // is no token character.
+    if (!TOKEN.test(token)) {
+      throw new ProtocolError(
+        `malformed header line ${JSON.stringify(text.slice(start, Math.min(eol, start + 80)))}`,
+      );
     }
-    const name = line.slice(0, colon).toLowerCase();
-    const value = line.slice(colon + 1).trim();
+    const name = token.toLowerCase();
+    const value = text.slice(colon + 1, eol).trim();
     const prev = headers[name];
     if (prev === undefined) headers[name] = value;
     else if (Array.isArray(prev)) prev.push(value);
