@@ -154,8 +154,7 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<FolderCleanUp> {
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     for (const a of asides) {
       if (finishEviction(masterDir, a.aside, a.name)) {
-        if (metas.has(a.name + '.json'))
-          fs.rmSync(path.join(plan.metaDir, a.name + '.json'), { force: true });
+        if (metas.has(a.name + '.json')) unlinkIfThere(path.join(plan.metaDir, a.name + '.json'));
         continue;
       }
       removed.splice(
@@ -220,11 +219,23 @@ function finishEviction(masterDir: string, aside: string, name: string): boolean
     } catch {
       // EEXIST: a newer master took the name.
     }
-    fs.rmSync(aside, { force: true });
+    unlinkIfThere(aside);
     return false;
   }
-  fs.rmSync(aside, { force: true });
+  unlinkIfThere(aside);
   return true;
+}
+
+/**
+ * One unlink(2): `fs.rmSync` would lstat first and go through its recursive remover, a third more system calls
+ * per master when 10,000 go at once.
+ */
+function unlinkIfThere(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 /**
