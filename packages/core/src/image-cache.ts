@@ -275,8 +275,12 @@ export class ImageCache implements CacheHandle {
     const early = EarlyDestination.look(target);
     try {
       // The folder's first-use set-up runs while the source is asked (a fresh process's first fetch waited
-      // for one, then the other); both settle before anything else is done.
-      const [info] = await Promise.all([shown, this.ready ? undefined : this.start()]);
+      // for one, then the other). Both settle before the fetch goes on or fails: nothing of it goes on after the
+      // call, and an unusable folder is the error, as when it was set up first.
+      const [asked, setUp] = await Promise.allSettled([shown, this.ready ? undefined : this.start()]);
+      if (setUp.status === 'rejected') throw setUp.reason;
+      if (asked.status === 'rejected') throw asked.reason;
+      const info = asked.value;
       const ctx: FetchContext = {
         ...sink,
         source,

@@ -183,6 +183,17 @@ describe('fetchImage', () => {
     expect(workLeft(cache)).toEqual([]);
   });
 
+  it('has set the folder up when a fetch fails at the HEAD: nothing of the call goes on after it', async () => {
+    const { cache, dest } = newCache();
+    // Leftovers in the work area make the folder's first-use sweep, run beside the HEAD, the slower of the two.
+    fs.mkdirSync(cache.folder.workDir, { recursive: true });
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(cache.folder.workDir, `leftover-${i}`), '');
+    server.route('/gone.img', { status: 404 });
+    await expect(cache.fetchImage(server.url('/gone.img'), dest('a'))).rejects.toBeInstanceOf(ImageNotFound);
+    expect(workLeft(cache)).toEqual([]);
+    expect(fs.existsSync(dest('a'))).toBe(false);
+  });
+
   it('resumes an interrupted download with Range and gets every byte right', async () => {
     const { cache, dest } = newCache();
     server.route('/flaky.img', {
