@@ -225,16 +225,7 @@ function suite(start: () => Promise<Deployment>): void {
     }
     const data = randomBytes(1 << 20);
     server.route('/api.img', { body: data, lastModified: new Date(0) });
-    const res = await fetch(`${api.base}/v1/fetch`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        host: HOST,
-        cache: 'instance',
-        href: server.url('/api.img'),
-        dest: setup.dest('api'),
-      }),
-    });
+    const res = await postFetch(api.base, server.url('/api.img'), setup.dest('api'));
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ cacheHit: false, size: data.length });
     expect(fs.readFileSync(setup.dest('api')).equals(data)).toBe(true);
@@ -407,19 +398,19 @@ function suite(start: () => Promise<Deployment>): void {
     expect(ready).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } } });
     const data = randomBytes(1 << 20);
     server.route('/api-after.img', { body: data, lastModified: new Date(0) });
-    const res = await fetch(`${api.base}/v1/fetch`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        host: HOST,
-        cache: 'instance',
-        href: server.url('/api-after.img'),
-        dest: setup.dest('api-after'),
-      }),
-    });
+    const res = await postFetch(api.base, server.url('/api-after.img'), setup.dest('api-after'));
     expect(res.status).toBe(200);
     expect(fs.readFileSync(setup.dest('api-after')).equals(data)).toBe(true);
   }, 30_000);
+}
+
+/** One fetch into the `instance` cache of HOST through the HTTP API at `base`. */
+function postFetch(base: string, href: string, dest: string): Promise<Response> {
+  return fetch(`${base}/v1/fetch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ host: HOST, cache: 'instance', href, dest }),
+  });
 }
 
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
