@@ -30,6 +30,9 @@ export function connectRedis(config: RedisConfig | string, role: ConnectionRole)
     client = new Cluster(c.cluster, {
       redisOptions: base,
       enableOfflineQueue: role !== 'producer',
+      // While a failover settles, nodes answer MOVED to each other: retried at once (ioredis' default), a command
+      // spent its 16 redirections in milliseconds and failed (QUEUE_UNAVAILABLE) before the cluster agreed.
+      retryDelayOnMoved: 100,
     });
   } else if (c.mode === 'sentinel') {
     const sentinel = new Redis({ ...base, sentinels: c.sentinels, name: c.name, db: c.db });
