@@ -12,7 +12,6 @@ export {
   HashWorkerError,
   configureHashPool,
   prewarmHashWorkers,
-  startHashWorker,
   closeHashWorkers,
 } from './worker-pool';
 export type { HashPoolOptions } from './worker-pool';

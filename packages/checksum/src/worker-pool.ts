@@ -290,16 +290,6 @@ export function configureHashPool(opts: HashPoolOptions): void {
   }
 }
 
-/**
- * Starts one hashing thread now, without waiting for it, unless one is up: a caller that knows a big download is
- * coming lets the thread boot (a whole isolate: tens of ms) while it takes its locks and sends its request, rather
- * than stalling on its first blocks until the thread answers. The next StreamHasher takes it; unused, it never
- * keeps the process alive.
- */
-export function startHashWorker(): void {
-  if (workers.length === 0) workers.push(new PoolWorker(removeWorker));
-}
-
 /** Starts the pool's threads now (about 25 ms each) so the first download does not pay for it. */
 export async function prewarmHashWorkers(): Promise<void> {
   while (workers.length < maxWorkers) workers.push(new PoolWorker(removeWorker));

@@ -89,43 +89,6 @@ describe('hashing threads and process lifetime', () => {
     expect(Number(out.stdout)).toBeGreaterThanOrEqual(1);
   });
 
-  it('a thread started ahead of need is the one the next hasher takes, and keeps no process alive', async () => {
-    const out = await runNode(
-      `
-      const { StreamHasher, startHashWorker } = require('@imagecache/checksum');
-      const { _poolWorkers } = require(${JSON.stringify(POOL)});
-      startHashWorker();
-      startHashWorker(); // one is up already: no second
-      const started = _poolWorkers().length;
-      const first = _poolWorkers()[0];
-      const h = new StreamHasher('sha256');
-      h.update(Buffer.alloc(1000, 3));
-      h.digest().then((d) => {
-        console.log(JSON.stringify({ started, same: _poolWorkers()[0] === first, total: _poolWorkers().length, d }));
-      });
-      `,
-      20000,
-    );
-    expect(out.stderr).toBe('');
-    expect(out.timedOut).toBe(false);
-    expect(out.code).toBe(0);
-    expect(JSON.parse(out.stdout)).toEqual({ started: 1, same: true, total: 1, d: sha('sha256', 3, 1000) });
-    // Started and never used (the download it was for never came): the process still ends.
-    const unused = await runNode(
-      `
-      const { startHashWorker } = require('@imagecache/checksum');
-      const { _poolWorkers } = require(${JSON.stringify(POOL)});
-      startHashWorker();
-      setTimeout(() => console.log(_poolWorkers().length), 200); // the thread is up by then
-      `,
-      20000,
-    );
-    expect(unused.stderr).toBe('');
-    expect(unused.timedOut).toBe(false);
-    expect(unused.code).toBe(0);
-    expect(unused.stdout.trim()).toBe('1');
-  });
-
   it('a process awaiting nothing but a digest stays alive until it arrives', async () => {
     const out = await runNode(
       `

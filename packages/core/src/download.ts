@@ -1,45 +1,30 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import {
-  allocSharedBuffer,
-  InlineHasher,
-  startHashWorker,
-  StreamHasher,
-  type ChecksumAlgo,
-  type IncrementalHasher,
-} from '@imagecache/checksum';
+import { InlineHasher, type ChecksumAlgo } from '@imagecache/checksum';
 import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
 import type { ByteBound } from '@imagecache/formats';
 import { isBlockReadable, type ByteSink, type ImageSource } from '@imagecache/sources';
+import { allocBlocks, type Blocks } from './block-memory';
+import { BlockWriter, DIRECT_ALIGNMENT } from './block-writer';
 import type { Logger } from './logger';
 
 /**
- * Socket chunks are gathered into blocks this big before one write and one hash update each. Small, because each
- * block is fresh memory and a process pays for the first touch of every page: on this project's VMs touching 16 MiB
- * of new memory took 50 ms and 1 MiB 5 ms, more than receiving, writing and hashing those bytes. 1 MiB writes are
- * as cheap per byte as 4 MiB ones.
+ * Socket chunks are gathered into blocks this big before one write each. Small, because each block is fresh
+ * memory and a process pays for the first touch of every page: on this project's VMs touching 16 MiB of new
+ * memory took 50 ms and 1 MiB 5 ms, more than receiving, writing and hashing those bytes. 1 MiB writes are as
+ * cheap per byte as 4 MiB ones, straight to the disk or not.
  */
 const BLOCK_SIZE = 1 << 20;
-/** Blocks of an image known to be small (hashed inline): its whole ring is 1 MiB. */
+/** Blocks of a small image: its whole ring is 1 MiB. */
 const SMALL_BLOCK_SIZE = 256 << 10;
 /** Blocks in flight at once: bounds memory (4 MiB, 1 MiB for a small image) whatever the image size. */
 const POOL_SIZE = 4;
 /**
- * Images up to this size (announced) are hashed on the main thread: a hashing thread's start-up costs more than
- * hashing them, and every fresh process's first fetch would pay it. Larger ones hash beside the transfer. Hashed
- * on the main thread, a 256 MiB miss used about 0.06 s less user CPU (no thread to boot) but, whenever the page
- * cache took writes quickly, its download stage took 0.45-0.52 s instead of 0.33-0.35 s (medians of two series
- * of 8 alternating runs): receiving and hashing on one thread was then the bottleneck, and no CPU was saved.
+ * Images announced up to this size are small: smaller blocks, written through the page cache (where their
+ * reader finds them; a disk round trip per block would cost more than the copy). Bigger ones, or of unknown
+ * size, are written straight to the disk where the filesystem allows (see BlockWriter).
  */
-export const INLINE_HASH_MAX_BYTES = 64 << 20;
-
-/**
- * A download of `knownSize` bytes is coming: starts now what it will need that takes long to start (the hashing
- * thread of a big image), so that it is ready by the first bytes.
- */
-export function prepareDownload(knownSize: number | undefined): void {
-  if (knownSize === undefined || knownSize > INLINE_HASH_MAX_BYTES) startHashWorker();
-}
+export const SMALL_IMAGE_MAX_BYTES = 64 << 20;
 
 export interface DownloadOptions {
   /** Digests to compute while downloading (the caller's checksum, and the one the source vouches for). */
@@ -78,9 +63,14 @@ interface PartialState {
 }
 
 /**
- * Streams an image into `file`, hashing it on the way off the main thread: socket reads, file writes
- * (libuv pool) and hashing (worker thread) overlap, and each byte is read once. A partial `file` left by an
- * earlier attempt (or a crashed process) for the same href is continued with Range + If-Range.
+ * Streams an image into `file`, hashing it as its bytes arrive: each byte is read once, hashed on this thread
+ * between socket reads while earlier blocks are written (libuv pool). A partial `file` left by an earlier
+ * attempt (or a crashed process) for the same href is continued with Range + If-Range.
+ *
+ * Hashing here rather than on a hashing thread: booting that thread (a whole Node isolate) cost 55-70 ms of CPU
+ * and 13 MiB of fresh memory per process, more than it saved once writes stopped competing for the CPU (a
+ * 256 MiB miss: 0.39-0.41 s of CPU against 0.49-0.50 s, 3 rounds beside Ironic; 1 GiB: 1.38-1.42 s against
+ * 1.58-1.68 s, no slower).
  */
 export async function downloadTo(
   source: ImageSource,
@@ -96,13 +86,15 @@ export async function downloadTo(
     resumable ? fs.constants.O_RDWR | fs.constants.O_CREAT : 'w',
     0o644,
   );
-  const small = opts.knownSize !== undefined && opts.knownSize <= INLINE_HASH_MAX_BYTES;
-  let hasher = new Hashers(opts.algos, small);
+  const small = opts.knownSize !== undefined && opts.knownSize <= SMALL_IMAGE_MAX_BYTES;
+  let hasher = new Hashers(opts.algos);
+  let writer: BlockWriter | undefined;
   let size = 0;
   let bytesDownloaded = 0;
   let validator = resumable ? previous.validator : undefined;
   let attempt = 0;
   try {
+    writer = await BlockWriter.open(fh, file, !small);
     if (resumable) size = await hashExisting(fh, hasher);
     const resumedFrom = size;
     if (size > 0)
@@ -133,7 +125,7 @@ export async function downloadTo(
           body.stream.destroy();
           throw bound.error(total);
         }
-        const pipe = new BlockPipe(fh, hasher, size, small ? SMALL_BLOCK_SIZE : BLOCK_SIZE, (n) => {
+        const pipe = new BlockPipe(writer, hasher, size, small ? SMALL_BLOCK_SIZE : BLOCK_SIZE, (n) => {
           bytesDownloaded += n;
           if (bound && pipe.position > bound.bytes) {
             // Not thrown: this may run inside the source's receive loop, called back from a block's write;
@@ -188,6 +180,7 @@ export async function downloadTo(
     hasher.destroy();
     throw err;
   } finally {
+    await writer?.close();
     await fh.close();
   }
 }
@@ -228,30 +221,21 @@ function consume(stream: Readable, onChunk: (chunk: Buffer) => Promise<void> | v
   });
 }
 
-/** One hasher per algorithm, fed the same blocks (each on its own thread, or inline for small images). */
+/** One hasher per algorithm, fed the same bytes as they come. */
 class Hashers {
-  private readonly list: IncrementalHasher[];
+  private readonly list: InlineHasher[];
 
-  constructor(
-    readonly algos: readonly ChecksumAlgo[],
-    /** Hash on the calling thread, as bytes arrive (see BlockPipe.commit). */
-    readonly inline: boolean,
-  ) {
-    this.list = [...new Set(algos)].map((a) => (inline ? new InlineHasher(a) : new StreamHasher(a)));
+  constructor(readonly algos: readonly ChecksumAlgo[]) {
+    this.list = [...new Set(algos)].map((a) => new InlineHasher(a));
   }
 
-  /** A fresh set of the same kind (a download that starts over). */
+  /** A fresh set (a download that starts over). */
   renew(): Hashers {
     this.destroy();
-    return new Hashers(this.algos, this.inline);
+    return new Hashers(this.algos);
   }
 
-  async update(chunk: Uint8Array): Promise<void> {
-    await Promise.all(this.list.map((h) => h.update(chunk)));
-  }
-
-  /** Inline hashers only: hashes `chunk` now (no promise per read). */
-  updateNow(chunk: Uint8Array): void {
+  update(chunk: Uint8Array): void {
     for (const h of this.list) void h.update(chunk);
   }
 
@@ -265,21 +249,16 @@ class Hashers {
   }
 }
 
-/** Feeds the bytes already in the file to the hasher (read once, in shared blocks); returns their count. */
+/** Feeds the bytes already in the file to the hasher; returns their count. */
 async function hashExisting(fh: fs.promises.FileHandle, hasher: Hashers): Promise<number> {
-  const blocks = [allocSharedBuffer(BLOCK_SIZE), allocSharedBuffer(BLOCK_SIZE)];
-  const pending: Promise<void>[] = [];
+  const block = Buffer.allocUnsafe(BLOCK_SIZE);
   let position = 0;
-  for (let i = 0; ; i++) {
-    const block = blocks[i % 2]!;
-    if (pending.length === 2) await pending.shift();
+  for (;;) {
     const { bytesRead } = await fh.read(block, 0, BLOCK_SIZE, position);
-    if (bytesRead === 0) break;
-    pending.push(hasher.update(block.subarray(0, bytesRead)));
+    if (bytesRead === 0) return position;
+    hasher.update(block.subarray(0, bytesRead));
     position += bytesRead;
   }
-  await Promise.all(pending);
-  return position;
 }
 
 async function readState(file: string): Promise<PartialState | undefined> {
@@ -316,24 +295,28 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Shared-memory blocks the body is received into (a ByteSink: the http receive path reads the socket straight
- * into `region()`; other streams are copied in by `push`). Each full block is written and hashed concurrently;
- * at most POOL_SIZE blocks exist, so memory stays bounded whatever the image size.
+ * Blocks the body is received into (a ByteSink: the http receive path reads the socket straight into
+ * `region()`; other streams are copied in by `push`). Bytes are hashed as they land; each full block is written
+ * while the next fills. At most POOL_SIZE blocks exist, so memory stays bounded whatever the image size.
  */
 class BlockPipe implements ByteSink {
+  private memory?: Blocks;
   private allocated = 0;
   private readonly free: Buffer[] = [];
   private lastWrite: Promise<unknown> = Promise.resolve();
   private readonly pending = new Set<Promise<void>>();
   private block?: Buffer;
   private fill = 0;
+  /** Where the current block is full: for a download continued at an odd length, the first block holds only
+   * the bytes up to the next page, so that the blocks after it start on one (what O_DIRECT writes need). */
+  private end: number;
   private failure?: unknown;
   private waiter?: () => void;
-  /** Called once when a write or hash fails (stops the feeding stream). */
+  /** Called once when a write fails (stops the feeding stream). */
   onFailure?: (err: unknown) => void;
 
   constructor(
-    private readonly fh: fs.promises.FileHandle,
+    private readonly writer: BlockWriter,
     private readonly hasher: Hashers,
     /** File offset of the next byte. */
     public position: number,
@@ -341,20 +324,22 @@ class BlockPipe implements ByteSink {
     /** Bytes were added (may throw to stop the download: a limit passed). */
     private readonly onAdvance: (n: number) => void,
   ) {
+    const odd = position % DIRECT_ALIGNMENT;
+    this.end = odd ? DIRECT_ALIGNMENT - odd : blockSize;
     this.block = this.take();
   }
 
   region(): Uint8Array | undefined {
     if (this.failure !== undefined || !this.block) return undefined;
-    return this.block.subarray(this.fill);
+    return this.block.subarray(this.fill, this.end);
   }
 
   commit(n: number): void {
-    // Inline hashing runs as the bytes come, in the gaps between socket reads, rather than a block at a time.
-    if (this.hasher.inline) this.hasher.updateNow(this.block!.subarray(this.fill, this.fill + n));
+    // Hashed as the bytes come, in the gaps between socket reads, rather than a block at a time.
+    this.hasher.update(this.block!.subarray(this.fill, this.fill + n));
     this.fill += n;
     this.position += n;
-    if (this.fill === this.blockSize) this.flush();
+    if (this.fill === this.end) this.flush();
     this.onAdvance(n);
   }
 
@@ -389,12 +374,13 @@ class BlockPipe implements ByteSink {
     return this.position;
   }
 
+  /** A free block; the ring's memory is reserved by the first, its pages touched only as bytes land. */
   private take(): Buffer | undefined {
     const b = this.free.pop();
     if (b) return b;
     if (this.allocated >= POOL_SIZE) return undefined;
-    this.allocated++;
-    return allocSharedBuffer(this.blockSize);
+    this.memory ??= allocBlocks(POOL_SIZE, this.blockSize, this.writer.isDirect);
+    return this.memory.blocks[this.allocated++];
   }
 
   private flush(): void {
@@ -403,51 +389,34 @@ class BlockPipe implements ByteSink {
     const at = this.position - len;
     // Writes go one at a time, in order (concurrent writes to one file cost the kernel more than they
     // overlap), one block each: gathering the blocks that filled meanwhile into one writev made half the writes
-    // but more system time here (median 0.31 s against 0.24 s for 256 MiB, 12 alternating runs). Hashing runs
-    // beside them on its own thread.
-    const written = this.lastWrite.then(() => writeAll(this.fh, block, len, at));
-    this.lastWrite = written.then(
-      () => undefined,
-      () => undefined,
-    );
-    const hashed = this.hasher.inline ? undefined : this.hasher.update(block.subarray(0, len));
-    const job: Promise<void> = Promise.all([written, hashed]).then(
-      () => {
-        this.pending.delete(job);
-        this.free.push(block);
-        if (!this.block) {
-          this.block = this.take();
+    // but more system time here (median 0.31 s against 0.24 s for 256 MiB, 12 alternating runs).
+    const job: Promise<void> = this.lastWrite
+      .then(() => this.writer.write(block, len, at, this.memory!.aligned))
+      .then(
+        () => {
+          this.pending.delete(job);
+          this.free.push(block);
+          if (!this.block) {
+            this.block = this.take();
+            const wake = this.waiter;
+            this.waiter = undefined;
+            wake?.();
+          }
+        },
+        (err: unknown) => {
+          this.pending.delete(job);
+          if (this.failure !== undefined) return;
+          this.failure = err;
+          this.onFailure?.(err);
           const wake = this.waiter;
           this.waiter = undefined;
           wake?.();
-        }
-      },
-      (err: unknown) => {
-        this.pending.delete(job);
-        if (this.failure !== undefined) return;
-        this.failure = err;
-        this.onFailure?.(err);
-        const wake = this.waiter;
-        this.waiter = undefined;
-        wake?.();
-      },
-    );
+        },
+      );
+    this.lastWrite = job;
     this.pending.add(job);
     this.fill = 0;
+    this.end = this.blockSize;
     this.block = this.take();
-  }
-}
-
-/**
- * Writes `len` bytes of `block` at `at`. A regular file takes them all unless the disk fills: a short write is
- * continued (and then fails) rather than leaving a hole a last block would not be noticed by.
- */
-async function writeAll(fh: fs.promises.FileHandle, block: Buffer, len: number, at: number): Promise<void> {
-  let done = 0;
-  while (done < len) {
-    const { bytesWritten } = await fh.write(block, done, len - done, at + done);
-    if (bytesWritten === 0)
-      throw Object.assign(new Error('write made no progress'), { code: 'EIO', syscall: 'write' });
-    done += bytesWritten;
   }
 }

@@ -31,7 +31,7 @@ import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { EarlyDestination } from './early-destination';
 import { deviceOf, freeSpace } from './disk-space';
-import { downloadTo, prepareDownload, type Downloaded } from './download';
+import { downloadTo, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
 import { FleetFlight, type FleetDownload, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
@@ -302,8 +302,6 @@ export class ImageCache implements CacheHandle {
       // A miss places at its end, pinning the folder then.
       ctx.early = undefined;
       early?.close();
-      // Likely a miss: what the download needs boots while the lock is taken and the request sent.
-      prepareDownload(info.size);
       opts.onProgress?.({ stage: 'wait' });
       const waitStart = performance.now();
       ctx.waitingSince = Date.now();
