@@ -114,9 +114,12 @@ const timedChild = async (cmd, args) => {
 
 const source = () => sources.resolveSource(url, {});
 const dl = (file) =>
-  downloadTo(sourceObj, file, { algos: ['sha256'], retries: 0, retryDelayMs: 0, logger: core.silentLogger }).then(
-    (r) => ({ ...r, digest: r.digests.sha256 }),
-  );
+  downloadTo(sourceObj, file, {
+    algos: ['sha256'],
+    retries: 0,
+    retryDelayMs: 0,
+    logger: core.silentLogger,
+  }).then((r) => ({ ...r, digest: r.digests.sha256 }));
 let sourceObj;
 
 try {

@@ -8,11 +8,6 @@ export { StreamHasher, allocSharedBuffer, hashFile } from './stream-hasher';
 export { InlineHasher } from './inline-hasher';
 export type { IncrementalHasher } from './inline-hasher';
 export type { HashFileOptions } from './stream-hasher';
-export {
-  HashWorkerError,
-  configureHashPool,
-  prewarmHashWorkers,
-  closeHashWorkers,
-} from './worker-pool';
+export { HashWorkerError, configureHashPool, prewarmHashWorkers, closeHashWorkers } from './worker-pool';
 export type { HashPoolOptions } from './worker-pool';
 export { verifyDigest } from './verify';
