@@ -60,6 +60,8 @@ export const DEFAULTS = Object.freeze({
   growthFactor: 2.0,
   permittedFormats: Object.freeze(['raw', 'gpt', 'qcow2', 'iso'] as const) as readonly ImageFormat[],
   zstd: true,
+  /** Big images and qemu-img's output go straight to the disk (O_DIRECT) where the filesystem takes it. */
+  directIo: true,
   allowMd5: true,
   /** Seconds between periodic sweeps of every cache; 0 turns the sweep off. */
   sweepIntervalSeconds: 3600,

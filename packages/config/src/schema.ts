@@ -450,6 +450,7 @@ const RootSchema = z.strictObject({
   growthFactor: z._default(z.number().check(z.minimum(1)), DEFAULTS.growthFactor),
   permittedFormats: z._default(formatList, () => [...DEFAULTS.permittedFormats]),
   zstd: z._default(z.boolean(), DEFAULTS.zstd),
+  directIo: z._default(z.boolean(), DEFAULTS.directIo),
   allowMd5: z._default(z.boolean(), DEFAULTS.allowMd5),
   sweepInterval: z._default(durationField(), DEFAULTS.sweepIntervalSeconds),
   createDestDirs: z._default(z.boolean(), DEFAULTS.createDestDirs),
@@ -680,6 +681,8 @@ export interface HostConfig {
   growthFactor: number;
   permittedFormats: ImageFormat[];
   zstd: boolean;
+  /** Write big images and conversions straight to the disk (O_DIRECT) where the filesystem takes it. */
+  directIo: boolean;
   allowMd5: boolean;
   /** Seconds; 0 = no periodic sweep. */
   sweepInterval: number;

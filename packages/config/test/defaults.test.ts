@@ -17,6 +17,7 @@ test('DEFAULTS carries every default of spec.md §10', () => {
     minTlsVersion: 'TLSv1.2',
     allowMd5: true,
     zstd: true,
+    directIo: true,
     sweepIntervalSeconds: 3600,
     qemuImgMemoryCap: 2 * GiB,
     fileRoots: ['/var/lib/imagecache/files'],

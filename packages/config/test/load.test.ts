@@ -40,6 +40,7 @@ downloadSlotsDir: /run/imagecache/slots
 growthFactor: 1.5
 permittedFormats: [raw, gpt, qcow2, iso]
 zstd: false
+directIo: false
 allowMd5: false
 sweepInterval: 15m
 createDestDirs: true
@@ -93,6 +94,7 @@ describe('files', () => {
       growthFactor: 1.5,
       permittedFormats: ['raw', 'gpt', 'qcow2', 'iso'],
       zstd: false,
+      directIo: false,
       allowMd5: false,
       sweepInterval: 900,
       createDestDirs: true,

@@ -29,6 +29,7 @@ describe('defaults', () => {
       growthFactor: 2,
       permittedFormats: ['raw', 'gpt', 'qcow2', 'iso'],
       zstd: true,
+      directIo: true,
       allowMd5: true,
       sweepInterval: 3600,
       createDestDirs: false,

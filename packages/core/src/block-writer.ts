@@ -11,21 +11,33 @@ export const DIRECT_ALIGNMENT = 4096;
  * big miss's CPU and all of its noise (a 1 GiB buffered write took 0.7-2.8 s of system time, depending on what
  * the kernel had free; straight to the disk, 0.14 s). What isn't aligned (a last block's tail, a partial
  * download continued at an odd length) goes through the page cache, as does everything when the filesystem or
- * the memory refuses O_DIRECT (tmpfs, some network filesystems: EINVAL), from that write on.
+ * the memory refuses O_DIRECT (some network filesystems: EINVAL), from that write on. So does an image the next
+ * stage reads whole right away (decompressed or converted: see `readBack`), which finds it in the page cache.
  */
 export class BlockWriter {
   private constructor(
     private readonly fh: fs.promises.FileHandle,
     private direct: fs.promises.FileHandle | undefined,
+    private readBack: ((head: Uint8Array) => boolean) | undefined,
   ) {}
 
-  /** A writer on `fh` (the file's page-cache handle, which the caller keeps and closes); `direct` asks for O_DIRECT. */
-  static async open(fh: fs.promises.FileHandle, file: string, direct: boolean): Promise<BlockWriter> {
-    if (!direct || fs.constants.O_DIRECT === undefined) return new BlockWriter(fh, undefined);
+  /**
+   * A writer on `fh` (the file's page-cache handle, which the caller keeps and closes); `direct` asks for
+   * O_DIRECT. `readBack`, asked about the first block of a download that starts at 0: true keeps the image in
+   * the page cache.
+   */
+  static async open(
+    fh: fs.promises.FileHandle,
+    file: string,
+    direct: boolean,
+    readBack?: (head: Uint8Array) => boolean,
+  ): Promise<BlockWriter> {
+    if (!direct || fs.constants.O_DIRECT === undefined) return new BlockWriter(fh, undefined, undefined);
     try {
-      return new BlockWriter(fh, await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_DIRECT));
+      const d = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
+      return new BlockWriter(fh, d, readBack);
     } catch {
-      return new BlockWriter(fh, undefined);
+      return new BlockWriter(fh, undefined, undefined);
     }
   }
 
@@ -40,6 +52,9 @@ export class BlockWriter {
    */
   async write(block: Uint8Array, len: number, at: number, alignedMemory: boolean): Promise<void> {
     let done = 0;
+    const readBack = this.readBack;
+    this.readBack = undefined;
+    if (readBack && at === 0 && readBack(block.subarray(0, len))) await this.stopDirect();
     if (this.direct && alignedMemory && at % DIRECT_ALIGNMENT === 0) {
       const head = len - (len % DIRECT_ALIGNMENT);
       try {

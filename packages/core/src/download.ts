@@ -1,6 +1,12 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { InlineHasher, type ChecksumAlgo } from '@imagecache/checksum';
+import {
+  allocSharedBuffer,
+  InlineHasher,
+  StreamHasher,
+  type ChecksumAlgo,
+  type IncrementalHasher,
+} from '@imagecache/checksum';
 import { ImageDownloadFailed, ImageCacheError, OperationAborted } from '@imagecache/errors';
 import type { ByteBound } from '@imagecache/formats';
 import { isBlockReadable, type ByteSink, type ImageSource } from '@imagecache/sources';
@@ -40,6 +46,15 @@ export interface DownloadOptions {
   onProgress?: (bytes: number, totalBytes: number | undefined) => void;
   /** Most bytes the file may hold: a body announced or growing past it is stopped with `bound.error`. */
   bound?: ByteBound;
+  /**
+   * The next stage reads the image whole right away (conversion, decompression): it is written through the
+   * page cache, where that stage finds it. `true`: known before the download (the announced format), and a big
+   * image is then hashed on a hashing thread, since writes into the page cache, when quick, leave the main
+   * thread the bottleneck. A function: asked about the first bytes.
+   */
+  readBack?: boolean | ((head: Uint8Array) => boolean);
+  /** Write a big image straight to the disk where the filesystem takes it (see BlockWriter). Default true. */
+  direct?: boolean;
   logger: Logger;
 }
 
@@ -68,9 +83,9 @@ interface PartialState {
  * attempt (or a crashed process) for the same href is continued with Range + If-Range.
  *
  * Hashing here rather than on a hashing thread: booting that thread (a whole Node isolate) cost 55-70 ms of CPU
- * and 13 MiB of fresh memory per process, more than it saved once writes stopped competing for the CPU (a
- * 256 MiB miss: 0.39-0.41 s of CPU against 0.49-0.50 s, 3 rounds beside Ironic; 1 GiB: 1.38-1.42 s against
- * 1.58-1.68 s, no slower).
+ * and 13 MiB of fresh memory per process, more than it saved once writes straight to the disk stopped competing
+ * for the CPU (a 256 MiB miss: 0.39-0.41 s of CPU against 0.49-0.50 s, 3 rounds beside Ironic; 1 GiB: 1.38-1.42 s
+ * against 1.58-1.68 s, no slower). A big image known to be read back is the exception (see `readBack`).
  */
 export async function downloadTo(
   source: ImageSource,
@@ -87,14 +102,20 @@ export async function downloadTo(
     0o644,
   );
   const small = opts.knownSize !== undefined && opts.knownSize <= SMALL_IMAGE_MAX_BYTES;
-  let hasher = new Hashers(opts.algos);
+  const readBack = opts.readBack === true;
+  let hasher = new Hashers(opts.algos, readBack && !small);
   let writer: BlockWriter | undefined;
   let size = 0;
   let bytesDownloaded = 0;
   let validator = resumable ? previous.validator : undefined;
   let attempt = 0;
   try {
-    writer = await BlockWriter.open(fh, file, !small);
+    writer = await BlockWriter.open(
+      fh,
+      file,
+      (opts.direct ?? true) && !small && !readBack,
+      typeof opts.readBack === 'function' ? opts.readBack : undefined,
+    );
     if (resumable) size = await hashExisting(fh, hasher);
     const resumedFrom = size;
     if (size > 0)
@@ -221,22 +242,31 @@ function consume(stream: Readable, onChunk: (chunk: Buffer) => Promise<void> | v
   });
 }
 
-/** One hasher per algorithm, fed the same bytes as they come. */
+/** One hasher per algorithm, fed the same bytes: as they come, or a block at a time on hashing threads. */
 class Hashers {
-  private readonly list: InlineHasher[];
+  private readonly list: IncrementalHasher[];
 
-  constructor(readonly algos: readonly ChecksumAlgo[]) {
-    this.list = [...new Set(algos)].map((a) => new InlineHasher(a));
+  constructor(
+    readonly algos: readonly ChecksumAlgo[],
+    readonly threaded: boolean,
+  ) {
+    this.list = [...new Set(algos)].map((a) => (threaded ? new StreamHasher(a) : new InlineHasher(a)));
   }
 
-  /** A fresh set (a download that starts over). */
+  /** A fresh set of the same kind (a download that starts over). */
   renew(): Hashers {
     this.destroy();
-    return new Hashers(this.algos);
+    return new Hashers(this.algos, this.threaded);
   }
 
+  /** Bytes as they land (inline hashers). */
   update(chunk: Uint8Array): void {
-    for (const h of this.list) void h.update(chunk);
+    if (!this.threaded) for (const h of this.list) void h.update(chunk);
+  }
+
+  /** A full block (hashing threads): settles once the block's memory may be reused. */
+  updateBlock(block: Uint8Array): Promise<unknown> | undefined {
+    return this.threaded ? Promise.all(this.list.map((h) => h.update(block))) : undefined;
   }
 
   async digests(): Promise<Partial<Record<ChecksumAlgo, string>>> {
@@ -251,12 +281,13 @@ class Hashers {
 
 /** Feeds the bytes already in the file to the hasher; returns their count. */
 async function hashExisting(fh: fs.promises.FileHandle, hasher: Hashers): Promise<number> {
-  const block = Buffer.allocUnsafe(BLOCK_SIZE);
+  const block = allocSharedBuffer(BLOCK_SIZE);
   let position = 0;
   for (;;) {
     const { bytesRead } = await fh.read(block, 0, BLOCK_SIZE, position);
     if (bytesRead === 0) return position;
     hasher.update(block.subarray(0, bytesRead));
+    await hasher.updateBlock(block.subarray(0, bytesRead));
     position += bytesRead;
   }
 }
@@ -335,7 +366,7 @@ class BlockPipe implements ByteSink {
   }
 
   commit(n: number): void {
-    // Hashed as the bytes come, in the gaps between socket reads, rather than a block at a time.
+    // Hashed inline as the bytes come, in the gaps between socket reads, rather than a block at a time.
     this.hasher.update(this.block!.subarray(this.fill, this.fill + n));
     this.fill += n;
     this.position += n;
@@ -390,30 +421,33 @@ class BlockPipe implements ByteSink {
     // Writes go one at a time, in order (concurrent writes to one file cost the kernel more than they
     // overlap), one block each: gathering the blocks that filled meanwhile into one writev made half the writes
     // but more system time here (median 0.31 s against 0.24 s for 256 MiB, 12 alternating runs).
-    const job: Promise<void> = this.lastWrite
-      .then(() => this.writer.write(block, len, at, this.memory!.aligned))
-      .then(
-        () => {
-          this.pending.delete(job);
-          this.free.push(block);
-          if (!this.block) {
-            this.block = this.take();
-            const wake = this.waiter;
-            this.waiter = undefined;
-            wake?.();
-          }
-        },
-        (err: unknown) => {
-          this.pending.delete(job);
-          if (this.failure !== undefined) return;
-          this.failure = err;
-          this.onFailure?.(err);
+    const hashed = this.hasher.updateBlock(block.subarray(0, len));
+    const written = this.lastWrite.then(() => this.writer.write(block, len, at, this.memory!.aligned));
+    const job: Promise<void> = Promise.all([written, hashed]).then(
+      () => {
+        this.pending.delete(job);
+        this.free.push(block);
+        if (!this.block) {
+          this.block = this.take();
           const wake = this.waiter;
           this.waiter = undefined;
           wake?.();
-        },
-      );
-    this.lastWrite = job;
+        }
+      },
+      (err: unknown) => {
+        this.pending.delete(job);
+        if (this.failure !== undefined) return;
+        this.failure = err;
+        this.onFailure?.(err);
+        const wake = this.waiter;
+        this.waiter = undefined;
+        wake?.();
+      },
+    );
+    this.lastWrite = written.then(
+      () => undefined,
+      () => undefined,
+    );
     this.pending.add(job);
     this.fill = 0;
     this.end = this.blockSize;

@@ -15,7 +15,7 @@ import {
   UsageError,
   withHref,
 } from '@imagecache/errors';
-import { DEFAULT_PERMITTED_FORMATS } from '@imagecache/formats';
+import { convertedByName, DEFAULT_PERMITTED_FORMATS, readBackAfterDownload } from '@imagecache/formats';
 import {
   fetchChecksumFile,
   resolveSource,
@@ -31,7 +31,7 @@ import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { EarlyDestination } from './early-destination';
 import { deviceOf, freeSpace } from './disk-space';
-import { downloadTo, type Downloaded } from './download';
+import { downloadTo, type DownloadOptions, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
 import { FleetFlight, type FleetDownload, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
@@ -763,8 +763,20 @@ export class ImageCache implements CacheHandle {
         ctx.opts.onProgress?.({ stage: 'download', bytes, totalBytes });
       },
       bound: plan.bound,
+      // A peer's master may be converted already: only the origin's announced format says anything.
+      readBack: this.readBack(ctx, from === ctx.source),
+      direct: this.options.directIo ?? true,
       logger: this.logger,
     });
+  }
+
+  /** Whether the image will be read back right after its download: known from its announced format, else
+   * told by its first bytes (see DownloadOptions.readBack). */
+  private readBack(ctx: FetchContext, byName: boolean): DownloadOptions['readBack'] {
+    const forceRaw = ctx.opts.forceRaw ?? this.forceRaw;
+    if (byName && convertedByName(ctx.opts.expectedFormat ?? ctx.info.diskFormat, forceRaw)) return true;
+    const zstd = this.options.zstd ?? true;
+    return (head) => readBackAfterDownload(head, { forceRaw, zstd });
   }
 
   /**
@@ -809,6 +821,7 @@ export class ImageCache implements CacheHandle {
       expectedFormat: run.fromFleet?.peer?.converted ? undefined : (opts.expectedFormat ?? info.diskFormat),
       growthFactor: this.options.growthFactor ?? 2,
       memoryCap: this.options.qemuImgMemoryCap ?? 2 * 1024 ** 3,
+      direct: this.options.directIo ?? true,
       makeRoom: (dir, bytes) => this.makeRoom(dir, bytes),
       // Written by a tool that reports no progress: its output is counted in the free space as it grows.
       room: async (what, size) => (await this.room(what, size, source.href, false)).budget,

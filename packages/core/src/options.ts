@@ -39,6 +39,14 @@ export interface ImageCacheOptions {
   permittedFormats?: readonly string[];
   /** Decompress downloads that start with the zstd magic, after the checksum. Default true. */
   zstd?: boolean;
+  /**
+   * Write an image over 64 MiB (or of unknown size), and qemu-img's output, straight to the disk (O_DIRECT) where
+   * the filesystem takes it: a fraction of the CPU of filling the page cache, and steady where that cost swings
+   * with the kernel's free memory. An image about to be converted or decompressed still goes through the page
+   * cache, where the next stage reads it. False suits a cache on a disk much slower than the host's network
+   * (spinning disks). Default true.
+   */
+  directIo?: boolean;
   /** Room asked before a conversion when the virtual size can't be had: file size × this. Default 2.0. */
   growthFactor?: number;
   /** Address-space cap of qemu-img, bytes; 0 = none. Default 2 GiB. */

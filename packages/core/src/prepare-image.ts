@@ -9,6 +9,7 @@ import {
   IMAGE_FORMATS,
   inspectFormat,
   isZstd,
+  KEPT_AS_IS,
   RAW_FORMATS,
   zstdDeclaredSize,
   type ImageFormat,
@@ -28,6 +29,8 @@ export interface PrepareOptions {
   expectedFormat?: string;
   growthFactor: number;
   memoryCap: number;
+  /** qemu-img writes its output straight to the disk (see convertToRaw). */
+  direct: boolean;
   /** Frees `bytes` in `dir` or throws InsufficientDiskSpace. */
   makeRoom(dir: string, bytes: number): Promise<void>;
   /** The budget for a write of `size` bytes: ImageTooLarge if it can't fit, room made if it needs it. */
@@ -52,8 +55,6 @@ export interface PreparedImage {
  * inspection and policy, conversion to raw. Every file it makes is in `file`'s folder (work in progress).
  */
 export async function prepareImage(downloaded: string, opts: PrepareOptions): Promise<PreparedImage> {
-  /** Formats used as they are, even when raw was asked (an ISO is booted as an ISO). */
-  const noConversion: readonly ImageFormat[] = [...RAW_FORMATS, 'iso'];
   const dir = path.dirname(downloaded);
   let file = downloaded;
   let decompressed = false;
@@ -79,7 +80,8 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
     ? checkPolicy(report, { permitted: opts.permitted, expectedFormat: opts.expectedFormat })
     : checkPolicy(report, { permitted: IMAGE_FORMATS });
   const facts = opts.validate ? { format, virtualSize: report.virtualSize } : {};
-  if (!opts.forceRaw || noConversion.includes(format)) {
+  // An ISO is used as it is, even when raw was asked (it is booted as an ISO).
+  if (!opts.forceRaw || KEPT_AS_IS.includes(format)) {
     return { file, ...facts, converted: false, decompressed };
   }
 
@@ -89,6 +91,7 @@ export async function prepareImage(downloaded: string, opts: PrepareOptions): Pr
   await convertToRaw(file, out, {
     sourceFormat: format,
     memoryCap: opts.memoryCap,
+    direct: opts.direct,
     signal: opts.signal,
     href: opts.href,
     bound,

@@ -53,6 +53,13 @@ describe('writing a download', () => {
     expect(workLeft(cache)).toEqual([]);
   });
 
+  it('writes a big image through the page cache when directIo is off', async () => {
+    const { cache, dest } = newCache({ directIo: false });
+    server.route('/big.img', { body: big, lastModified: past });
+    const r = await cache.fetchImage(server.url('/big.img'), dest('big'), { expectedChecksum: bigSha });
+    expect(cached(r.masterPath!)).toBeGreaterThanOrEqual(big.length); // whole pages
+  });
+
   it('continues a big download cut at an odd length, every byte right', async () => {
     const { cache, dest } = newCache({ downloadRetries: 30 });
     server.route('/cut.img', {
@@ -97,6 +104,22 @@ describe('BlockWriter', () => {
     expect(bytes.subarray(0, MiB).every((x) => x === 1)).toBe(true);
     expect(bytes.subarray(MiB, MiB + 3 * 4096).every((x) => x === 2)).toBe(true);
     expect(bytes.subarray(MiB + 3 * 4096).every((x) => x === 1)).toBe(true);
+  });
+
+  it('keeps an image the next stage reads back in the page cache, decided on its first block', async () => {
+    const file = path.join(tmpDir('imagecache-writer-'), 'image');
+    const fh = await fs.promises.open(file, 'w');
+    const heads: number[] = [];
+    const writer = await BlockWriter.open(fh, file, true, (head) => (heads.push(head[0]!), head[0] === 0x51));
+    const { blocks, aligned } = allocBlocks(2, MiB, true);
+    const [a, b] = [blocks[0]!.fill(0x51), blocks[1]!.fill(2)];
+    await writer.write(a, MiB, 0, aligned);
+    await writer.write(b, MiB, MiB, aligned);
+    expect(writer.isDirect).toBe(false);
+    expect(heads).toEqual([0x51]); // asked once, about the first block
+    await writer.close();
+    await fh.close();
+    expect(cached(file)).toBe(2 * MiB);
   });
 
   it('writes through the page cache when not asked for O_DIRECT', async () => {

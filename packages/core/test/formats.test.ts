@@ -85,7 +85,7 @@ describe('inspection and conversion', () => {
     expect(fs.readFileSync(dest('disk')).equals(fs.readFileSync(byHand))).toBe(true);
     expect(fs.statSync(dest('disk')).blocks * 512).toBeLessThan(16 * MiB); // sparse
     expect(runs).toHaveLength(1);
-    expect(runs[0]).toMatch(/^convert -q -f qcow2 -O raw /);
+    expect(runs[0]).toMatch(/^convert -q -t none -f qcow2 -O raw /);
     expect(workLeft(cache)).toEqual([]);
 
     const hit = await cache.fetchImage(href, dest('again'));

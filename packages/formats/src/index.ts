@@ -1,4 +1,5 @@
 export { inspectFormat } from './inspect';
+export { convertedByName, KEPT_AS_IS, readBackAfterDownload } from './head';
 export { checkPolicy, formatMatches, isFormatPermitted, permittedFormats, qemuFormatName } from './policy';
 export type { PolicyOptions } from './policy';
 export { DEFAULT_PERMITTED_FORMATS, IMAGE_FORMATS, RAW_FORMATS } from './types';

@@ -64,6 +64,7 @@ export function openHost(config: HostConfig, logger: Logger): Host {
         validate: c.validate,
         permittedFormats: c.permittedFormats,
         zstd: config.zstd,
+        directIo: config.directIo,
         growthFactor: config.growthFactor,
         qemuImgMemoryCap: config.qemuImg.memoryCap,
         sources: sourceOptionsFor(config, c),
