@@ -1,4 +1,8 @@
 import { hasAt, u32le } from './bytes';
+import { QCOW2_MAGIC } from './formats/qcow2';
+import { LUKS_MAGIC, QED_MAGIC, VDI_SIGNATURE } from './formats/simple';
+import { VHD_COOKIE, VHDX_SIGNATURE } from './formats/vhd';
+import { VMDK_COWD_MAGIC, VMDK_SPARSE_MAGIC } from './formats/vmdk';
 import { ZSTD_MAGIC } from './tools/zstd';
 import { IMAGE_FORMATS, RAW_FORMATS, type ImageFormat } from './types';
 
@@ -18,20 +22,19 @@ export function convertedByName(format: string | undefined, forceRaw: boolean): 
 /** Signatures at offset 0 of formats qemu-img converts: qcow/qcow2, VMDK sparse and COWD, VHDX, VHD (dynamic:
  * its footer's copy), QED, LUKS. */
 const CONVERTED_AT_0: readonly (string | Buffer)[] = [
-  Buffer.from([0x51, 0x46, 0x49, 0xfb]),
-  'KDMV',
-  'COWD',
-  'vhdxfile',
-  'conectix',
-  'QED\0',
-  Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]),
+  QCOW2_MAGIC,
+  VMDK_SPARSE_MAGIC,
+  VMDK_COWD_MAGIC,
+  VHDX_SIGNATURE,
+  VHD_COOKIE,
+  QED_MAGIC,
+  LUKS_MAGIC,
 ];
-const VDI_SIGNATURE = 0xbeda107f;
 
 /**
  * Whether an image starting with `head` will be read whole again right after its download: a zstd frame
- * (decompressed, when `zstd`), or, when `forceRaw`, a format converted to raw. A hint for where to write it (see the engine's
- * BlockWriter), not a detection: inspectFormat decides what the image is.
+ * (decompressed, when `zstd`), or, when `forceRaw`, a format converted to raw. A hint for where to write it
+ * (see the engine's BlockWriter), not a detection: inspectFormat decides what the image is.
  */
 export function readBackAfterDownload(head: Uint8Array, opts: { forceRaw: boolean; zstd: boolean }): boolean {
   const h = Buffer.from(head.buffer, head.byteOffset, Math.min(head.byteLength, 512));

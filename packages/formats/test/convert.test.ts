@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { convertToRaw, readBackAfterDownload, ZSTD_MAGIC } from '@imagecache/formats';
+import { convertedByName, convertToRaw, readBackAfterDownload, ZSTD_MAGIC } from '@imagecache/formats';
 import { tmpDir } from '@imagecache/testing';
 import { qemuCreate, requireTool, run } from './helpers';
 
@@ -84,5 +84,13 @@ describe('readBackAfterDownload', () => {
     const zst = Buffer.concat([ZSTD_MAGIC, Buffer.alloc(100)]);
     expect(readBackAfterDownload(zst, { forceRaw: false, zstd: true })).toBe(true);
     expect(readBackAfterDownload(zst, { forceRaw: false, zstd: false })).toBe(false);
+  });
+
+  it('knows from an announced format alone what forceRaw converts', () => {
+    expect(convertedByName('qcow2', true)).toBe(true);
+    expect(convertedByName('vmdk', true)).toBe(true);
+    expect(convertedByName('qcow2', false)).toBe(false);
+    for (const kept of ['raw', 'gpt', 'iso', 'aki', 'ari', undefined])
+      expect(convertedByName(kept, true)).toBe(false);
   });
 });

@@ -3,7 +3,7 @@ import { BLOCK_SIZE, type BoundedReader } from '../reader';
 import type { Detection } from '../types';
 
 // https://gitlab.com/qemu-project/qemu/-/blob/master/docs/interop/qcow2.txt
-const MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]); // "QFI\xfb"
+export const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]); // "QFI\xfb" (qcow too)
 
 const INCOMPAT_NAMES: Record<number, string> = {
   0: 'dirty',
@@ -31,7 +31,7 @@ const MAX_NAME = 1023;
 
 export async function detectQcow2(r: BoundedReader): Promise<Detection | null> {
   const h = await r.read(0, 512);
-  if (!hasAt(h, 0, MAGIC)) return null;
+  if (!hasAt(h, 0, QCOW2_MAGIC)) return null;
   const reasons: string[] = [];
   const details: Record<string, unknown> = {};
   let virtualSize = 0;

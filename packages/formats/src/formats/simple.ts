@@ -4,9 +4,11 @@ import type { Detection } from '../types';
 
 // ---------------------------------------------------------------------------------------------
 // QED: detected so that it can be refused; never accepted.
+export const QED_MAGIC = 'QED\0';
+
 export async function detectQed(r: BoundedReader): Promise<Detection | null> {
   const h = await r.read(0, 64);
-  if (!hasAt(h, 0, 'QED\0')) return null;
+  if (!hasAt(h, 0, QED_MAGIC)) return null;
   const reasons = ['qed: the QED format is never accepted'];
   const details: Record<string, unknown> = {};
   let virtualSize = 0;
@@ -21,7 +23,7 @@ export async function detectQed(r: BoundedReader): Promise<Detection | null> {
 
 // ---------------------------------------------------------------------------------------------
 // VDI (VirtualBox): "<<< … >>>" text, then the signature 0xbeda107f at 0x40.
-const VDI_SIGNATURE = 0xbeda107f;
+export const VDI_SIGNATURE = 0xbeda107f;
 const VDI_VERSION_1_1 = 0x00010001;
 const VDI_TYPES: Record<number, string> = { 1: 'dynamic', 2: 'fixed', 3: 'undo', 4: 'differencing' };
 
@@ -51,7 +53,7 @@ export async function detectVdi(r: BoundedReader): Promise<Detection | null> {
 
 // ---------------------------------------------------------------------------------------------
 // LUKS: v1 (the only version qemu-img opens) and v2 (recognised, refused like Ironic does).
-const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]);
+export const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]);
 const LUKS2_JSON_OFFSET = 4096;
 const LUKS2_MAX_JSON = 1024 * 1024 - LUKS2_JSON_OFFSET;
 

@@ -18,7 +18,8 @@ import type { Detection } from '../types';
 // ---------------------------------------------------------------------------------------------
 // VHD ("vpc" to qemu): a 512-byte big-endian footer, at the start (copy, dynamic and
 // differencing disks) and/or at the end of the file (always; the only one for fixed disks).
-const VHD_COOKIE = 'conectix';
+export const VHD_COOKIE = 'conectix';
+export const VHDX_SIGNATURE = 'vhdxfile';
 const VHD_TYPES: Record<number, string> = { 2: 'fixed', 3: 'dynamic', 4: 'differencing' };
 const VHD_MAX_GEOMETRY = 65535 * 16 * 255;
 
@@ -86,7 +87,7 @@ const META_PARENT_LOCATOR = 'A8D35F2D-B30B-454D-ABF7-D3D84834AB0C';
 
 export async function detectVhdx(r: BoundedReader): Promise<Detection | null> {
   const ident = await r.read(0, 8);
-  if (!hasAt(ident, 0, 'vhdxfile')) return null;
+  if (!hasAt(ident, 0, VHDX_SIGNATURE)) return null;
   const reasons: string[] = [];
   const details: Record<string, unknown> = {};
   let virtualSize = 0;

@@ -2,6 +2,9 @@ import { guarded, hasAt, printable, safeMul, safeNumber, u32le, u64le } from '..
 import type { BoundedReader } from '../reader';
 import type { Detection } from '../types';
 
+export const VMDK_SPARSE_MAGIC = 'KDMV';
+export const VMDK_COWD_MAGIC = 'COWD';
+
 // VMDK: the hosted sparse extent ("KDMV" header + embedded descriptor), the old COWD sparse
 // format, and plain text descriptor files. Only monolithicSparse and streamOptimized with
 // their data in the same file are accepted.
@@ -37,8 +40,8 @@ function sparseHeader(b: Buffer, at: number): SparseHeader {
 
 export async function detectVmdk(r: BoundedReader): Promise<Detection | null> {
   const h = await r.read(0, 512);
-  if (hasAt(h, 0, 'KDMV')) return sparse(r, h);
-  if (hasAt(h, 0, 'COWD')) {
+  if (hasAt(h, 0, VMDK_SPARSE_MAGIC)) return sparse(r, h);
+  if (hasAt(h, 0, VMDK_COWD_MAGIC)) {
     const reasons = ['vmdk: VMDK3 (COWD) sparse extents are not supported'];
     const details: Record<string, unknown> = { subformat: 'COWD' };
     let virtualSize = 0;
@@ -125,7 +128,7 @@ function checkFooter(tail: Buffer, header: SparseHeader): string[] {
   });
   const fm = marker(0);
   if (fm.size !== 0 || fm.type !== MARKER_FOOTER || !fm.zero) out.push('vmdk: footer marker is invalid');
-  if (!hasAt(tail, 512, 'KDMV')) {
+  if (!hasAt(tail, 512, VMDK_SPARSE_MAGIC)) {
     out.push('vmdk: footer signature missing');
     return out;
   }
