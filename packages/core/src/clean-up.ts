@@ -120,7 +120,7 @@ export async function cleanUpFolder(plan: CleanUpPlan): Promise<FolderCleanUp> {
   let freed = 0;
   const amountLeft = () => (plan.amount === undefined ? 0 : Math.max(0, plan.amount - freed));
   const remove = (c: Candidate, reason: RemovedMaster['reason']): boolean => {
-    const aside = setAside(masterDir, plan.evictDir, c.name, logger);
+    const aside = setAside(masterDir, plan.evictDir, c, logger);
     if (!aside) return false;
     asides.push({ ...aside, name: c.name });
     removed.push({ name: c.name, size: aside.size, reason });
@@ -184,26 +184,24 @@ const SETTLE_MS = 5;
 /**
  * First half of removing a master so that a hit can't link it meanwhile: it is renamed out of the folder (a
  * hit's link by name then finds nothing and goes to the miss path). Returns where it went and its allocated
- * bytes, or undefined when it is gone or in use.
+ * bytes (the scan's), or undefined when it is gone. No second lstat here: what the scan saw is checked after the
+ * settle (finishEviction), where a link gained since puts it back.
  */
 function setAside(
   masterDir: string,
   evictDir: string,
-  name: string,
+  c: Candidate,
   logger: Logger,
 ): { aside: string; size: number } | undefined {
-  const file = path.join(masterDir, name);
-  const st = lstatOrUndefined(file);
-  if (!st?.isFile() || st.nlink > 1) return undefined;
-  const aside = path.join(evictDir, evictingName(name, Date.now()));
+  const aside = path.join(evictDir, evictingName(c.name, Date.now()));
   try {
-    fs.renameSync(file, aside);
+    fs.renameSync(path.join(masterDir, c.name), aside);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-      logger.warn({ err, master: name }, 'could not remove master');
+      logger.warn({ err, master: c.name }, 'could not remove master');
     return undefined;
   }
-  return { aside, size: allocated(st) };
+  return { aside, size: c.size };
 }
 
 /**
@@ -213,6 +211,15 @@ function setAside(
  */
 function finishEviction(masterDir: string, aside: string, name: string): boolean {
   const st = lstatOrUndefined(aside);
+  if (st && !st.isFile()) {
+    // Not the file the scan saw (replaced since): it goes back as it was.
+    try {
+      fs.renameSync(aside, path.join(masterDir, name));
+    } catch {
+      // the name was taken meanwhile: the sweep will see this one in the work area
+    }
+    return false;
+  }
   if (st && st.nlink > 1) {
     try {
       fs.linkSync(aside, path.join(masterDir, name));
