@@ -30,7 +30,7 @@ const POOL_SIZE = 4;
  * reader finds them; a disk round trip per block would cost more than the copy). Bigger ones, or of unknown
  * size, are written straight to the disk where the filesystem allows (see BlockWriter).
  */
-export const SMALL_IMAGE_MAX_BYTES = 64 << 20;
+const SMALL_IMAGE_MAX_BYTES = 64 << 20;
 
 export interface DownloadOptions {
   /** Digests to compute while downloading (the caller's checksum, and the one the source vouches for). */

@@ -46,22 +46,23 @@ export async function convertToRaw(src: string, dest: string, opts: ConvertOptio
   const qemuImg = opts.qemuImg ?? 'qemu-img';
   const tool = cap > 0 ? 'prlimit' : qemuImg;
   const attempts = Math.max(1, opts.attempts ?? 3);
+  const from = qemuFormatName(opts.sourceFormat);
   let direct = opts.direct ?? true;
   let last = '';
   try {
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const cache = direct ? ['-t', 'none'] : [];
-      const convert = [
+      const argv = [
         qemuImg,
         'convert',
         '-q',
-        ...cache,
+        ...(direct ? ['-t', 'none'] : []),
         '-f',
-        qemuFormatName(opts.sourceFormat),
+        from,
         '-O',
         'raw',
+        src,
+        dest,
       ];
-      const argv = [...convert, src, dest];
       const args = cap > 0 ? [`--as=${cap}`, '--', ...argv] : argv.slice(1);
       const run = await watched(dest, opts.bound, opts.signal, (signal) =>
         runTool(tool, args, { signal, env: { MALLOC_ARENA_MAX: '3' } }),
