@@ -176,16 +176,20 @@ function suite(start: () => Promise<Deployment>): void {
     expect(victim).toBeDefined();
     const i = replicas.findIndex((r) => r.pid === victim);
     await replicas[i]!.stop('SIGKILL');
-    server.route('/killed.img', route);
-
-    const { results } = await fetching;
-    expect(results[0]!.error).toBeUndefined();
-    expect(results[0]!.ok!.cacheHit).toBe(false);
-    expect(fs.readFileSync(setup.dest('killed')).equals(data)).toBe(true);
-    const gets = server.requests.filter((r) => r.method === 'GET' && r.path === '/killed.img');
-    expect(gets.at(-1)!.headers.range).toMatch(/^bytes=\d+-$/);
-    expect(fs.readdirSync(workDir())).toEqual([]);
-    replicas[i] = await startReplica(i);
+    try {
+      server.route('/killed.img', route);
+      const { results } = await fetching;
+      expect(results[0]!.error).toBeUndefined();
+      expect(results[0]!.ok!.cacheHit).toBe(false);
+      expect(fs.readFileSync(setup.dest('killed')).equals(data)).toBe(true);
+      const gets = server.requests.filter((r) => r.method === 'GET' && r.path === '/killed.img');
+      expect(gets.at(-1)!.headers.range).toMatch(/^bytes=\d+-$/);
+      expect(fs.readdirSync(workDir())).toEqual([]);
+    } finally {
+      // Replaced whatever the outcome: the later tests need both replicas (their /readyz, a live worker through
+      // each failover), so a failure here is this test's alone.
+      replicas[i] = await startReplica(i);
+    }
   }, 60_000);
 
   /** A fetch stalled mid-download, cancelled through the client: its worker hears it on the cancel channel. */
