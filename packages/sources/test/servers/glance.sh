@@ -135,11 +135,21 @@ EOF
   echo $pid
 }
 
+# Whether PID is still the server this script started: its command line or environment names NEEDLE (the
+# server's own folder). A PID file outlives its process, and PIDs are reused within minutes on a busy machine:
+# killing by a stale one could take down an unrelated process (another suite's worker).
+ours() {
+  local text
+  text=$(tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline"; tr '\0' '\n' 2>/dev/null <"/proc/$1/environ") || true
+  [[ $text == *"$2"* ]]
+}
+
 do_stop() {
   local dir=$1 pid
   pid=$(cat "$dir/glance-api.pid")
+  ours "$pid" "$dir" || return 0
   kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 50); do ours "$pid" "$dir" || return 0; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
 }
 

@@ -130,13 +130,23 @@ http.createServer((req, res) => {
 EOF
 }
 
+# Whether PID is still the server this script started: its command line or environment names NEEDLE (the
+# server's own folder). A PID file outlives its process, and PIDs are reused within minutes on a busy machine:
+# killing by a stale one could take down an unrelated process (another suite's worker).
+ours() {
+  local text
+  text=$(tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline"; tr '\0' '\n' 2>/dev/null <"/proc/$1/environ") || true
+  [[ $text == *"$2"* ]]
+}
+
 do_stop() {
   local dir=$1 f pid
   for f in "$dir/registry.pid" "$dir/token.pid"; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
+    ours "$pid" "$dir" || continue
     kill "$pid" 2>/dev/null || continue
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do ours "$pid" "$dir" || continue 2; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
 }

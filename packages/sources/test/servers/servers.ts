@@ -26,22 +26,27 @@ function run(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promi
   });
 }
 
-/** Kills the process whose PID is in `pidFile` (if any) with SIGKILL and waits until it is gone. */
-async function killNow(pidFile: string): Promise<void> {
+/**
+ * Kills the process whose PID is in `pidFile` (if any) with SIGKILL and waits until it is gone; only while its
+ * command line still names `dir` (the server's own folder): a PID file outlives its process, and PIDs come round
+ * again within minutes on a busy machine, where a stale one could be another suite's worker.
+ */
+async function killNow(pidFile: string, dir: string): Promise<void> {
   const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) : NaN;
-  if (!(pid > 0)) return;
+  if (!(pid > 0) || !commandNames(pid, dir)) return;
   try {
     process.kill(pid, 'SIGKILL');
   } catch {
     return; // already gone
   }
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && commandNames(pid, dir); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+function commandNames(pid: number, text: string): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+  } catch {
+    return false;
   }
 }
 
@@ -357,7 +362,7 @@ export async function startRegistry(auth: 'none' | 'htpasswd' | 'token' = 'none'
     password,
     async stop() {
       // SIGKILL: on SIGTERM the registry takes ~1.7 s to drain; it keeps nothing worth a clean exit here.
-      await Promise.all(['registry.pid', 'token.pid'].map((f) => killNow(path.join(dir, f))));
+      await Promise.all(['registry.pid', 'token.pid'].map((f) => killNow(path.join(dir, f), dir)));
       fs.rmSync(dir, { recursive: true, force: true });
     },
     pushBlob,
