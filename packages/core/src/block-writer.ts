@@ -19,20 +19,27 @@ export class BlockWriter {
     private readonly fh: fs.promises.FileHandle,
     private direct: fs.promises.FileHandle | undefined,
     private readBack: ((head: Uint8Array) => boolean) | undefined,
+    private readonly inline = false,
   ) {}
 
   /**
-   * A writer on `fh` (the file's page-cache handle, which the caller keeps and closes); `direct` asks for
-   * O_DIRECT. `readBack`, asked about the first block of a download that starts at 0: true keeps the image in
-   * the page cache.
+   * A writer on `fh` (the file's page-cache handle, which the caller keeps and closes); `mode` `direct` asks
+   * for O_DIRECT, `inline` writes through the page cache on the calling thread. `readBack`, asked about the
+   * first block of a direct download that starts at 0: true keeps the image in the page cache.
+   *
+   * Inline is for small images: a block of a few hundred KiB is copied into the page cache in well under a
+   * millisecond, less than a round trip through libuv's pool costs in wake-ups (a fresh process's first 8 MiB
+   * miss: download stage 18-19 ms inline against 25-27 ms through the pool, 8 alternating runs).
    */
   static async open(
     fh: fs.promises.FileHandle,
     file: string,
-    direct: boolean,
+    mode: 'direct' | 'buffered' | 'inline',
     readBack?: (head: Uint8Array) => boolean,
   ): Promise<BlockWriter> {
-    if (!direct || fs.constants.O_DIRECT === undefined) return new BlockWriter(fh, undefined, undefined);
+    if (mode === 'inline') return new BlockWriter(fh, undefined, undefined, true);
+    if (mode === 'buffered' || fs.constants.O_DIRECT === undefined)
+      return new BlockWriter(fh, undefined, undefined);
     try {
       const d = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
       return new BlockWriter(fh, d, readBack);
@@ -64,7 +71,8 @@ export class BlockWriter {
         await this.stopDirect();
       }
     }
-    await writeAll(this.fh, block, done, len, at);
+    if (this.inline) writeAllNow(this.fh.fd, block, done, len, at);
+    else await writeAll(this.fh, block, done, len, at);
   }
 
   /** Closes the O_DIRECT handle (the page-cache one is the caller's). */
@@ -76,6 +84,15 @@ export class BlockWriter {
     const d = this.direct;
     this.direct = undefined;
     await d?.close();
+  }
+}
+
+/** writeAll on this thread. */
+function writeAllNow(fd: number, block: Uint8Array, from: number, to: number, at: number): void {
+  for (let done = from; done < to;) {
+    const n = fs.writeSync(fd, block, done, to - done, at + done);
+    if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO', syscall: 'write' });
+    done += n;
   }
 }
 

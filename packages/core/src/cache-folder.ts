@@ -55,20 +55,21 @@ export class CacheFolder {
     return this.ready;
   }
 
+  /**
+   * On this thread: a handful of system calls on folders, once per process, where each round trip through
+   * libuv's pool cost a fresh process's first fetch 50-90 us of wake-ups (the set-up ended 1.5 ms after the HEAD
+   * it runs beside).
+   */
   private async create(): Promise<void> {
     try {
-      await fs.promises.mkdir(this.masterDir, { recursive: true, mode: 0o755 });
-      // Side by side: each is a round trip through libuv's pool, paid by a fresh process's first fetch.
-      const mkdir = (dir: string) => fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
-      await Promise.all([
-        mkdir(this.workDir).then(() => fs.promises.chmod(this.workDir, 0o700)),
-        mkdir(this.lockDir),
-        mkdir(this.metaDir),
-      ]);
+      fs.mkdirSync(this.masterDir, { recursive: true, mode: 0o755 });
+      for (const dir of [this.workDir, this.lockDir, this.metaDir])
+        fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      fs.chmodSync(this.workDir, 0o700);
       // The probe lives among the metadata: the work area is swept by other processes starting meanwhile.
       const probe = path.join(this.metaDir, `.probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
-      await fs.promises.writeFile(probe, '');
-      await fs.promises.rm(probe, { force: true });
+      fs.writeFileSync(probe, '');
+      fs.unlinkSync(probe);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new CacheFolderUnusable(`cache folder ${this.masterDir} is not usable: ${e.code ?? e.message}`, {

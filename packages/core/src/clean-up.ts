@@ -237,7 +237,7 @@ function finishEviction(masterDir: string, aside: string, name: string): boolean
  * One unlink(2): `fs.rmSync` would lstat first and go through its recursive remover, a third more system calls
  * per master when 10,000 go at once.
  */
-function unlinkIfThere(file: string): void {
+export function unlinkIfThere(file: string): void {
   try {
     fs.unlinkSync(file);
   } catch (err) {

@@ -27,8 +27,9 @@ const SMALL_BLOCK_SIZE = 256 << 10;
 const POOL_SIZE = 4;
 /**
  * Images announced up to this size are small: smaller blocks, written through the page cache (where their
- * reader finds them; a disk round trip per block would cost more than the copy). Bigger ones, or of unknown
- * size, are written straight to the disk where the filesystem allows (see BlockWriter).
+ * reader finds them; a disk round trip per block would cost more than the copy) on this thread (see
+ * BlockWriter's `inline`). Bigger ones, or of unknown size, are written straight to the disk where the
+ * filesystem allows.
  */
 const SMALL_IMAGE_MAX_BYTES = 64 << 20;
 
@@ -113,7 +114,7 @@ export async function downloadTo(
     writer = await BlockWriter.open(
       fh,
       file,
-      (opts.direct ?? true) && !small && !readBack,
+      small ? 'inline' : (opts.direct ?? true) && !readBack ? 'direct' : 'buffered',
       typeof opts.readBack === 'function' ? opts.readBack : undefined,
     );
     if (resumable) size = await hashExisting(fh, hasher);

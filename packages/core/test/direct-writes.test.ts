@@ -86,7 +86,7 @@ describe('BlockWriter', () => {
   it('writes what O_DIRECT refuses through the page cache, from that block on', async () => {
     const file = path.join(tmpDir('imagecache-writer-'), 'image');
     const fh = await fs.promises.open(file, 'w');
-    const writer = await BlockWriter.open(fh, file, true);
+    const writer = await BlockWriter.open(fh, file, 'direct');
     expect(writer.isDirect).toBe(true);
     const { blocks, aligned } = allocBlocks(2, MiB, true);
     expect(aligned).toBe(true);
@@ -110,7 +110,12 @@ describe('BlockWriter', () => {
     const file = path.join(tmpDir('imagecache-writer-'), 'image');
     const fh = await fs.promises.open(file, 'w');
     const heads: number[] = [];
-    const writer = await BlockWriter.open(fh, file, true, (head) => (heads.push(head[0]!), head[0] === 0x51));
+    const writer = await BlockWriter.open(
+      fh,
+      file,
+      'direct',
+      (head) => (heads.push(head[0]!), head[0] === 0x51),
+    );
     const { blocks, aligned } = allocBlocks(2, MiB, true);
     const [a, b] = [blocks[0]!.fill(0x51), blocks[1]!.fill(2)];
     await writer.write(a, MiB, 0, aligned);
@@ -125,11 +130,26 @@ describe('BlockWriter', () => {
   it('writes through the page cache when not asked for O_DIRECT', async () => {
     const file = path.join(tmpDir('imagecache-writer-'), 'image');
     const fh = await fs.promises.open(file, 'w');
-    const writer = await BlockWriter.open(fh, file, false);
+    const writer = await BlockWriter.open(fh, file, 'buffered');
     expect(writer.isDirect).toBe(false);
     await writer.write(Buffer.alloc(8192, 5), 8192, 0, true);
     await writer.close();
     await fh.close();
     expect(cached(file)).toBe(8192);
+  });
+
+  it('writes inline on the calling thread: a block is in the file when write() returns, before any await', async () => {
+    const file = path.join(tmpDir('imagecache-writer-'), 'image');
+    const fh = await fs.promises.open(file, 'w');
+    const writer = await BlockWriter.open(fh, file, 'inline');
+    expect(writer.isDirect).toBe(false);
+    const block = randomBytes(256 * 1024);
+    const pending = writer.write(block, 100_000, 4096, false);
+    // Nothing has had a turn of the event loop: a write through libuv's pool could not have landed yet.
+    expect(fs.readFileSync(file).subarray(4096).equals(block.subarray(0, 100_000))).toBe(true);
+    await pending;
+    await writer.close();
+    await fh.close();
+    expect(fs.statSync(file).size).toBe(104_096);
   });
 });

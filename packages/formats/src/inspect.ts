@@ -1,5 +1,5 @@
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { ImageCacheError, InvalidImage, OperationAborted } from '@imagecache/errors';
 import { detectIso, detectPartitionTable } from './formats/disk';
 import { detectQcow2 } from './formats/qcow2';
@@ -42,12 +42,12 @@ export async function inspectFormat(
   const { signal } = opts;
   const aborted = () => new OperationAborted('image inspection aborted', { cause: signal?.reason });
   if (signal?.aborted) throw aborted();
-  let fh: FileHandle;
-  const owned = typeof file === 'string';
+  // A path is opened, read and closed on this thread (see BoundedReader): a handful of system calls.
+  let fd: number | FileHandle;
   if (typeof file === 'string') {
     try {
       // O_NONBLOCK: opening a FIFO must not hang; it is refused below as not a regular file.
-      fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+      fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
       throw new InvalidImage(
         `cannot open the image: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
@@ -58,17 +58,21 @@ export async function inspectFormat(
       );
     }
   } else {
-    fh = file;
+    fd = file;
   }
   try {
-    let st: import('node:fs').Stats;
+    let st: Stats;
     try {
-      st = await fh.stat();
+      st = typeof fd === 'number' ? fstatSync(fd) : await fd.stat();
     } catch (err) {
       throw new InvalidImage(`cannot stat the image: ${(err as Error).message}`, { cause: err });
     }
-    if (!st.isFile()) throw new InvalidImage('the image is not a regular file', owned ? { path: file } : {});
-    const reader = new BoundedReader(fh, st.size, signal);
+    if (!st.isFile())
+      throw new InvalidImage(
+        'the image is not a regular file',
+        typeof file === 'string' ? { path: file } : {},
+      );
+    const reader = new BoundedReader(fd, st.size, signal);
     const found: Detection[] = [];
     for (const detect of DETECTORS) {
       const d = await detect(reader);
@@ -83,7 +87,13 @@ export async function inspectFormat(
       cause: err,
     });
   } finally {
-    if (owned) await fh.close().catch(() => undefined);
+    if (typeof fd === 'number') {
+      try {
+        closeSync(fd);
+      } catch {
+        // nothing to do: the inspection's answer stands
+      }
+    }
   }
 }
 

@@ -7,13 +7,13 @@ export const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
 /** True when the file starts with the zstd frame magic (spec.md §4). */
 export async function isZstd(file: string): Promise<boolean> {
-  const fh = await fs.promises.open(file, 'r');
+  // Four bytes: read on this thread (see BoundedReader).
+  const fd = fs.openSync(file, 'r');
   try {
     const head = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(head, 0, 4, 0);
-    return bytesRead === 4 && head.equals(ZSTD_MAGIC);
+    return fs.readSync(fd, head, 0, 4, 0) === 4 && head.equals(ZSTD_MAGIC);
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 
