@@ -94,7 +94,7 @@ export async function downloadTo(
   opts: DownloadOptions,
 ): Promise<Downloaded> {
   const statePath = file + '.state.json';
-  const previous = await readState(statePath);
+  const previous = readState(statePath);
   const algos = [...new Set(opts.algos)].sort().join(',');
   const resumable = previous?.href === source.safeHref && previous.algos === algos && previous.validator;
   const fh = await fs.promises.open(
@@ -133,7 +133,7 @@ export async function downloadTo(
         const body = await source.open({ signal: opts.signal, offset: size, validator });
         if (validator === undefined || body.start !== size) {
           validator = body.info.validator;
-          await writeState(statePath, { href: source.safeHref, algos, validator });
+          writeState(statePath, { href: source.safeHref, algos, validator });
         }
         if (body.start !== size) {
           // The server ignored the Range (or the image changed): start over.
@@ -293,16 +293,18 @@ async function hashExisting(fh: fs.promises.FileHandle, hasher: Hashers): Promis
   }
 }
 
-async function readState(file: string): Promise<PartialState | undefined> {
+// The partial download's state is a few hundred bytes beside it: read and written on this thread (README, "How
+// it behaves": small metadata files stay off libuv's pool).
+function readState(file: string): PartialState | undefined {
   try {
-    return JSON.parse(await fs.promises.readFile(file, 'utf8')) as PartialState;
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as PartialState;
   } catch {
     return undefined;
   }
 }
 
-async function writeState(file: string, state: PartialState): Promise<void> {
-  await fs.promises.writeFile(file, JSON.stringify(state));
+function writeState(file: string, state: PartialState): void {
+  fs.writeFileSync(file, JSON.stringify(state));
 }
 
 function asError(err: unknown, source: ImageSource, signal?: AbortSignal): ImageCacheError {

@@ -46,7 +46,9 @@ export class FailureNotes {
     const file = this.file(name);
     let note: Note;
     try {
-      note = JSON.parse(await fs.promises.readFile(file, 'utf8')) as Note;
+      // On this thread, as the engine's other small metadata files (README, "How it behaves"): nearly always
+      // absent, one failed open(2).
+      note = JSON.parse(fs.readFileSync(file, 'utf8')) as Note;
     } catch {
       return undefined;
     }
@@ -65,7 +67,11 @@ export class FailureNotes {
 
   /** A download of `name` succeeded: its old failure no longer speaks for it. */
   async clear(name: string): Promise<void> {
-    await fs.promises.rm(this.file(name), { force: true });
+    try {
+      fs.unlinkSync(this.file(name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 
   private file(name: string): string {

@@ -697,7 +697,7 @@ export class ImageCache implements CacheHandle {
     const room = await this.room('declared', ctx.info.size, href);
     run.reservation = room.reservation;
     // A partial download kept by an earlier attempt is continued: its bytes are already counted as used.
-    const partial = (await fs.promises.stat(file).catch(() => undefined))?.size ?? 0;
+    const partial = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
     const bound = byteBound(room.budget, 'body', maxWriteBytes(room.budget) + partial, href);
     const expected = await this.expectedChecksum(ctx, run.signal);
     const vouched = this.vouchedChecksum(ctx);
@@ -967,7 +967,7 @@ export class ImageCache implements CacheHandle {
    * and a verified download replaces it atomically anyway.
    */
   private async removeStaleMaster(ctx: FetchContext): Promise<void> {
-    const master = await fs.promises.stat(ctx.masterPath).catch(() => undefined);
+    const master = fs.statSync(ctx.masterPath, { throwIfNoEntry: false });
     if (!master || isMasterFresh(ctx.info, master)) return;
     this.logger.info({ cache: this.name, master: ctx.name }, 'master is stale: fetching it again');
     await fs.promises.rm(ctx.masterPath, { force: true });

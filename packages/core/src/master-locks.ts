@@ -73,7 +73,13 @@ export class FolderLocks {
 
   /** Names whose lock folder exists right now (held by some process), read in one directory listing. */
   async heldNames(): Promise<Set<string>> {
-    const entries = await fs.promises.readdir(this.lockDir).catch(() => [] as string[]);
+    // A lock folder per lock held right now: a short listing, on this thread.
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.lockDir);
+    } catch {
+      entries = [];
+    }
     return new Set(
       entries.filter((e) => e.endsWith(LOCK_SUFFIX)).map((e) => e.slice(0, -LOCK_SUFFIX.length)),
     );

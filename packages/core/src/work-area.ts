@@ -31,7 +31,7 @@ export class WorkArea {
   /** The folder for work on master `name` (created if missing). Call it holding the master's lock. */
   async open(name: string): Promise<string> {
     const dir = path.join(this.folder.workDir, name + WORK_SUFFIX);
-    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return dir;
   }
 
@@ -72,7 +72,14 @@ export class WorkArea {
       });
       if (gone) swept++;
     };
-    for (const entry of await fs.promises.readdir(this.folder.workDir).catch(() => [] as string[])) {
+    // Work in progress and masters being evicted: a short listing, on this thread.
+    let work: string[];
+    try {
+      work = fs.readdirSync(this.folder.workDir);
+    } catch {
+      work = [];
+    }
+    for (const entry of work) {
       const p = path.join(this.folder.workDir, entry);
       // Anything else in the private work area is no work of this version's: it goes at once.
       if (!entry.endsWith(WORK_SUFFIX) && !parseEvicting(entry)) {
