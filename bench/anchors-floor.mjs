@@ -140,6 +140,8 @@ function cleanUp(dir, { ttlS, size, guarded, aside }) {
   return fs.readdirSync(dir).length;
 }
 
+const rssBeforeKb = rssKb();
+
 function record(kind, fields, cpu0) {
   const cpu = process.cpuUsage(cpu0);
   const rec = {
@@ -150,6 +152,7 @@ function record(kind, fields, cpu0) {
     warmup: IS_WARMUP === '1',
     ts: Date.now() / 1000,
     ...fields,
+    rss_before_kb: rssBeforeKb,
     cpu_user_s: cpu.user / 1e6,
     cpu_sys_s: cpu.system / 1e6,
     peak_rss_kb: Math.max(rssKb(), hwmKb()),
