@@ -13,7 +13,8 @@
 //   concurrent8   cold_raw1g once, then 8 destinations linked to the master.
 //   cleanup_*     Ironic's clean-up in Node: readdir, lstat each, unlink what is old or over size (kind
 //                 "node-floor"); then the same with the spec's never-evict-a-linked-master guarantee, done as the
-//                 engine does it: rename aside, lstat after, unlink (kind "node-floor-guarded").
+//                 engine does it: rename aside, lstat after, unlink, one master at a time without the engine's
+//                 5 ms wait for links in flight (kind "node-floor-guarded").
 // Env (set by run-anchors.sh): CASE ROUND IS_WARMUP URL IMAGES WORK RESULTS.
 import { spawnSync, execSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
