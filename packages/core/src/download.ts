@@ -13,6 +13,7 @@ import { isBlockReadable, type ByteSink, type ImageSource } from '@imagecache/so
 import { allocBlocks, type Blocks } from './block-memory';
 import { BlockWriter, DIRECT_ALIGNMENT } from './block-writer';
 import type { Logger } from './logger';
+import { readJsonOrUndefined } from './metadata-io';
 
 /**
  * Socket chunks are gathered into blocks this big before one write each. Small, because each block is fresh
@@ -94,7 +95,7 @@ export async function downloadTo(
   opts: DownloadOptions,
 ): Promise<Downloaded> {
   const statePath = file + '.state.json';
-  const previous = readState(statePath);
+  const previous = readJsonOrUndefined<PartialState>(statePath);
   const algos = [...new Set(opts.algos)].sort().join(',');
   const resumable = previous?.href === source.safeHref && previous.algos === algos && previous.validator;
   const fh = await fs.promises.open(
@@ -293,16 +294,8 @@ async function hashExisting(fh: fs.promises.FileHandle, hasher: Hashers): Promis
   }
 }
 
-// The partial download's state is a few hundred bytes beside it: read and written on this thread (README, "How
-// it behaves": small metadata files stay off libuv's pool).
-function readState(file: string): PartialState | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as PartialState;
-  } catch {
-    return undefined;
-  }
-}
-
+// The partial download's state is a few hundred bytes beside it: written on this thread, as it is read
+// (metadata-io.ts).
 function writeState(file: string, state: PartialState): void {
   fs.writeFileSync(file, JSON.stringify(state));
 }

@@ -6,6 +6,7 @@ import {
   type ImageCacheError,
   type SerializedError,
 } from '@imagecache/errors';
+import { readJsonOrUndefined, unlinkIfThere } from './metadata-io';
 
 const SUFFIX = '.failed';
 /** A note older than this is ignored (and removed): it speaks for the download that just ended, not for later. */
@@ -44,14 +45,9 @@ export class FailureNotes {
    */
   async since(name: string, since: number): Promise<ImageCacheError | undefined> {
     const file = this.file(name);
-    let note: Note;
-    try {
-      // On this thread, as the engine's other small metadata files (README, "How it behaves"): nearly always
-      // absent, one failed open(2).
-      note = JSON.parse(fs.readFileSync(file, 'utf8')) as Note;
-    } catch {
-      return undefined;
-    }
+    // Nearly always absent: one failed open(2), on this thread (metadata-io.ts).
+    const note = readJsonOrUndefined<Note>(file);
+    if (!note) return undefined;
     if (!(note.at >= since) || Date.now() - note.at > FAILURE_NOTE_MS) {
       if (Date.now() - note.at > FAILURE_NOTE_MS) await fs.promises.rm(file, { force: true });
       return undefined;
@@ -67,11 +63,7 @@ export class FailureNotes {
 
   /** A download of `name` succeeded: its old failure no longer speaks for it. */
   async clear(name: string): Promise<void> {
-    try {
-      fs.unlinkSync(this.file(name));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    unlinkIfThere(this.file(name));
   }
 
   private file(name: string): string {

@@ -27,7 +27,7 @@ import {
 import type { CacheFetchOptions, CacheHandle, CacheListing } from './cache-handle';
 import { CacheFolder } from './cache-folder';
 import { CacheEvents, type CacheEventName, type CacheListener, type CacheUsage } from './cache-events';
-import { cleanUpFolder, scanFolder, unlinkIfThere, type CleanUpResult } from './clean-up';
+import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { EarlyDestination } from './early-destination';
 import { deviceOf, freeSpace } from './disk-space';
@@ -42,7 +42,7 @@ import { FailureNotes } from './failure-notes';
 import { FolderLocks } from './master-locks';
 import { DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, defaultLimiter, type ImageCacheOptions } from './options';
 import { KnownMetas } from './known-metas';
-import { lstatOrUndefined, readJsonOrUndefined } from './metadata-io';
+import { lstatOrUndefined, readJsonOrUndefined, statOrUndefined, unlinkIfThere } from './metadata-io';
 import { PinnedFolder } from './pinned-folder';
 import { placeFile, sweepPlaceTemps, type PlaceMethod } from './place-file';
 import { prepareImage, type PreparedImage } from './prepare-image';
@@ -697,7 +697,7 @@ export class ImageCache implements CacheHandle {
     const room = await this.room('declared', ctx.info.size, href);
     run.reservation = room.reservation;
     // A partial download kept by an earlier attempt is continued: its bytes are already counted as used.
-    const partial = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+    const partial = statOrUndefined(file)?.size ?? 0;
     const bound = byteBound(room.budget, 'body', maxWriteBytes(room.budget) + partial, href);
     const expected = await this.expectedChecksum(ctx, run.signal);
     const vouched = this.vouchedChecksum(ctx);
@@ -967,7 +967,7 @@ export class ImageCache implements CacheHandle {
    * and a verified download replaces it atomically anyway.
    */
   private async removeStaleMaster(ctx: FetchContext): Promise<void> {
-    const master = fs.statSync(ctx.masterPath, { throwIfNoEntry: false });
+    const master = statOrUndefined(ctx.masterPath);
     if (!master || isMasterFresh(ctx.info, master)) return;
     this.logger.info({ cache: this.name, master: ctx.name }, 'master is stale: fetching it again');
     await fs.promises.rm(ctx.masterPath, { force: true });

@@ -5,6 +5,7 @@ import { OperationAborted } from '@imagecache/errors';
 // (a CLI call, a worker's first job) paid for loading it inside the call (issue 10).
 import * as lockfile from 'proper-lockfile';
 import type { Logger } from './logger';
+import { listOrEmpty } from './metadata-io';
 
 const LOCK_SUFFIX = '.lock';
 /** A holder that stopped refreshing its lock for this long is taken as dead (its process crashed). */
@@ -73,13 +74,7 @@ export class FolderLocks {
 
   /** Names whose lock folder exists right now (held by some process), read in one directory listing. */
   async heldNames(): Promise<Set<string>> {
-    // A lock folder per lock held right now: a short listing, on this thread.
-    let entries: string[];
-    try {
-      entries = fs.readdirSync(this.lockDir);
-    } catch {
-      entries = [];
-    }
+    const entries = listOrEmpty(this.lockDir); // a lock folder per lock held right now
     return new Set(
       entries.filter((e) => e.endsWith(LOCK_SUFFIX)).map((e) => e.slice(0, -LOCK_SUFFIX.length)),
     );

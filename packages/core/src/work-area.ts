@@ -4,6 +4,7 @@ import type { CacheFolder } from './cache-folder';
 import { parseEvicting } from './clean-up';
 import type { Logger } from './logger';
 import type { FolderLocks } from './master-locks';
+import { listOrEmpty } from './metadata-io';
 
 const WORK_SUFFIX = '.work';
 /**
@@ -72,14 +73,8 @@ export class WorkArea {
       });
       if (gone) swept++;
     };
-    // Work in progress and masters being evicted: a short listing, on this thread.
-    let work: string[];
-    try {
-      work = fs.readdirSync(this.folder.workDir);
-    } catch {
-      work = [];
-    }
-    for (const entry of work) {
+    // Work in progress and masters being evicted: a short listing.
+    for (const entry of listOrEmpty(this.folder.workDir)) {
       const p = path.join(this.folder.workDir, entry);
       // Anything else in the private work area is no work of this version's: it goes at once.
       if (!entry.endsWith(WORK_SUFFIX) && !parseEvicting(entry)) {
