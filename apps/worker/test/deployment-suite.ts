@@ -12,9 +12,12 @@ import { OperationAborted } from '@imagecache/errors';
 import { ImageCacheClient, connectRedis, keys } from '@imagecache/queue';
 import {
   freePort,
+  killStarted,
   redisCli,
   redisServerAvailable,
+  settleAll,
   startImageServer,
+  track,
   type ImageServer,
 } from '@imagecache/testing';
 import {
@@ -112,18 +115,30 @@ function suite(start: () => Promise<Deployment>): void {
     deployment = await start();
     server = await startImageServer();
     setup = hostSetup({ host: HOST, redisSection: deployment.section, prefix });
-    replicas = await Promise.all([startReplica(0), startReplica(1)]);
+    // Both awaited before failing: a replica that did start is then stopped by the tear-down.
+    const started = await Promise.allSettled([startReplica(0), startReplica(1)]);
+    replicas = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
     client = new ImageCacheClient({ redis: deployment.config(prefix), pollIntervalMs: 500 });
     api = await startApi(setup.config);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
-    await api?.stop();
-    await client?.close();
-    await Promise.all(replicas.map((r) => r.stop('SIGKILL')));
-    await server?.close();
+    // Every step runs, each for 15 s at most: a set-up that failed half-way (or timed out, still starting
+    // processes) must not hold the tear-down, and nothing it started outlives the suite.
+    const stuck = await settleAll(
+      [
+        () => api?.stop(),
+        () => client?.close(),
+        ...replicas.map((r) => () => r.stop('SIGKILL')),
+        () => server?.close(),
+      ],
+      15_000,
+    );
+    await killStarted();
     await deployment?.stop();
-  });
+    if (stuck.length > 0) throw new Error(`tear-down: ${stuck.join('; ')}`);
+  }, 60_000);
 
   const workDir = () => path.join(setup.masterDir('instance'), '.imagecache-work');
 
@@ -425,10 +440,14 @@ async function getJson(url: string): Promise<{ status: number; body: unknown }> 
 /** `imagecache api` as its own process on a free port (no board auth: loopback only). */
 async function startApi(config: string): Promise<{ base: string; stop(): Promise<void> }> {
   const port = await freePort();
-  const child = spawn(
-    path.join(REPO, 'bin/imagecache'),
-    ['api', '--config', config, '--port', String(port), '--no-board-auth'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+  const child = track(
+    spawn(
+      path.join(REPO, 'bin/imagecache'),
+      ['api', '--config', config, '--port', String(port), '--no-board-auth'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ),
   );
   let out = '';
   child.stdout.on('data', (d) => (out += d));

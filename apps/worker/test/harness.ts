@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { tmpDir } from '@imagecache/testing';
+import { tmpDir, track } from '@imagecache/testing';
 
 export const REPO = path.resolve(__dirname, '../../..');
 const BIN = path.join(REPO, 'bin/imagecache');
@@ -79,10 +79,12 @@ export async function startWorker(
   args: string[] = [],
   env: Record<string, string> = {},
 ): Promise<WorkerProcess> {
-  const child = spawn(BIN, ['worker', '--config', config, '--lock-duration', '3', '--grace', '1', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
+  const child = track(
+    spawn(BIN, ['worker', '--config', config, '--lock-duration', '3', '--grace', '1', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    }),
+  );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -117,13 +119,11 @@ export function clientProcess(args: object): Promise<{
   stderr: string;
 }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [path.join(__dirname, 'fixtures/fetch-many.cjs'), JSON.stringify(args)],
-      {
+    const child = track(
+      spawn(process.execPath, [path.join(__dirname, 'fixtures/fetch-many.cjs'), JSON.stringify(args)], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, IMAGECACHE_REPO: REPO },
-      },
+      }),
     );
     let out = '';
     let err = '';
@@ -148,24 +148,26 @@ export async function startOwnRedis(
   const dir = tmpDir('imagecache-redis-');
   let child: ChildProcess;
   const start = async () => {
-    child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        // Without persistence a restart comes back empty: the jobs are lost (issue 11, R1).
-        opts.persist === false ? 'no' : 'yes',
-        '--appendfsync',
-        'always',
-        '--dir',
-        dir,
-      ],
-      { stdio: 'ignore' },
+    child = track(
+      spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--save',
+          '',
+          '--appendonly',
+          // Without persistence a restart comes back empty: the jobs are lost (issue 11, R1).
+          opts.persist === false ? 'no' : 'yes',
+          '--appendfsync',
+          'always',
+          '--dir',
+          dir,
+        ],
+        { stdio: 'ignore' },
+      ),
     );
     for (let i = 0; i < 100; i++) {
       if (spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG')

@@ -10,3 +10,4 @@ export type { RedisClusterDeployment, ClusterNodeInfo } from './redis-cluster';
 export { startRedisSentinel } from './redis-sentinel';
 export type { RedisSentinelDeployment } from './redis-sentinel';
 export { listenLocal, closeServer } from './local-server';
+export { track, killStarted, settleAll } from './processes';

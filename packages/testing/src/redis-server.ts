@@ -1,7 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { track } from './processes';
 
 /** One redis-server process (a plain server, a cluster node or a sentinel) on 127.0.0.1. */
 export interface RedisServerProcess {
@@ -19,10 +20,6 @@ export interface RedisServerProcess {
 
 /** redis-server is missing: no other port would help. */
 class NotInstalled extends Error {}
-
-/** Every process started here: killed when the test process exits, whatever way it does. */
-const started = new Set<ChildProcess>();
-let exitHook = false;
 
 /**
  * Whether `redis-server` can be run here (scripts/setup.sh installs it). Tests of real deployments skip with a
@@ -82,24 +79,14 @@ async function spawnOn(
     ],
     { stdio: 'ignore' },
   );
-  started.add(child);
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => {
-      for (const c of started) c.kill('SIGKILL');
-    });
-  }
+  track(child);
   // A redis-server that can't be run (not installed) emits 'error' and never 'exit'.
   let spawnError: Error | undefined;
   const exited = new Promise<void>((resolve) => {
-    const gone = () => {
-      started.delete(child);
-      resolve();
-    };
-    child.once('exit', gone);
+    child.once('exit', () => resolve());
     child.once('error', (err) => {
       spawnError = err;
-      gone();
+      resolve();
     });
   });
   const log = () => fs.readFileSync(logFile, { encoding: 'utf8', flag: 'a+' });
