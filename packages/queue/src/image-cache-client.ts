@@ -48,8 +48,8 @@ const CLOSE_WAIT_MS = 1000;
  */
 export const MAX_READDS = 3;
 
-/** How long an add that Redis refused (a failover under way) is tried again, at most. */
-const ADD_RETRY_MS = 10_000;
+/** How long a call's step that Redis refused (a failover under way) is tried again, at most. */
+const FAILOVER_RETRY_MS = 10_000;
 
 /** How long a "served" answer of the worker registry is reused by enqueues, ms (a miss is always read again). */
 const SERVED_CACHE_MS = 1000;
@@ -368,7 +368,8 @@ export class ImageCacheClient {
   /** Stashes a job's credentials; returns their reference and the secret (kept to add the job again). */
   private async stash(secret: JobSecret): Promise<{ ref: string; value: JobSecret } | undefined> {
     await this.ready();
-    const ref = await this.secrets.stash(secret).catch((err) => {
+    // Tried again with a fresh reference: one whose answer was lost expires unused (SECRET_TTL_SECONDS).
+    const ref = await this.throughFailover(() => this.secrets.stash(secret)).catch((err) => {
       throw queueUnavailable(err, describeRedis(this.options.redis));
     });
     return ref === undefined ? undefined : { ref, value: secret };
@@ -400,7 +401,8 @@ export class ImageCacheClient {
       });
     }
     try {
-      await this.addRetried(queueName, jobId, name, data, opts);
+      // Adding the same id again is a no-op in BullMQ: an add whose answer was lost is safe to repeat.
+      await this.throughFailover(() => this.queue(queueName).add(name, data, { ...opts, jobId }));
     } catch (err) {
       this.waiters.delete(jobId);
       this.recipes.drop(jobId);
@@ -410,18 +412,17 @@ export class ImageCacheClient {
   }
 
   /**
-   * Adds a job, trying again while Redis refuses it for up to ADD_RETRY_MS as long as the connection comes back
-   * (a failover under way: the old master refusing writes, the Cluster's slot moving). Adding the same id again is
-   * a no-op in BullMQ, so an add whose answer was lost is safe to repeat.
+   * Runs `step` (one safe to repeat), trying again while Redis refuses it for up to FAILOVER_RETRY_MS as long as
+   * the connection comes back: a failover under way (the old master refusing writes, a Cluster's slot moving and
+   * its nodes' connections closing: "Too many Cluster redirections") is no reason to fail a caller.
    */
-  private async addRetried(queueName: string, jobId: string, name: string, data: object, opts: JobsOptions) {
+  private async throughFailover<T>(step: () => Promise<T>): Promise<T> {
     const since = Date.now();
     for (;;) {
       try {
-        await this.queue(queueName).add(name, data, { ...opts, jobId });
-        return;
+        return await step();
       } catch (err) {
-        if (this.closed || Date.now() - since >= ADD_RETRY_MS) throw err;
+        if (this.closed || Date.now() - since >= FAILOVER_RETRY_MS) throw err;
         await new Promise((r) => setTimeout(r, 250));
         await this.ready().catch(() => {
           throw err;
@@ -663,8 +664,8 @@ export class ImageCacheClient {
   private async requireWorker(queue: string, req: { host: string; cache?: string }): Promise<void> {
     if (!(this.options.requireLiveWorker ?? true)) return;
     await this.ready();
-    let served = await this.servedQueues(false);
-    if (!served.has(queue)) served = await this.servedQueues(true);
+    let served = await this.throughFailover(() => this.servedQueues(false));
+    if (!served.has(queue)) served = await this.throughFailover(() => this.servedQueues(true));
     if (served.has(queue)) return;
     const what = req.cache === undefined ? `host ${req.host}` : `cache ${req.cache} of host ${req.host}`;
     throw new NoWorker(
