@@ -15,6 +15,8 @@ const queueName = queueNames.fetch('retry-host', 'instance');
 let server: RedisServerProcess;
 let admin: Redis;
 let worker: Worker;
+/** BullMQ never closes a connection it was given. */
+let workerConnection: Redis;
 const clients: ImageCacheClient[] = [];
 
 beforeAll(async () => {
@@ -37,8 +39,9 @@ beforeAll(async () => {
     startedAt: Date.now(),
     ttlMs: 600_000,
   });
+  workerConnection = admin.duplicate({ maxRetriesPerRequest: null });
   worker = new Worker(queueName, async (job: Job) => ({ destPath: (job.data as { dest: string }).dest }), {
-    connection: admin.duplicate({ maxRetriesPerRequest: null }),
+    connection: workerConnection,
     prefix,
   });
 });
@@ -46,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
   await worker.close();
+  workerConnection.disconnect();
   admin.disconnect();
   await server.kill();
 });
