@@ -1,4 +1,4 @@
-import type { ImageBody, ImageInfo, ImageSource, OpenOptions } from '@imagecache/sources';
+import type { ImageBody, ImageInfo, ImageSource, OpenOptions, ShowOptions } from '@imagecache/sources';
 
 /**
  * One host's master behind several peer services (one per worker replica, serving the same folders, so the same
@@ -17,7 +17,7 @@ export class ReplicaSource implements ImageSource {
     this.safeHref = replicas[0]!.safeHref;
   }
 
-  show(opts?: { signal?: AbortSignal }): Promise<ImageInfo> {
+  show(opts?: ShowOptions): Promise<ImageInfo> {
     return this.first((s) => s.show(opts), opts?.signal);
   }
 

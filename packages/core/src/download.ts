@@ -196,7 +196,7 @@ export async function downloadTo(
           { href: source.safeHref, attempt, resumeAt: size, reason: e.message },
           'download interrupted, resuming',
         );
-        await delay(opts.retryDelayMs * attempt, opts.signal);
+        await backOff(opts.retryDelayMs * attempt, opts.signal);
       }
     }
   } catch (err) {
@@ -314,7 +314,8 @@ function isLocalFsError(err: unknown): boolean {
   return syscall === 'write' || syscall === 'ftruncate' || syscall === 'open' || syscall === 'close';
 }
 
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms` before an attempt again, or less when `signal` aborts meanwhile. */
+export function backOff(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     // The listener goes with the timer: one left per attempt would pile up on a long-lived signal.
     const onAbort = () => (clearTimeout(t), resolve());

@@ -31,7 +31,7 @@ import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { EarlyDestination } from './early-destination';
 import { deviceOf, freeSpace } from './disk-space';
-import { downloadTo, type DownloadOptions, type Downloaded } from './download';
+import { backOff, downloadTo, type DownloadOptions, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
 import { FleetFlight, type FleetDownload, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
@@ -50,7 +50,7 @@ import type { FetchResult, MasterMeta } from './result';
 import type { DownloadLimiter } from './host-slots';
 import type { CacheRegistry } from './cache-registry';
 import { reservedOn, reserve, type Reservation } from './space-ledger';
-import { WorkArea } from './work-area';
+import { WORK_FILE, WorkArea } from './work-area';
 import {
   byteBound,
   checkSize,
@@ -121,6 +121,9 @@ interface DownloadPlan {
 const CLEANUP_LOCK = '.cleanup';
 /** usage() counts every file: which masters a fetch holds doesn't matter to it. */
 const NOT_BUSY: ReadonlySet<string> = new Set();
+
+/** What a cold miss knows of its image until it asks the source under its lock (coldMiss replaces it). */
+const COLD: ImageInfo = { noCache: false, immutable: false, fileName: '' };
 
 /**
  * One master folder: fetches images through it, hard-linked (or copied) to their destinations, and evicts
@@ -272,9 +275,13 @@ export class ImageCache implements CacheHandle {
     if (target.createFolder) await this.destinations.createFolder(target);
     const name = masterName(href, source.imageId, forceRaw);
     const sink: StageSink = { durations, onProgress: opts.onProgress };
-    const shown = runStage(sink, 'resolve', () => source.show({ signal: opts.signal }));
+    // No master to be fresh or not (nor a fleet that may have one): nothing to ask before the lock, and under
+    // it, the source is asked with the download itself (coldMiss).
+    // (An unusable folder reads as "no master": its set-up, below, says why.)
+    const cold = !this.fleet && !fs.existsSync(this.folder.masterPath(name));
+    const shown = cold ? undefined : runStage(sink, 'resolve', () => source.show({ signal: opts.signal }));
     // The HEAD is out: meanwhile, what a hit will need of the destination (early-destination.ts).
-    const early = EarlyDestination.look(target);
+    const early = cold ? undefined : EarlyDestination.look(target);
     try {
       // The folder's first-use set-up runs while the source is asked (a fresh process's first fetch waited
       // for one, then the other). Both settle before the fetch goes on or fails: nothing of it goes on after the
@@ -282,7 +289,7 @@ export class ImageCache implements CacheHandle {
       const [asked, setUp] = await Promise.allSettled([shown, this.ready ? undefined : this.start()]);
       if (setUp.status === 'rejected') throw setUp.reason;
       if (asked.status === 'rejected') throw asked.reason;
-      const info = asked.value;
+      const info = asked.value ?? COLD;
       const ctx: FetchContext = {
         ...sink,
         source,
@@ -297,7 +304,7 @@ export class ImageCache implements CacheHandle {
         early,
       };
 
-      if (!info.noCache) {
+      if (!cold && !info.noCache) {
         const hit = await this.tryHit(ctx);
         if (hit) return hit;
       }
@@ -311,11 +318,11 @@ export class ImageCache implements CacheHandle {
         name,
         (lost) => {
           durations.wait = performance.now() - waitStart;
-          return this.miss(ctx, lost);
+          return cold ? this.coldMiss(ctx, lost) : this.miss(ctx, lost);
         },
         opts.signal,
       );
-      if (!result.cacheHit && !info.noCache) {
+      if (!result.cacheHit && !ctx.info.noCache) {
         await runStage(sink, 'evict', () => this.cleanUpAfterMiss());
       }
       durations.total = performance.now() - started;
@@ -635,21 +642,39 @@ export class ImageCache implements CacheHandle {
   }
 
   /**
+   * A miss that saw no master before its lock asks the source now. While there is still none (nor a partial
+   * download to continue with Range), with the download's own request, once it has a download slot: an http GET
+   * whose headers are the answer, its body kept unread for the download (no HEAD first, as Ironic's cold miss).
+   * Else as any miss (another process published the master while this fetch waited: it may be a hit).
+   */
+  private async coldMiss(ctx: FetchContext, lost: AbortSignal): Promise<FetchResult> {
+    await this.throwSharedFailure(ctx);
+    // Any error here (a path through a file) means "look again the usual way", where it is reported as such.
+    const partial = path.join(this.work.dirOf(ctx.name), WORK_FILE);
+    if (!fs.existsSync(ctx.masterPath) && !fs.existsSync(partial)) return this.miss(ctx, lost, true);
+    const signal = ctx.opts.signal ? AbortSignal.any([ctx.opts.signal, lost]) : lost;
+    ctx.info = await runStage(ctx, 'resolve', () => ctx.source.show({ signal }));
+    return this.miss(ctx, lost);
+  }
+
+  /**
    * The miss path, under the master's lock (spec.md §2.8): a last look for a master, then download, verify,
    * prepare, publish and link, in a work directory of its own with a download slot and the room it needs.
+   * `unasked`: a cold miss with nothing to look at, whose source is asked with its download (coldMiss).
    */
-  private async miss(ctx: FetchContext, lost: AbortSignal): Promise<FetchResult> {
+  private async miss(ctx: FetchContext, lost: AbortSignal, unasked = false): Promise<FetchResult> {
     const run: MissRun = {
       ctx,
       signal: ctx.opts.signal ? AbortSignal.any([ctx.opts.signal, lost]) : lost,
       keep: false,
     };
-    const settled = await this.beforeMiss(run);
+    const settled = unasked ? undefined : await this.beforeMiss(run);
     if (settled) return settled;
     try {
       run.release = await this.limiter.acquire(run.signal);
+      if (unasked) ctx.info = await this.askForDownload(run);
       run.workDir = await this.work.open(ctx.name);
-      const file = path.join(run.workDir, 'image');
+      const file = path.join(run.workDir, WORK_FILE);
       const plan = await this.planDownload(run, file);
       const dl = await this.download(run, file, plan);
       const checksum = await runStage(ctx, 'verify', () => this.verify(ctx, plan, dl, run.fromFleet), {
@@ -670,6 +695,26 @@ export class ImageCache implements CacheHandle {
   }
 
   /**
+   * The source asked with the download's own request (show `forDownload`: its headers, the body kept for the
+   * download), tried again as the download would be on a transient failure: at most `downloadRetries` + 1
+   * requests, and a failure that ends them is the miss's (recorded for the fetches waiting on this master).
+   */
+  private async askForDownload(run: MissRun): Promise<ImageInfo> {
+    const { ctx, signal } = run;
+    const retries = this.options.downloadRetries ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await runStage(ctx, 'resolve', () => ctx.source.show({ signal, forDownload: true }));
+      } catch (err) {
+        const retryable =
+          err instanceof ImageCacheError && err.retryable && !(err instanceof OperationAborted);
+        if (!retryable || signal.aborted || attempt > retries) throw err;
+        await backOff((this.options.retryDelayMs ?? 1000) * attempt, signal);
+      }
+    }
+  }
+
+  /**
    * What settles a miss before any download: a master another process published while we waited (a changed
    * one is set aside here), or the failure of the download this fetch waited for (its error, not a download
    * of our own: X4). A master the source changed since is removed.
@@ -680,10 +725,15 @@ export class ImageCache implements CacheHandle {
       const hit = await this.tryHit(ctx, run.signal);
       if (hit) return hit;
     }
-    const shared = ctx.waitingSince && (await this.failures.since(ctx.name, ctx.waitingSince));
-    if (shared) throw withHref(shared, ctx.source.href);
+    await this.throwSharedFailure(ctx);
     if (!ctx.info.noCache) await this.removeStaleMaster(ctx);
     return undefined;
+  }
+
+  /** The failure of the download this fetch waited for is its own (X4): no download of its own follows. */
+  private async throwSharedFailure(ctx: FetchContext): Promise<void> {
+    const shared = ctx.waitingSince && (await this.failures.since(ctx.name, ctx.waitingSince));
+    if (shared) throw withHref(shared, ctx.source.href);
   }
 
   /**

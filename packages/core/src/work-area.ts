@@ -7,6 +7,9 @@ import type { FolderLocks } from './master-locks';
 import { listOrEmpty } from './metadata-io';
 
 const WORK_SUFFIX = '.work';
+
+/** The download's file in a master's work folder (kept there between attempts when it is to be continued). */
+export const WORK_FILE = 'image';
 /**
  * Leftovers nobody has touched for this long are removed by the sweep (spec.md §1): a partial download not
  * continued, a crashed eviction's file, Ironic's `tmp…/….part` folders and stray top-level `.part` files.
@@ -31,9 +34,14 @@ export class WorkArea {
 
   /** The folder for work on master `name` (created if missing). Call it holding the master's lock. */
   async open(name: string): Promise<string> {
-    const dir = path.join(this.folder.workDir, name + WORK_SUFFIX);
+    const dir = this.dirOf(name);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return dir;
+  }
+
+  /** The work folder of master `name` (made by `open`). */
+  dirOf(name: string): string {
+    return path.join(this.folder.workDir, name + WORK_SUFFIX);
   }
 
   /**

@@ -123,7 +123,8 @@ describe('cache events', () => {
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OperationAborted);
-    expect(stages).toEqual(['resolve', 'wait', 'download', 'verify']);
+    // A cold miss asks its source under the lock, with the download's GET.
+    expect(stages).toEqual(['wait', 'resolve', 'download', 'verify']);
     expect(masters(cache)).toEqual([]);
     expect(workLeft(cache)).toEqual([]);
     expect(fs.existsSync(dest('v'))).toBe(false);

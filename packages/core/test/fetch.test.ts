@@ -31,6 +31,9 @@ describe('fetchImage', () => {
     expect(fs.readFileSync(dest('a.img')).equals(data)).toBe(true);
     expect(ino(dest('a.img'))).toBe(ino(first.masterPath!));
     expect(fs.statSync(first.masterPath!).nlink).toBe(2);
+    // No master yet: the source was asked with the GET itself (its headers), no HEAD first, as Ironic does.
+    expect(server.count('HEAD')).toBe(0);
+    expect(first.durations.resolve).toBeGreaterThan(0);
 
     const again = await cache.fetchImage(href, dest('a.img'));
     expect(again).toMatchObject({ cacheHit: true, placedBy: 'already', bytesDownloaded: 0 });
@@ -42,6 +45,8 @@ describe('fetchImage', () => {
     });
     expect(ino(dest('b.img'))).toBe(ino(first.masterPath!));
     expect(server.count('GET')).toBe(1);
+    // A master there: each hit asks with HEAD whether it is still fresh.
+    expect(server.count('HEAD')).toBe(2);
     expect(workLeft(cache)).toEqual([]);
   });
 
@@ -240,6 +245,9 @@ describe('fetchImage', () => {
     const kept = big.length - r.bytesDownloaded;
     expect(kept).toBeGreaterThan(0);
     expect(server.requests.filter((q) => q.method === 'GET').pop()!.headers.range).toBe(`bytes=${kept}-`);
+    // The first fetch's GET and the second's ranged one: with a partial there, the second asked with HEAD first,
+    // not with a GET from byte 0 that the resume would have dropped.
+    expect(server.requests.map((q) => q.method)).toEqual(['GET', 'HEAD', 'GET']);
     expect(fs.readFileSync(dest('a')).equals(big)).toBe(true);
     expect(workLeft(cache)).toEqual([]);
   });
@@ -263,6 +271,8 @@ describe('fetchImage', () => {
       Array.from({ length: 10 }, (_, i) => cache.fetchImage(href, dest(`d${i}`))),
     );
     expect(server.count('GET', '/slow.img')).toBe(1);
+    // The nine that waited for the lock found the master under it: a HEAD each, never a GET dropped unread.
+    expect(server.count('HEAD', '/slow.img')).toBe(9);
     expect(results.filter((r) => !r.cacheHit)).toHaveLength(1);
     const inode = ino(results[0]!.masterPath!);
     for (let i = 0; i < 10; i++) expect(ino(dest(`d${i}`))).toBe(inode);

@@ -6,6 +6,7 @@ import {
   type ImageInfo,
   type ImageSource,
   type OpenOptions,
+  type ShowOptions,
 } from '@imagecache/sources';
 
 export interface PeerSourceOptions {
@@ -42,7 +43,7 @@ export class PeerSource implements ImageSource {
     this.source(); // validates the URL now (InvalidHref)
   }
 
-  async show(opts: { signal?: AbortSignal } = {}): Promise<ImageInfo> {
+  async show(opts: ShowOptions = {}): Promise<ImageInfo> {
     return this.vouched(await this.source().show(opts));
   }
 

@@ -56,4 +56,5 @@ export type {
   ImageInfo,
   ImageSource,
   OpenOptions,
+  ShowOptions,
 } from './types';

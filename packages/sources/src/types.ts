@@ -38,6 +38,15 @@ export interface ImageInfo {
   checksum?: { algo: 'md5' | 'sha256' | 'sha512'; value: string };
 }
 
+export interface ShowOptions {
+  signal?: AbortSignal;
+  /**
+   * The caller downloads next whatever the answer (a miss with no master to compare): a source that can answer
+   * with the download's own response does, and keeps it for `open()` (http: the GET's headers, no HEAD first).
+   */
+  forDownload?: boolean;
+}
+
 export interface OpenOptions {
   signal?: AbortSignal;
   /** Resume from this byte offset (Range), validated with `validator` through If-Range. */
@@ -64,10 +73,11 @@ export interface ImageSource {
   readonly safeHref: string;
   /** Image-service id when the href names one; undefined for URL-named images. */
   readonly imageId?: string;
-  show(opts?: { signal?: AbortSignal }): Promise<ImageInfo>;
+  show(opts?: ShowOptions): Promise<ImageInfo>;
   open(opts?: OpenOptions): Promise<ImageBody>;
   /**
-   * Releases what `show()` may hold for a following `open()` (an http GET made because HEAD was refused).
+   * Releases what `show()` may hold for a following `open()` (an http GET made for a download, or because HEAD
+   * was refused).
    * Optional to call: such a response is dropped by itself after a few seconds.
    */
   close?(): void;

@@ -28,6 +28,8 @@ export interface Route {
   ranges?: boolean;
   /** Delay before answering, ms. */
   delayMs?: number;
+  /** Delay between a GET's headers (sent at once) and its body, ms. */
+  bodyDelayMs?: number;
 }
 
 export interface LoggedRequest {
@@ -121,6 +123,14 @@ function serve(req: http.IncomingMessage, res: http.ServerResponse, route: Route
     res.end(status >= 300 && !isHead ? 'error' : undefined);
     return;
   }
+  if (route.bodyDelayMs) {
+    res.flushHeaders();
+    setTimeout(() => sendBody(res, route, start, end), route.bodyDelayMs);
+  } else sendBody(res, route, start, end);
+}
+
+function sendBody(res: http.ServerResponse, route: Route, start: number, end: number): void {
+  if (res.destroyed) return;
   const stream = route.file
     ? fs.createReadStream(route.file, { start, end, highWaterMark: 1 << 20 })
     : Readable.from([Buffer.from(route.body ?? '').subarray(start, end + 1)]);

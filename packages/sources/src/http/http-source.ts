@@ -2,7 +2,7 @@ import { ImageDownloadFailed, redactHref, UsageError } from '@imagecache/errors'
 import { checkHrefText, invalidHref, safeHrefOf } from '../href';
 import { parseHttpDate } from '../http-date';
 import { resolveHttpOptions, type ResolvedHttpOptions, type SourceOptions } from '../options';
-import type { ImageAuth, ImageBody, ImageInfo, ImageSource, OpenOptions } from '../types';
+import type { ImageAuth, ImageBody, ImageInfo, ImageSource, OpenOptions, ShowOptions } from '../types';
 import { dispatchersFor, type Dispatchers } from './dispatchers';
 import { isOk, labelOf, requestFollowing } from './client';
 import {
@@ -16,7 +16,7 @@ import {
 import { rangedGet } from './ranged-get';
 import { statusError } from './status';
 
-/** How long a GET made by show() (HEAD refused) waits for open() before it is dropped. */
+/** How long a GET made by show() (for a download, or HEAD refused) waits for open() before it is dropped. */
 export const KEPT_RESPONSE_MS = 10_000;
 
 /** HEAD answers after which show() asks with a GET instead (some servers, and presigned URLs, refuse HEAD). */
@@ -30,7 +30,7 @@ interface KeptResponse {
 
 /**
  * An http(s) image. `show()` asks with HEAD (redirects followed), falling back to a GET whose response is kept
- * for the next `open()`; `open()` streams a GET, resuming with Range + If-Range when given an offset and a
+ * for the next `open()` (and asks with that GET at once when told a download follows); `open()` streams a GET, resuming with Range + If-Range when given an offset and a
  * validator. Every failure is a typed error whose message holds no credential.
  */
 export class HttpSource implements ImageSource {
@@ -67,16 +67,19 @@ export class HttpSource implements ImageSource {
     this.ctx = contextFor(this.safeHref, this.options);
   }
 
-  async show(opts: { signal?: AbortSignal } = {}): Promise<ImageInfo> {
+  async show(opts: ShowOptions = {}): Promise<ImageInfo> {
     this.close();
-    const head = await this.request('HEAD', {}, opts.signal);
-    if (isOk(head.status)) {
-      const info = this.infoFrom(head);
-      // A HEAD without a usable Content-Length (absent, or 0 from servers that don't compute it for HEAD).
-      if (info.size) return info;
-    } else if (!HEAD_REFUSED.has(head.status)) {
-      throw statusError('HEAD', labelOf(head.url), head, this.safeHref);
+    if (!opts.forDownload) {
+      const head = await this.request('HEAD', {}, opts.signal);
+      if (isOk(head.status)) {
+        const info = this.infoFrom(head);
+        // A HEAD without a usable Content-Length (absent, or 0 from servers that don't compute it for HEAD).
+        if (info.size) return info;
+      } else if (!HEAD_REFUSED.has(head.status)) {
+        throw statusError('HEAD', labelOf(head.url), head, this.safeHref);
+      }
     }
+    // The GET's own headers, its body kept unread for open(): a download asks once, as Ironic's cold miss does.
     const res = await this.request('GET', {}, opts.signal);
     if (!isOk(res.status) || !res.body || res.status === 206) {
       res.body?.destroy();
