@@ -79,6 +79,22 @@ describe('show()', () => {
     expect(server.count('GET', '/nohead')).toBe(1);
   });
 
+  it('asks with the GET alone when told a download follows (forDownload): its headers, its body for open()', async () => {
+    server.route('/cold', { body, lastModified: modified, etag: '"c1"' });
+    const source = await resolveSource(server.url('/cold'));
+    const info = await source.show({ forDownload: true });
+    expect(info).toMatchObject({ size: body.length, updatedAt: modified, validator: '"c1"', noCache: false });
+    const opened = await source.open();
+    expect((await readAll(opened.stream)).equals(body)).toBe(true);
+    expect(server.count('HEAD', '/cold')).toBe(0);
+    expect(server.count('GET', '/cold')).toBe(1);
+    // An error status is the GET's, mapped as any.
+    server.route('/cold-gone', { status: 404 });
+    const gone = await resolveSource(server.url('/cold-gone'));
+    expect(await caught(gone.show({ forDownload: true }))).toBeInstanceOf(ImageNotFound);
+    expect(server.count('HEAD', '/cold-gone')).toBe(0);
+  });
+
   it('uses the GET when HEAD is answered 501', async () => {
     server.route('/head501', { body, headStatus: 501 });
     const source = await resolveSource(server.url('/head501'));
