@@ -39,6 +39,8 @@ export interface CleanUpPlan {
   amount?: number;
   /** Masters a fetch holds the lock of right now: never candidates. */
   busy: ReadonlySet<string>;
+  /** The folder's entries when the caller has just listed it (a name gone since is skipped). */
+  entries?: readonly fs.Dirent[];
   now: number;
   logger: Logger;
 }
@@ -72,8 +74,9 @@ export async function scanFolder(
   masterDir: string,
   metaDir: string,
   busy: ReadonlySet<string>,
+  listed?: readonly fs.Dirent[],
 ): Promise<FolderScan> {
-  const entries = await fs.promises.readdir(masterDir, { withFileTypes: true });
+  const entries = listed ?? (await fs.promises.readdir(masterDir, { withFileTypes: true }));
   const metas = new Set(await fs.promises.readdir(metaDir).catch(() => [] as string[]));
   const candidates: Candidate[] = [];
   const foreign: string[] = [];
@@ -112,7 +115,7 @@ export async function scanFolder(
  */
 export async function cleanUpFolder(plan: CleanUpPlan): Promise<FolderCleanUp> {
   const { masterDir, logger } = plan;
-  const scan = await scanFolder(masterDir, plan.metaDir, plan.busy);
+  const scan = await scanFolder(masterDir, plan.metaDir, plan.busy, plan.entries);
   const { candidates, metas, foreign } = scan;
   let totalSize = scan.totalSize;
   let count = scan.count;

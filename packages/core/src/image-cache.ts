@@ -338,8 +338,11 @@ export class ImageCache implements CacheHandle {
   async cleanUp(amount?: number): Promise<CleanUpResult> {
     await this.start();
     return this.locks.withLock(CLEANUP_LOCK, async () => {
-      await this.work.sweep({ masterFolder: true });
+      // One listing for both: the sweep's look for leftovers (Ironic's among them) and the scan.
+      const entries = await fs.promises.readdir(this.masterDir, { withFileTypes: true });
+      await this.work.sweep({ masterEntries: entries.map((e) => e.name) });
       const { result, count } = await cleanUpFolder({
+        entries,
         masterDir: this.masterDir,
         metaDir: this.folder.metaDir,
         evictDir: this.folder.workDir,

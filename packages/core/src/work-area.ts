@@ -64,7 +64,13 @@ export class WorkArea {
    * taken with a try-lock: one another process or replica holds (it is resuming that download) is skipped,
    * and none can start on it while it goes. Returns how many went.
    */
-  async sweep(opts: { now?: number; all?: boolean; masterFolder?: boolean } = {}): Promise<number> {
+  /**
+   * `masterEntries`: the master folder's names, listed by the caller (a clean-up, which scans them next): its
+   * leftovers are swept too. A start-up (every CLI call) gives none and stays one small listing.
+   */
+  async sweep(
+    opts: { now?: number; all?: boolean; masterEntries?: readonly string[] } = {},
+  ): Promise<number> {
     const now = opts.now ?? Date.now();
     const old = async (p: string) =>
       opts.all ||
@@ -91,9 +97,7 @@ export class WorkArea {
       }
       await sweepOne(p, masterOf(entry));
     }
-    // The master folder is listed by clean-ups only: a start-up (every CLI call) stays one small listing.
-    const top = opts.masterFolder ? await fs.promises.readdir(this.folder.masterDir).catch(() => []) : [];
-    for (const entry of top) {
+    for (const entry of opts.masterEntries ?? []) {
       if (IRONIC_TMP_DIR.test(entry)) {
         const p = path.join(this.folder.masterDir, entry);
         if ((await fs.promises.lstat(p).catch(() => undefined))?.isDirectory())

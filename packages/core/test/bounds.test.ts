@@ -445,8 +445,11 @@ describe('crash leftovers are swept (issue 11 X6)', () => {
       work(resumed);
       // Another process (or replica) holds this master's lock: it is resuming that download.
       fs.mkdirSync(path.join(s.cache.folder.lockDir, `${resumed}.lock`));
-      await s.cache.cleanUp();
+      const r = await s.cache.cleanUp();
       expect(fs.readdirSync(m).filter((e) => !e.startsWith('.imagecache-'))).toEqual([young]);
+      // One listing served the sweep and the scan: what the sweep removed is not counted.
+      expect(r.foreign).toEqual([young]);
+      expect(r.totalSize).toBeLessThan(MiB);
       expect(fs.readdirSync(s.cache.folder.workDir)).toEqual([`${resumed}.work`]);
     },
   );
