@@ -195,7 +195,10 @@ describe('fetchImage', () => {
     for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(cache.folder.workDir, `leftover-${i}`), '');
     // A master there (one the source no longer has): asked with HEAD before the lock, beside the set-up (a cold
     // miss asks only once the folder is set up).
-    fs.writeFileSync(path.join(cache.masterDir, masterName(server.url('/gone.img'), undefined, false)), 'old');
+    fs.writeFileSync(
+      path.join(cache.masterDir, masterName(server.url('/gone.img'), undefined, false)),
+      'old',
+    );
     server.route('/gone.img', { status: 404 });
     await expect(cache.fetchImage(server.url('/gone.img'), dest('a'))).rejects.toBeInstanceOf(ImageNotFound);
     expect(server.count('HEAD', '/gone.img')).toBe(1);
