@@ -106,12 +106,37 @@ function suite(start: () => Promise<Deployment>): void {
   let client: ImageCacheClient;
   let api: { base: string; stop(): Promise<void> };
 
+  /** Every replica the suite started (a killed one's replacement too): their output is printed if a test fails. */
+  const everStarted: WorkerProcess[] = [];
+  let failed = false;
   const startReplica = async (i: number) => {
     metricsPorts[i] = await freePort();
-    return startWorker(setup.config, ['--metrics-port', String(metricsPorts[i])]);
+    const w = await startWorker(setup.config, ['--metrics-port', String(metricsPorts[i])]);
+    everStarted.push(w);
+    return w;
   };
+  /** `it`, noting a failure: CI's log then shows what the replicas said (starved or dead, the flake's question). */
+  const scenario = (title: string, fn: () => Promise<void>, timeout?: number) =>
+    it(
+      title,
+      () =>
+        fn().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      timeout,
+    );
 
   beforeAll(async () => {
+    try {
+      await setUp();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  }, 120_000);
+
+  const setUp = async () => {
     deployment = await start();
     server = await startImageServer();
     setup = hostSetup({ host: HOST, redisSection: deployment.section, prefix });
@@ -121,9 +146,17 @@ function suite(start: () => Promise<Deployment>): void {
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     client = new ImageCacheClient({ redis: deployment.config(prefix), pollIntervalMs: 500 });
     api = await startApi(setup.config);
-  }, 120_000);
+  };
 
   afterAll(async () => {
+    if (failed) {
+      for (const w of everStarted) {
+        const tail = w.output().split('\n').slice(-60).join('\n');
+        console.log(
+          `replica pid ${w.pid} (exit ${w.child.exitCode ?? w.child.signalCode ?? 'running'}):\n${tail}`,
+        );
+      }
+    }
     // Every step runs, each for 15 s at most: a set-up that failed half-way (or timed out, still starting
     // processes) must not hold the tear-down, and nothing it started outlives the suite.
     const stuck = await settleAll(
@@ -142,70 +175,78 @@ function suite(start: () => Promise<Deployment>): void {
 
   const workDir = () => path.join(setup.masterDir('instance'), '.imagecache-work');
 
-  it('downloads once for 8 concurrent fetches from 2 client processes; every destination is the master', async () => {
-    const data = randomBytes(4 << 20);
-    server.route('/shared.img', { body: data, lastModified: new Date(0), delayMs: 500 });
-    const common = {
-      redisConfig: deployment.config(prefix),
-      host: HOST,
-      cache: 'instance',
-      href: server.url('/shared.img'),
-    };
-    const names = Array.from({ length: 8 }, (_, i) => setup.dest(`shared-${i}`));
-    const runs = await Promise.all([
-      clientProcess({ ...common, dests: names.slice(0, 4) }),
-      clientProcess({ ...common, dests: names.slice(4) }),
-    ]);
-    const outcomes = runs.flatMap((r) => r.results);
-    expect(outcomes.filter((o) => o.error)).toEqual([]);
-    expect(server.count('GET', '/shared.img')).toBe(1);
-    expect(outcomes.filter((o) => o.ok!.cacheHit === false)).toHaveLength(1);
-    const master = outcomes[0]!.ok!.masterPath as string;
-    for (const n of names) expect(fs.statSync(n).ino).toBe(fs.statSync(master).ino);
-    expect(fs.readFileSync(names[7]!).equals(data)).toBe(true);
-  }, 30_000);
+  scenario(
+    'downloads once for 8 concurrent fetches from 2 client processes; every destination is the master',
+    async () => {
+      const data = randomBytes(4 << 20);
+      server.route('/shared.img', { body: data, lastModified: new Date(0), delayMs: 500 });
+      const common = {
+        redisConfig: deployment.config(prefix),
+        host: HOST,
+        cache: 'instance',
+        href: server.url('/shared.img'),
+      };
+      const names = Array.from({ length: 8 }, (_, i) => setup.dest(`shared-${i}`));
+      const runs = await Promise.all([
+        clientProcess({ ...common, dests: names.slice(0, 4) }),
+        clientProcess({ ...common, dests: names.slice(4) }),
+      ]);
+      const outcomes = runs.flatMap((r) => r.results);
+      expect(outcomes.filter((o) => o.error)).toEqual([]);
+      expect(server.count('GET', '/shared.img')).toBe(1);
+      expect(outcomes.filter((o) => o.ok!.cacheHit === false)).toHaveLength(1);
+      const master = outcomes[0]!.ok!.masterPath as string;
+      for (const n of names) expect(fs.statSync(n).ino).toBe(fs.statSync(master).ino);
+      expect(fs.readFileSync(names[7]!).equals(data)).toBe(true);
+    },
+    30_000,
+  );
 
-  it('finishes a download after kill -9 of the replica doing it: the other one resumes it with Range', async () => {
-    const data = randomBytes(12 << 20);
-    const route = { body: data, lastModified: new Date(0), etag: '"k1"', ranges: true };
-    server.route('/killed.img', { ...route, stallAt: 9 << 20 });
-    const fetching = clientProcess({
-      redisConfig: deployment.config(prefix),
-      host: HOST,
-      cache: 'instance',
-      href: server.url('/killed.img'),
-      dests: [setup.dest('killed')],
-    });
-    let victim: number | undefined;
-    for (let i = 0; i < 300 && !victim; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      const work = fs.readdirSync(workDir());
-      const image = work.length ? path.join(workDir(), work[0]!, 'image') : '';
-      if (image && (fs.statSync(image, { throwIfNoEntry: false })?.size ?? 0) >= 8 << 20) {
-        victim = whoHasOpen(
-          replicas.map((r) => r.pid),
-          '/image',
-        );
+  scenario(
+    'finishes a download after kill -9 of the replica doing it: the other one resumes it with Range',
+    async () => {
+      const data = randomBytes(12 << 20);
+      const route = { body: data, lastModified: new Date(0), etag: '"k1"', ranges: true };
+      server.route('/killed.img', { ...route, stallAt: 9 << 20 });
+      const fetching = clientProcess({
+        redisConfig: deployment.config(prefix),
+        host: HOST,
+        cache: 'instance',
+        href: server.url('/killed.img'),
+        dests: [setup.dest('killed')],
+      });
+      let victim: number | undefined;
+      for (let i = 0; i < 300 && !victim; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const work = fs.readdirSync(workDir());
+        const image = work.length ? path.join(workDir(), work[0]!, 'image') : '';
+        if (image && (fs.statSync(image, { throwIfNoEntry: false })?.size ?? 0) >= 8 << 20) {
+          victim = whoHasOpen(
+            replicas.map((r) => r.pid),
+            '/image',
+          );
+        }
       }
-    }
-    expect(victim).toBeDefined();
-    const i = replicas.findIndex((r) => r.pid === victim);
-    await replicas[i]!.stop('SIGKILL');
-    try {
-      server.route('/killed.img', route);
-      const { results } = await fetching;
-      expect(results[0]!.error).toBeUndefined();
-      expect(results[0]!.ok!.cacheHit).toBe(false);
-      expect(fs.readFileSync(setup.dest('killed')).equals(data)).toBe(true);
-      const gets = server.requests.filter((r) => r.method === 'GET' && r.path === '/killed.img');
-      expect(gets.at(-1)!.headers.range).toMatch(/^bytes=\d+-$/);
-      expect(fs.readdirSync(workDir())).toEqual([]);
-    } finally {
-      // Replaced whatever the outcome: the later tests need both replicas (their /readyz, a live worker through
-      // each failover), so a failure here is this test's alone.
-      replicas[i] = await startReplica(i);
-    }
-  }, 60_000);
+      expect(victim).toBeDefined();
+      const i = replicas.findIndex((r) => r.pid === victim);
+      await replicas[i]!.stop('SIGKILL');
+      try {
+        server.route('/killed.img', route);
+        const { results } = await fetching;
+        expect(results[0]!.error).toBeUndefined();
+        expect(results[0]!.ok!.cacheHit).toBe(false);
+        expect(fs.readFileSync(setup.dest('killed')).equals(data)).toBe(true);
+        const gets = server.requests.filter((r) => r.method === 'GET' && r.path === '/killed.img');
+        expect(gets.at(-1)!.headers.range).toMatch(/^bytes=\d+-$/);
+        expect(fs.readdirSync(workDir())).toEqual([]);
+      } finally {
+        // Replaced whatever the outcome: the later tests need both replicas (their /readyz, a live worker through
+        // each failover), so a failure here is this test's alone.
+        replicas[i] = await startReplica(i);
+      }
+    },
+    60_000,
+  );
 
   /** A fetch stalled mid-download, cancelled through the client: its worker hears it on the cancel channel. */
   const cancelRunningFetch = async (name: string) => {
@@ -228,27 +269,35 @@ function suite(start: () => Promise<Deployment>): void {
     expect(fs.existsSync(setup.dest(name))).toBe(false);
   };
 
-  it('cancels a running fetch: the request reaches its worker over pub/sub', async () => {
-    await cancelRunningFetch('cancelled');
-  }, 30_000);
+  scenario(
+    'cancels a running fetch: the request reaches its worker over pub/sub',
+    async () => {
+      await cancelRunningFetch('cancelled');
+    },
+    30_000,
+  );
 
-  it("serves the API's /v1/fetch and /readyz, and each worker's /readyz", async () => {
-    expect(await getJson(`${api.base}/readyz`)).toEqual({
-      status: 200,
-      body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } },
-    });
-    for (const port of metricsPorts) {
-      const r = await getJson(`http://127.0.0.1:${port}/readyz`);
-      expect(r.status).toBe(200);
-      expect(r.body).toMatchObject({ status: 'ok', checks: { redis: 'ok' } });
-    }
-    const data = randomBytes(1 << 20);
-    server.route('/api.img', { body: data, lastModified: new Date(0) });
-    const res = await postFetch(api.base, server.url('/api.img'), setup.dest('api'));
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ cacheHit: false, size: data.length });
-    expect(fs.readFileSync(setup.dest('api')).equals(data)).toBe(true);
-  }, 30_000);
+  scenario(
+    "serves the API's /v1/fetch and /readyz, and each worker's /readyz",
+    async () => {
+      expect(await getJson(`${api.base}/readyz`)).toEqual({
+        status: 200,
+        body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } },
+      });
+      for (const port of metricsPorts) {
+        const r = await getJson(`http://127.0.0.1:${port}/readyz`);
+        expect(r.status).toBe(200);
+        expect(r.body).toMatchObject({ status: 'ok', checks: { redis: 'ok' } });
+      }
+      const data = randomBytes(1 << 20);
+      server.route('/api.img', { body: data, lastModified: new Date(0) });
+      const res = await postFetch(api.base, server.url('/api.img'), setup.dest('api'));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ cacheHit: false, size: data.length });
+      expect(fs.readFileSync(setup.dest('api')).equals(data)).toBe(true);
+    },
+    30_000,
+  );
 
   /**
    * A run of 12 fetches (each image answered after 1 s, asked 250 ms apart: jobs waiting, running and finishing
@@ -366,61 +415,73 @@ function suite(start: () => Promise<Deployment>): void {
     };
   };
 
-  it('loses no job and hangs no caller when the master is killed (kill -9) in the middle of a run', async () => {
-    // A job (with credentials) added just before the kill, after the replicas were cut off: Redis loses it, and
-    // its credentials, for certain; delayed, so no worker takes it from the old master.
-    const lost = { name: 'kill-lost', data: randomBytes(1 << 20) };
-    server.route(`/${lost.name}.img`, { body: lost.data, lastModified: new Date(0) });
-    let lostCall: Promise<unknown> | undefined;
-    let lostId = '';
-    let killedAt = 0;
-    await runThrough('kill', async () => {
-      const rejoin = await deployment.cutReplicas(prefix);
-      try {
-        ({ jobId: lostId } = await client.enqueueFetch({
-          host: HOST,
-          cache: 'instance',
-          href: server.url(`/${lost.name}.img`),
-          auth: { type: 'bearer', token: 'lost-token-7e1f' },
-          dest: setup.dest(lost.name),
-          jobOptions: { delay: 1000 },
-        }));
-        lostCall = client.waitFor(lostId).catch((e: unknown) => e);
-        expect(await client.getJob(lostId)).toBeDefined();
-        killedAt = Date.now();
-        return await deployment.killMaster(prefix);
-      } finally {
-        rejoin();
+  scenario(
+    'loses no job and hangs no caller when the master is killed (kill -9) in the middle of a run',
+    async () => {
+      // A job (with credentials) added just before the kill, after the replicas were cut off: Redis loses it, and
+      // its credentials, for certain; delayed, so no worker takes it from the old master.
+      const lost = { name: 'kill-lost', data: randomBytes(1 << 20) };
+      server.route(`/${lost.name}.img`, { body: lost.data, lastModified: new Date(0) });
+      let lostCall: Promise<unknown> | undefined;
+      let lostId = '';
+      let killedAt = 0;
+      await runThrough('kill', async () => {
+        const rejoin = await deployment.cutReplicas(prefix);
+        try {
+          ({ jobId: lostId } = await client.enqueueFetch({
+            host: HOST,
+            cache: 'instance',
+            href: server.url(`/${lost.name}.img`),
+            auth: { type: 'bearer', token: 'lost-token-7e1f' },
+            dest: setup.dest(lost.name),
+            jobOptions: { delay: 1000 },
+          }));
+          lostCall = client.waitFor(lostId).catch((e: unknown) => e);
+          expect(await client.getJob(lostId)).toBeDefined();
+          killedAt = Date.now();
+          return await deployment.killMaster(prefix);
+        } finally {
+          rejoin();
+        }
+      });
+      // Its caller added it again (created after the kill), credentials and all: it got its result.
+      expect(await lostCall).toMatchObject({ cacheHit: false, size: lost.data.length });
+      expect((await client.getJob(lostId))?.createdAt).toBeGreaterThan(killedAt);
+      expect(fs.readFileSync(setup.dest(lost.name)).equals(lost.data)).toBe(true);
+      const gets = server.requests.filter((r) => r.method === 'GET' && r.path === `/${lost.name}.img`);
+      expect(gets.map((r) => r.headers.authorization)).toEqual(['Bearer lost-token-7e1f']);
+      // The replicas left in sync again before the next failover (as an operator would wait).
+      await deployment.inSync();
+    },
+    90_000,
+  );
+
+  scenario(
+    'loses no job and hangs no caller through a switchover (the master hands over to a replica)',
+    async () => {
+      await runThrough('switch', () => deployment.switchover(prefix));
+    },
+    90_000,
+  );
+
+  scenario(
+    'after the failover: cancels still reach the workers, the API is ready and serves',
+    async () => {
+      await cancelRunningFetch('cancelled-after');
+      let ready: { status: number; body: unknown } = { status: 0, body: undefined };
+      for (let t = 0; t < 100 && ready.status !== 200; t++) {
+        ready = await getJson(`${api.base}/readyz`).catch(() => ({ status: 0, body: undefined }));
+        if (ready.status !== 200) await new Promise((r) => setTimeout(r, 100));
       }
-    });
-    // Its caller added it again (created after the kill), credentials and all: it got its result.
-    expect(await lostCall).toMatchObject({ cacheHit: false, size: lost.data.length });
-    expect((await client.getJob(lostId))?.createdAt).toBeGreaterThan(killedAt);
-    expect(fs.readFileSync(setup.dest(lost.name)).equals(lost.data)).toBe(true);
-    const gets = server.requests.filter((r) => r.method === 'GET' && r.path === `/${lost.name}.img`);
-    expect(gets.map((r) => r.headers.authorization)).toEqual(['Bearer lost-token-7e1f']);
-    // The replicas left in sync again before the next failover (as an operator would wait).
-    await deployment.inSync();
-  }, 90_000);
-
-  it('loses no job and hangs no caller through a switchover (the master hands over to a replica)', async () => {
-    await runThrough('switch', () => deployment.switchover(prefix));
-  }, 90_000);
-
-  it('after the failover: cancels still reach the workers, the API is ready and serves', async () => {
-    await cancelRunningFetch('cancelled-after');
-    let ready: { status: number; body: unknown } = { status: 0, body: undefined };
-    for (let t = 0; t < 100 && ready.status !== 200; t++) {
-      ready = await getJson(`${api.base}/readyz`).catch(() => ({ status: 0, body: undefined }));
-      if (ready.status !== 200) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(ready).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } } });
-    const data = randomBytes(1 << 20);
-    server.route('/api-after.img', { body: data, lastModified: new Date(0) });
-    const res = await postFetch(api.base, server.url('/api-after.img'), setup.dest('api-after'));
-    expect(res.status).toBe(200);
-    expect(fs.readFileSync(setup.dest('api-after')).equals(data)).toBe(true);
-  }, 30_000);
+      expect(ready).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'ok', workers: 'ok' } } });
+      const data = randomBytes(1 << 20);
+      server.route('/api-after.img', { body: data, lastModified: new Date(0) });
+      const res = await postFetch(api.base, server.url('/api-after.img'), setup.dest('api-after'));
+      expect(res.status).toBe(200);
+      expect(fs.readFileSync(setup.dest('api-after')).equals(data)).toBe(true);
+    },
+    30_000,
+  );
 }
 
 /** One fetch into the `instance` cache of HOST through the HTTP API at `base`. */
