@@ -191,7 +191,7 @@ export async function downloadTo(
         if (over) throw over;
         if (isLocalFsError(err)) throw err; // disk full, I/O error: the caller maps them
         const e = asError(err, source, opts.signal);
-        if (!e.retryable || e instanceof OperationAborted || attempt > opts.retries) throw e;
+        if (!worthRetrying(e, attempt, opts.retries)) throw e;
         opts.logger.warn(
           { href: source.safeHref, attempt, resumeAt: size, reason: e.message },
           'download interrupted, resuming',
@@ -312,6 +312,16 @@ function asError(err: unknown, source: ImageSource, signal?: AbortSignal): Image
 function isLocalFsError(err: unknown): boolean {
   const syscall = (err as NodeJS.ErrnoException | undefined)?.syscall;
   return syscall === 'write' || syscall === 'ftruncate' || syscall === 'open' || syscall === 'close';
+}
+
+/** Whether a source's failure on attempt `attempt` (from 1) gets another: a transient one, attempts left. */
+export function worthRetrying(err: unknown, attempt: number, retries: number): boolean {
+  return (
+    err instanceof ImageCacheError &&
+    err.retryable &&
+    !(err instanceof OperationAborted) &&
+    attempt <= retries
+  );
 }
 
 /** Waits `ms` before an attempt again, or less when `signal` aborts meanwhile. */

@@ -31,7 +31,7 @@ import { cleanUpFolder, scanFolder, type CleanUpResult } from './clean-up';
 import { DestinationPolicy, type CheckedDestination } from './destination-policy';
 import { EarlyDestination } from './early-destination';
 import { deviceOf, freeSpace } from './disk-space';
-import { backOff, downloadTo, type DownloadOptions, type Downloaded } from './download';
+import { backOff, downloadTo, worthRetrying, type DownloadOptions, type Downloaded } from './download';
 import { ProgressClock, runStage, type StageSink } from './fetch-stage';
 import { FleetFlight, type FleetDownload, type Fleet } from './fleet';
 import { isDestFresh, isMasterFresh } from './freshness';
@@ -709,9 +709,7 @@ export class ImageCache implements CacheHandle {
       try {
         return await runStage(ctx, 'resolve', () => ctx.source.show({ signal, forDownload: true }));
       } catch (err) {
-        const retryable =
-          err instanceof ImageCacheError && err.retryable && !(err instanceof OperationAborted);
-        if (!retryable || signal.aborted || attempt > retries) throw err;
+        if (signal.aborted || !worthRetrying(err, attempt, retries)) throw err;
         await backOff((this.options.retryDelayMs ?? 1000) * attempt, signal);
       }
     }
